@@ -1,0 +1,300 @@
+//! Ring-buffer records. One fixed header, one fixed payload per kind, then a
+//! variable tail. Integers are native-endian (the sensor runs on the kernel's
+//! host); strings are raw bytes, never assumed UTF-8.
+
+/// Largest path tail: PATH_MAX plus room for one more component read.
+pub const PATH_MAX: usize = 4096;
+/// Longest single path component the kernel allows.
+pub const NAME_MAX: usize = 255;
+/// Bytes of argv copied from the new process image; longer argv is truncated
+/// and flagged.
+pub const ARGV_MAX: usize = 4096;
+/// `sun_path` size of `struct sockaddr_un`.
+pub const UNIX_PATH_MAX: usize = 108;
+/// Length of `task_struct::comm`.
+pub const COMM_LEN: usize = 16;
+/// Path component depth the kernel walk follows before flagging truncation.
+pub const PATH_DEPTH_MAX: u32 = 48;
+
+/// What a record is. Fixed ids: they are the wire format.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// A successful execve/execveat.
+    Exec = 1,
+    /// A new process (not a new thread).
+    Fork = 2,
+    /// The last thread of a process exited.
+    Exit = 3,
+    /// open, openat, openat2 or creat returned.
+    Open = 4,
+    /// connect returned.
+    Connect = 5,
+    /// A cgroup directory was created.
+    CgroupMkdir = 6,
+    /// A cgroup directory was removed.
+    CgroupRmdir = 7,
+}
+
+/// Number of kinds plus one, for arrays indexed by kind id.
+pub const EVENT_KIND_SLOTS: usize = 8;
+
+impl TryFrom<u32> for EventKind {
+    type Error = u32;
+    fn try_from(v: u32) -> Result<Self, u32> {
+        Ok(match v {
+            1 => Self::Exec,
+            2 => Self::Fork,
+            3 => Self::Exit,
+            4 => Self::Open,
+            5 => Self::Connect,
+            6 => Self::CgroupMkdir,
+            7 => Self::CgroupRmdir,
+            other => return Err(other),
+        })
+    }
+}
+
+/// Common to every record: who did it, where, when.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct EventHeader {
+    /// [`EventKind`] as u32.
+    pub kind: u32,
+    /// Total record length in bytes, header and tail included.
+    pub size: u32,
+    /// `bpf_ktime_get_boot_ns()` at the event.
+    pub boot_ns: u64,
+    /// Thread id (kernel `pid`).
+    pub tid: u32,
+    /// Process id (kernel `tgid`).
+    pub pid: u32,
+    /// Real uid.
+    pub uid: u32,
+    /// Real gid.
+    pub gid: u32,
+    /// cgroup2 id of the task (inode of its cgroup2 directory).
+    pub cgroup_id: u64,
+    /// On v1/hybrid hosts, the kernfs id of the task's cgroup in the tracked
+    /// v1 hierarchy (see [`crate::KernelOffsets::v1_subsys_index`]); 0 otherwise.
+    pub cgroup_v1_id: u64,
+    /// `task_struct::comm`, NUL padded.
+    pub comm: [u8; COMM_LEN],
+}
+
+/// Flag bits shared by payloads.
+pub mod flags {
+    /// The path walk hit [`crate::PATH_DEPTH_MAX`] or the buffer end.
+    pub const PATH_TRUNCATED: u32 = 1 << 0;
+    /// argv was longer than [`crate::ARGV_MAX`].
+    pub const ARGV_TRUNCATED: u32 = 1 << 1;
+    /// The path comes from the opened file itself (not the caller's string).
+    pub const PATH_RESOLVED: u32 = 1 << 2;
+    /// The path is the caller's string joined to its cwd or dirfd path
+    /// (failed opens have no file to resolve).
+    pub const PATH_JOINED: u32 = 1 << 3;
+    /// Path components are stored leaf first, NUL separated (a kernel walk).
+    pub const PATH_COMPONENTS: u32 = 1 << 4;
+}
+
+/// Payload of [`EventKind::Exec`]. Tail: `path_len` bytes of path
+/// (components, see [`flags::PATH_COMPONENTS`]), then `argv_len` bytes of
+/// NUL-separated argv.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ExecEvent {
+    /// Process id of the parent (real_parent's tgid).
+    pub ppid: u32,
+    /// Effective uid.
+    pub euid: u32,
+    /// Effective gid.
+    pub egid: u32,
+    /// Pid as seen inside the task's own pid namespace.
+    pub ns_pid: u32,
+    /// Mount namespace inode number.
+    pub mnt_ns: u32,
+    /// Pid namespace inode number.
+    pub pid_ns: u32,
+    /// `task_struct::start_boottime` of the process (ns since boot).
+    pub start_boottime: u64,
+    /// [`flags`] bits.
+    pub flags: u32,
+    /// Length of the executable path tail.
+    pub path_len: u32,
+    /// Length of the argv tail.
+    pub argv_len: u32,
+    /// Keeps the struct 8-byte aligned.
+    pub _pad: u32,
+}
+
+/// Payload of [`EventKind::Fork`]. The header describes the child.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ForkEvent {
+    /// Parent process id.
+    pub ppid: u32,
+    /// Parent thread that forked.
+    pub parent_tid: u32,
+    /// Child `start_boottime` (ns since boot).
+    pub start_boottime: u64,
+}
+
+/// Payload of [`EventKind::Exit`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ExitEvent {
+    /// `task_struct::exit_code` (wait status encoding).
+    pub exit_code: u32,
+    /// Keeps alignment.
+    pub _pad: u32,
+    /// `start_boottime` of the exiting process, for identity.
+    pub start_boottime: u64,
+}
+
+/// Which syscall an open came through.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenSyscall {
+    /// open(2)
+    Open = 1,
+    /// openat(2)
+    Openat = 2,
+    /// openat2(2)
+    Openat2 = 3,
+    /// creat(2)
+    Creat = 4,
+}
+
+impl TryFrom<u32> for OpenSyscall {
+    type Error = u32;
+    fn try_from(v: u32) -> Result<Self, u32> {
+        Ok(match v {
+            1 => Self::Open,
+            2 => Self::Openat,
+            3 => Self::Openat2,
+            4 => Self::Creat,
+            other => return Err(other),
+        })
+    }
+}
+
+/// Payload of [`EventKind::Open`]. Tail: `rel_len` bytes of the caller's
+/// path string (failed opens only: there is no file to resolve), then
+/// `path_len` bytes of path. With [`flags::PATH_RESOLVED`] the path is the
+/// opened file's; with [`flags::PATH_JOINED`] it is the directory the
+/// caller's relative string is relative to; with neither, the caller's string
+/// was absolute and is the whole path.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct OpenEvent {
+    /// [`OpenSyscall`] as u32.
+    pub syscall: u32,
+    /// The caller's open flags (O_CREAT, O_TRUNC... included).
+    pub open_flags: u32,
+    /// The caller's mode argument.
+    pub mode: u32,
+    /// The syscall's return: a file descriptor, or a negative errno.
+    pub ret: i32,
+    /// Inode number of the opened file (0 on failure).
+    pub ino: u64,
+    /// [`flags`] bits.
+    pub flags: u32,
+    /// Length of the path tail.
+    pub path_len: u32,
+    /// Length of the caller's string before the path.
+    pub rel_len: u32,
+    /// Keeps alignment.
+    pub _pad: u32,
+}
+
+/// Payload of [`EventKind::Connect`]. Tail: `unix_path_len` bytes of
+/// `sun_path` for AF_UNIX.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectEvent {
+    /// The syscall's return (0 or a negative errno, e.g. -EINPROGRESS).
+    pub ret: i32,
+    /// File descriptor of the socket.
+    pub fd: i32,
+    /// `sa_family` of the caller's address.
+    pub family: u16,
+    /// Destination port, host byte order (0 for AF_UNIX).
+    pub port: u16,
+    /// `socket::type` (SOCK_STREAM=1, SOCK_DGRAM=2, ...), 0 when unknown.
+    pub sock_type: u16,
+    /// `sock::sk_protocol` (IPPROTO_TCP=6, IPPROTO_UDP=17, ...), 0 when unknown.
+    pub protocol: u16,
+    /// IPv4 in the first 4 bytes, or IPv6, network order.
+    pub addr: [u8; 16],
+    /// Length of the unix path tail.
+    pub unix_path_len: u32,
+    /// Keeps alignment.
+    pub _pad: u32,
+}
+
+/// Payload of [`EventKind::CgroupMkdir`] and [`EventKind::CgroupRmdir`].
+/// Tail: `path_len` bytes of the cgroup path relative to its hierarchy root.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct CgroupEvent {
+    /// kernfs id of the cgroup directory (= its inode number; for cgroup2
+    /// this equals `bpf_get_current_cgroup_id()` of tasks inside).
+    pub id: u64,
+    /// `cgroup_root::hierarchy_id`; the cgroup2 hierarchy is 0.
+    pub hierarchy_id: u32,
+    /// Depth below the hierarchy root.
+    pub level: u32,
+    /// Length of the path tail.
+    pub path_len: u32,
+    /// Keeps alignment.
+    pub _pad: u32,
+}
+
+/// Per-CPU counters of records the kernel could not hand to userspace.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LossCounters {
+    /// Ring buffer full, indexed by [`EventKind`] id.
+    pub ring_full: [u64; EVENT_KIND_SLOTS],
+    /// A kernel read failed so the record was not built, by kind.
+    pub read_error: [u64; EVENT_KIND_SLOTS],
+}
+
+/// Largest record: header, exec payload, the path and argv tails.
+pub const MAX_RECORD: usize = core::mem::size_of::<EventHeader>()
+    + core::mem::size_of::<ExecEvent>()
+    + PATH_MAX
+    + NAME_MAX
+    + 1
+    + ARGV_MAX;
+
+/// Per-CPU scratch buffer size: a power of two above [`MAX_RECORD`] plus
+/// slack so masked offsets can never index past the end.
+pub const SCRATCH_SIZE: usize = 16384;
+
+const _: () = assert!(MAX_RECORD + NAME_MAX + 1 <= SCRATCH_SIZE);
+const _: () = assert!(core::mem::size_of::<EventHeader>() == 64);
+const _: () = assert!(core::mem::size_of::<ExecEvent>() == 48);
+const _: () = assert!(core::mem::size_of::<ForkEvent>() == 16);
+const _: () = assert!(core::mem::size_of::<ExitEvent>() == 16);
+const _: () = assert!(core::mem::size_of::<OpenEvent>() == 40);
+const _: () = assert!(core::mem::size_of::<ConnectEvent>() == 40);
+const _: () = assert!(core::mem::size_of::<CgroupEvent>() == 24);
+
+/// Per-CPU record assembly area.
+#[repr(C)]
+pub struct Scratch {
+    /// The bytes; a record is built from offset 0.
+    pub buf: [u8; SCRATCH_SIZE],
+    /// Write cursor of a path walk. Kept in map memory, not a register, so
+    /// the verifier sees an unknown value each iteration and prunes states
+    /// instead of exploring every combination of component lengths.
+    pub cursor: u64,
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: plain-old-data, repr(C), no padding holes the kernel could leave
+    // uninitialised that userspace would read as meaningful.
+    unsafe impl aya::Pod for super::LossCounters {}
+}

@@ -1,0 +1,38 @@
+//! The kernel/user contract: every record the eBPF programs write to the ring
+//! buffer, the kernel offsets userspace injects before load, and the map names.
+//!
+//! Records are `#[repr(C)]` with explicit padding so both sides agree on the
+//! layout byte for byte; `layout` holds compile-time size asserts. A record is
+//! a fixed part followed by a variable tail whose lengths the fixed part gives,
+//! so small events stay small on the ring.
+#![no_std]
+#![deny(missing_docs)]
+
+pub mod event;
+pub mod filter;
+pub mod offsets;
+
+pub use event::*;
+pub use filter::*;
+pub use offsets::*;
+
+/// Bumped whenever a record layout changes; userspace refuses a mismatch.
+pub const ABI_VERSION: u32 = 1;
+
+/// Map names, shared so neither side spells them twice.
+pub mod maps {
+    /// The ring buffer carrying every event record.
+    pub const EVENTS: &str = "EVENTS";
+    /// Per-CPU array of [`crate::LossCounters`]: records the kernel could not emit.
+    pub const LOSSES: &str = "LOSSES";
+    /// Per-CPU scratch space where variable-length records are assembled.
+    pub const SCRATCH: &str = "SCRATCH";
+}
+
+/// Names of the read-only globals userspace overrides before load.
+pub mod globals {
+    /// [`crate::KernelOffsets`] computed from the running kernel's BTF.
+    pub const OFFSETS: &str = "OFFSETS";
+    /// [`crate::FilterConfig`]: what the programs emit.
+    pub const FILTER: &str = "FILTER";
+}

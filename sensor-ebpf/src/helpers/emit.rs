@@ -1,0 +1,99 @@
+//! Record assembly in per-CPU scratch memory and hand-off to the ring.
+//!
+//! Records are built in a map value (the 512-byte stack is far too small) and
+//! copied with `bpf_ringbuf_output`, which takes a variable length: small
+//! events stay small on the ring, unlike a fixed-size reserve.
+use aya_ebpf::helpers::generated::{
+    bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+    bpf_get_current_uid_gid, bpf_ktime_get_boot_ns,
+};
+use sensor_common::{EventHeader, EventKind, SCRATCH_SIZE, Scratch};
+
+use super::task;
+use crate::{
+    globals::filter,
+    maps::{EVENTS, LOSSES, SCRATCH},
+};
+
+const BPF_RB_NO_WAKEUP: u64 = 1;
+const BPF_RB_FORCE_WAKEUP: u64 = 2;
+const BPF_RB_AVAIL_DATA: u64 = 0;
+
+/// Size of the common header.
+pub const HEADER: usize = core::mem::size_of::<EventHeader>();
+
+/// This CPU's scratch area.
+#[inline(always)]
+pub fn scratch() -> Option<*mut Scratch> {
+    SCRATCH.get_ptr_mut(0)
+}
+
+/// Fills the header at the start of `s` for the current task.
+#[inline(always)]
+pub fn header(s: *mut Scratch, kind: EventKind, current: u64) {
+    // SAFETY: `s` is this CPU's scratch value; programs do not nest on a CPU
+    // for these tracepoints, so nothing else writes it meanwhile.
+    unsafe {
+        let h = (*s).buf.as_mut_ptr() as *mut EventHeader;
+        (*h).kind = kind as u32;
+        (*h).size = 0;
+        (*h).boot_ns = bpf_ktime_get_boot_ns();
+        let pid_tgid = bpf_get_current_pid_tgid();
+        (*h).tid = pid_tgid as u32;
+        (*h).pid = (pid_tgid >> 32) as u32;
+        let uid_gid = bpf_get_current_uid_gid();
+        (*h).uid = uid_gid as u32;
+        (*h).gid = (uid_gid >> 32) as u32;
+        (*h).cgroup_id = bpf_get_current_cgroup_id();
+        (*h).cgroup_v1_id = task::cgroup_v1_id(current);
+        bpf_get_current_comm((*h).comm.as_mut_ptr().cast(), (*h).comm.len() as u32);
+    }
+}
+
+/// Pointer to the payload after the header.
+#[inline(always)]
+pub fn payload<T>(s: *mut Scratch) -> *mut T {
+    // SAFETY: HEADER + size_of::<T>() is far inside the scratch buffer.
+    unsafe { (*s).buf.as_mut_ptr().add(HEADER) as *mut T }
+}
+
+/// Sends the first `len` bytes of `s` to the ring; counts the loss if full.
+#[inline(always)]
+pub fn submit(s: *mut Scratch, len: usize, kind: EventKind) {
+    // The mask is for the verifier: every record is shorter than the buffer.
+    let len = len & (SCRATCH_SIZE - 1);
+    // SAFETY: see `header`; len is within the buffer.
+    unsafe {
+        let h = (*s).buf.as_mut_ptr() as *mut EventHeader;
+        (*h).size = len as u32;
+        // Batched wakeups: only wake the reader once enough is pending; it
+        // also polls on a short timer, so a quiet ring is still drained.
+        let flags = if EVENTS.query(BPF_RB_AVAIL_DATA) >= filter!(wakeup_bytes) {
+            BPF_RB_FORCE_WAKEUP
+        } else {
+            BPF_RB_NO_WAKEUP
+        };
+        let data = core::slice::from_raw_parts((*s).buf.as_ptr(), len);
+        if EVENTS.output(data, flags).is_err() {
+            count_ring_full(kind);
+        }
+    }
+}
+
+#[inline(always)]
+fn count_ring_full(kind: EventKind) {
+    if let Some(c) = LOSSES.get_ptr_mut(0) {
+        // SAFETY: per-CPU value, index bounded by the enum.
+        unsafe { (*c).ring_full[kind as usize & 7] += 1 };
+    }
+}
+
+/// Counts a record that could not be built at all (no scratch, failed read
+/// of a field the record cannot exist without).
+#[inline(always)]
+pub fn count_read_error(kind: EventKind) {
+    if let Some(c) = LOSSES.get_ptr_mut(0) {
+        // SAFETY: as above.
+        unsafe { (*c).read_error[kind as usize & 7] += 1 };
+    }
+}

@@ -1,0 +1,19 @@
+//! Maps shared by all programs. Names are the contract in `sensor_common::maps`.
+use aya_ebpf::{
+    macros::map,
+    maps::{PerCpuArray, RingBuf},
+};
+use sensor_common::{LossCounters, Scratch};
+
+/// Default ring size; userspace resizes it before load. 8 MiB lost nothing
+/// over 200k back-to-back opens in measurements on these machines.
+const DEFAULT_RING_BYTES: u32 = 8 << 20;
+
+#[map(name = "EVENTS")]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
+
+#[map(name = "LOSSES")]
+pub static LOSSES: PerCpuArray<LossCounters> = PerCpuArray::with_max_entries(1, 0);
+
+#[map(name = "SCRATCH")]
+pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);

@@ -1,0 +1,110 @@
+//! File opens through open, openat, openat2 and creat (called from sys_exit).
+use aya_ebpf::helpers::generated::bpf_probe_read_user_str;
+use sensor_common::{EventKind, OpenEvent, OpenSyscall, PATH_MAX, flags};
+
+use super::syscall::{Args, nr};
+use crate::{
+    globals::off,
+    helpers::{
+        emit::{HEADER, count_read_error, header, payload, scratch, submit},
+        path::write_path,
+        read::{kptr, kread, uread},
+        task,
+    },
+};
+
+const AT_FDCWD: i64 = -100;
+const O_WRONLY: u32 = 0o1;
+const O_CREAT: u32 = 0o100;
+const O_TRUNC: u32 = 0o1000;
+const TAIL: usize = HEADER + core::mem::size_of::<OpenEvent>();
+
+pub fn on_exit(syscall_nr: u64, args: &Args, ret: i64) {
+    // (syscall, dirfd, user path pointer, flags, mode)
+    let (syscall, dfd, upath, open_flags, mode) = match syscall_nr {
+        nr::OPEN => (OpenSyscall::Open, AT_FDCWD, args.get(0), args.get(1) as u32, args.get(2) as u32),
+        nr::CREAT => (
+            OpenSyscall::Creat,
+            AT_FDCWD,
+            args.get(0),
+            O_CREAT | O_WRONLY | O_TRUNC,
+            args.get(1) as u32,
+        ),
+        nr::OPENAT => (
+            OpenSyscall::Openat,
+            args.get(0) as i32 as i64,
+            args.get(1),
+            args.get(2) as u32,
+            args.get(3) as u32,
+        ),
+        _ => {
+            // openat2: flags and mode live in the caller's struct open_how.
+            let how = args.get(2);
+            let f: u64 = uread(how).unwrap_or(0);
+            let m: u64 = uread(how + 8).unwrap_or(0);
+            (OpenSyscall::Openat2, args.get(0) as i32 as i64, args.get(1), f as u32, m as u32)
+        }
+    };
+
+    let current = task::current();
+    let Some(s) = scratch() else {
+        count_read_error(EventKind::Open);
+        return;
+    };
+    header(s, EventKind::Open, current);
+    let e = payload::<OpenEvent>(s);
+    let mut ino = 0u64;
+    let mut rel_len = 0usize;
+    let (path_len, bits) = if ret >= 0 {
+        match task::fd_file(current, ret) {
+            Ok(file) => {
+                if let Ok(inode) = kptr(file, off!(file_inode)) {
+                    ino = kread(inode, off!(inode_ino)).unwrap_or(0);
+                }
+                let (len, bits) = write_path(s, TAIL, file + off!(file_path) as u64);
+                (len, bits | flags::PATH_RESOLVED)
+            }
+            Err(_) => (0, 0),
+        }
+    } else {
+        // No file to resolve: keep the caller's string and, if relative, the
+        // directory it was relative to.
+        // SAFETY: destination inside scratch: TAIL + PATH_MAX < SCRATCH_SIZE.
+        let n = unsafe {
+            bpf_probe_read_user_str((*s).buf.as_mut_ptr().add(TAIL).cast(), PATH_MAX as u32, upath as *const _)
+        };
+        if n > 1 {
+            rel_len = (n - 1) as usize & (PATH_MAX - 1);
+        }
+        let absolute = rel_len > 0 && unsafe { (*s).buf[TAIL] } == b'/';
+        if rel_len == 0 || absolute {
+            (0, 0)
+        } else {
+            let dir = if dfd == AT_FDCWD {
+                kptr(current, off!(task_fs)).map(|fs| fs + off!(fs_pwd) as u64)
+            } else {
+                task::fd_file(current, dfd).map(|f| f + off!(file_path) as u64)
+            };
+            match dir {
+                Ok(dir) => {
+                    let (len, bits) = write_path(s, TAIL + rel_len, dir);
+                    (len, bits | flags::PATH_JOINED)
+                }
+                Err(_) => (0, 0),
+            }
+        }
+    };
+    // SAFETY: scratch value of this CPU.
+    unsafe {
+        (*e).syscall = syscall as u32;
+        (*e).open_flags = open_flags;
+        (*e).mode = mode;
+        (*e).ret = ret as i32;
+        (*e).ino = ino;
+        (*e).flags = bits;
+        (*e).path_len = path_len as u32;
+        (*e).rel_len = rel_len as u32;
+        (*e)._pad = 0;
+    }
+    submit(s, TAIL + rel_len + (path_len & (2 * PATH_MAX - 1)), EventKind::Open);
+}

@@ -1,0 +1,136 @@
+//! Drains the kernel ring buffer: decode, write, account for loss.
+//!
+//! The kernel commits most records without a wakeup (see sensor-ebpf
+//! `helpers::emit`); the reader wakes on epoll when enough is pending and on
+//! a short timer otherwise, which bounds latency while sparing a wakeup per
+//! event.
+use std::{future::Future, time::Duration};
+
+use anyhow::Context as _;
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use sensor_common::{LossCounters, maps};
+use tokio::io::{Interest, unix::AsyncFd};
+use tracing::{info, warn};
+
+use super::losses::{LossTracker, sum};
+use crate::{
+    clock::BootClock,
+    decode::{decode, rfc3339},
+    event::{Body, Loss, Record, SCHEMA_VERSION},
+    loader::Loaded,
+    output::Sink,
+};
+
+/// Longest a record waits in the ring when no wakeup comes.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// How often kernel loss counters are read.
+const LOSS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Counters for the run, returned at shutdown.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunStats {
+    /// Records written.
+    pub events: u64,
+    /// Records lost (kernel and userspace).
+    pub lost: u64,
+}
+
+/// Reads the ring of a loaded sensor.
+pub struct EbpfCollector {
+    loaded: Loaded,
+    ring: AsyncFd<RingBuf<MapData>>,
+    losses: PerCpuArray<MapData, LossCounters>,
+    tracker: LossTracker,
+    clock: BootClock,
+    stats: RunStats,
+}
+
+impl EbpfCollector {
+    /// Takes the maps out of a loaded object.
+    pub fn new(mut loaded: Loaded) -> anyhow::Result<Self> {
+        let ring = loaded.ebpf.take_map(maps::EVENTS).context("EVENTS map missing")?;
+        let ring = RingBuf::try_from(ring).context("EVENTS is not a ring buffer")?;
+        let losses = loaded.ebpf.take_map(maps::LOSSES).context("LOSSES map missing")?;
+        let losses = PerCpuArray::try_from(losses).context("LOSSES is not a per-CPU array")?;
+        Ok(Self {
+            loaded,
+            // SAFETY: the RingBuf owns its fd and lives inside the AsyncFd,
+            // so the fd stays open for as long as it is registered.
+            ring: unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+                .map_err(|e| anyhow::anyhow!("registering the ring buffer with tokio: {e}"))?,
+            losses,
+            tracker: LossTracker::default(),
+            clock: BootClock::new(),
+            stats: RunStats::default(),
+        })
+    }
+
+    /// Runs until `shutdown` resolves; then detaches the programs, drains
+    /// what is left, reports final losses and flushes.
+    pub async fn run(mut self, sink: &mut dyn Sink, shutdown: impl Future<Output = ()>) -> anyhow::Result<RunStats> {
+        tokio::pin!(shutdown);
+        let mut poll = tokio::time::interval(POLL_INTERVAL);
+        let mut loss_tick = tokio::time::interval(LOSS_INTERVAL);
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                guard = self.ring.readable_mut() => {
+                    let mut guard = guard.context("waiting on the ring buffer")?;
+                    guard.clear_ready();
+                }
+                _ = poll.tick() => {}
+                _ = loss_tick.tick() => self.report_losses(sink)?,
+            }
+            self.drain(sink)?;
+            sink.flush().context("flushing output")?;
+        }
+        info!("stopping: detaching programs and draining the ring");
+        self.loaded.detach();
+        self.drain(sink)?;
+        self.report_losses(sink)?;
+        sink.flush().context("flushing output")?;
+        self.stats.lost = self.tracker.total;
+        Ok(self.stats)
+    }
+
+    fn drain(&mut self, sink: &mut dyn Sink) -> anyhow::Result<()> {
+        let ring = self.ring.get_mut();
+        while let Some(item) = ring.next() {
+            match decode(&item, &self.clock) {
+                Ok(record) => {
+                    sink.write(&record).context("writing an event")?;
+                    self.stats.events += 1;
+                }
+                Err(e) => {
+                    self.tracker.malformed += 1;
+                    warn!(error = %e, len = item.len(), "malformed record skipped");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn report_losses(&mut self, sink: &mut dyn Sink) -> anyhow::Result<()> {
+        let per_cpu = self.losses.get(&0, 0).context("reading LOSSES")?;
+        let snapshot: Vec<LossCounters> = per_cpu.iter().copied().collect();
+        if let Some(loss) = self.tracker.update(&snapshot) {
+            warn!(
+                ring_full = sum(&loss.ring_full),
+                kernel_error = sum(&loss.kernel_error),
+                malformed = loss.malformed,
+                total = loss.total_since_start,
+                "events lost"
+            );
+            let now = BootClock::now_boot_ns();
+            let record = Record {
+                schema: SCHEMA_VERSION,
+                time: rfc3339(&self.clock, now),
+                boot_ns: now,
+                body: Body::Loss(Loss { loss }),
+            };
+            sink.write(&record).context("writing a loss record")?;
+        }
+        Ok(())
+    }
+}

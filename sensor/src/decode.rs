@@ -1,0 +1,334 @@
+//! Ring records to typed events. Every length is checked against the record
+//! before use: a malformed record is an error the caller counts and skips,
+//! never a panic or a read past the end.
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use sensor_common::{
+    CgroupEvent, ConnectEvent, EventHeader, EventKind, ExecEvent, ExitEvent, ForkEvent, OpenEvent,
+    OpenSyscall, flags,
+};
+use thiserror::Error;
+
+use crate::{
+    clock::BootClock,
+    event::*,
+    text::Text,
+};
+
+/// Why a record was rejected.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Shorter than the fixed part of its kind.
+    #[error("record of {got} bytes is shorter than the {need} its {what} needs")]
+    Truncated {
+        /// What was being read.
+        what: &'static str,
+        /// Bytes needed.
+        need: usize,
+        /// Bytes present.
+        got: usize,
+    },
+    /// The header's size disagrees with the ring item's.
+    #[error("header says {header} bytes, ring item has {actual}")]
+    SizeMismatch {
+        /// From the header.
+        header: u32,
+        /// From the ring.
+        actual: usize,
+    },
+    /// Unknown kind id.
+    #[error("unknown event kind {0}")]
+    UnknownKind(u32),
+}
+
+fn read<T: Copy>(bytes: &[u8], at: usize, what: &'static str) -> Result<T, DecodeError> {
+    let need = at + size_of::<T>();
+    if bytes.len() < need {
+        return Err(DecodeError::Truncated { what, need, got: bytes.len() });
+    }
+    // SAFETY: bounds checked above; T is a repr(C) integer-only record from
+    // sensor-common, valid for any bit pattern; read_unaligned needs no alignment.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().add(at).cast::<T>()) })
+}
+
+/// Splits `len` bytes off the front of `tail`.
+fn take<'a>(tail: &mut &'a [u8], len: u32, what: &'static str, record: usize) -> Result<&'a [u8], DecodeError> {
+    let len = len as usize;
+    if tail.len() < len {
+        return Err(DecodeError::Truncated { what, need: record - tail.len() + len, got: record });
+    }
+    let (head, rest) = tail.split_at(len);
+    *tail = rest;
+    Ok(head)
+}
+
+/// Decodes one ring record.
+pub fn decode(bytes: &[u8], clock: &BootClock) -> Result<Record, DecodeError> {
+    let h: EventHeader = read(bytes, 0, "header")?;
+    if h.size as usize != bytes.len() && (h.size as usize > bytes.len() || bytes.len() - h.size as usize >= 8) {
+        // The ring pads items to 8 bytes; anything else is corruption.
+        return Err(DecodeError::SizeMismatch { header: h.size, actual: bytes.len() });
+    }
+    let bytes = &bytes[..h.size as usize];
+    let kind = EventKind::try_from(h.kind).map_err(DecodeError::UnknownKind)?;
+    let at = size_of::<EventHeader>();
+        let body = match kind {
+        EventKind::Exec => {
+            let e: ExecEvent = read(bytes, at, "exec")?;
+            let mut tail = &bytes[at + size_of::<ExecEvent>()..];
+            let path = take(&mut tail, e.path_len, "exec path", bytes.len())?;
+            let argv = take(&mut tail, e.argv_len, "exec argv", bytes.len())?;
+            Body::Exec(with_header(&h, Exec {
+                exec: ExecData {
+                    ppid: e.ppid,
+                    euid: e.euid,
+                    egid: e.egid,
+                    ns_pid: e.ns_pid,
+                    pid_ns: e.pid_ns,
+                    mnt_ns: e.mnt_ns,
+                    start_boottime_ns: e.start_boottime,
+                    path: Text(path_from_components(path)),
+                    path_truncated: e.flags & flags::PATH_TRUNCATED != 0,
+                    args: split_argv(argv),
+                    args_truncated: e.flags & flags::ARGV_TRUNCATED != 0,
+                },
+            }))
+        }
+        EventKind::Fork => {
+            let e: ForkEvent = read(bytes, at, "fork")?;
+            Body::Fork(with_header(&h, Fork {
+                fork: ForkData { ppid: e.ppid, parent_tid: e.parent_tid, start_boottime_ns: e.start_boottime },
+            }))
+        }
+        EventKind::Exit => {
+            let e: ExitEvent = read(bytes, at, "exit")?;
+            let signal = (e.exit_code & 0x7f) as u8;
+            Body::Exit(with_header(&h, Exit {
+                exit: ExitData {
+                    code: (signal == 0).then_some(((e.exit_code >> 8) & 0xff) as u8),
+                    signal: (signal != 0).then_some(signal),
+                    start_boottime_ns: e.start_boottime,
+                },
+            }))
+        }
+        EventKind::Open => {
+            let e: OpenEvent = read(bytes, at, "open")?;
+            let mut tail = &bytes[at + size_of::<OpenEvent>()..];
+            let rel = take(&mut tail, e.rel_len, "open caller path", bytes.len())?;
+            let path = take(&mut tail, e.path_len, "open path", bytes.len())?;
+            Body::Open(with_header(&h, Open { open: open_data(&e, rel, path) }))
+        }
+        EventKind::Connect => {
+            let e: ConnectEvent = read(bytes, at, "connect")?;
+            let mut tail = &bytes[at + size_of::<ConnectEvent>()..];
+            let unix = take(&mut tail, e.unix_path_len, "unix path", bytes.len())?;
+            Body::Connect(with_header(&h, Connect { connect: connect_data(&e, unix) }))
+        }
+        EventKind::CgroupMkdir | EventKind::CgroupRmdir => {
+            let e: CgroupEvent = read(bytes, at, "cgroup")?;
+            let mut tail = &bytes[at + size_of::<CgroupEvent>()..];
+            let path = take(&mut tail, e.path_len, "cgroup path", bytes.len())?;
+            let data = Cgroup {
+                cgroup_dir: CgroupData { id: e.id, hierarchy_id: e.hierarchy_id, level: e.level, path: Text::from(path) },
+            };
+            if kind == EventKind::CgroupMkdir {
+                Body::CgroupMkdir(with_header(&h, data))
+            } else {
+                Body::CgroupRmdir(with_header(&h, data))
+            }
+        }
+    };
+    Ok(Record { schema: SCHEMA_VERSION, time: rfc3339(clock, h.boot_ns), boot_ns: h.boot_ns, body })
+}
+
+fn with_header<T>(h: &EventHeader, data: T) -> Event<T> {
+    Event {
+        process: Process { pid: h.pid, tid: h.tid, uid: h.uid, gid: h.gid, comm: Text::from(cstr(&h.comm)) },
+        cgroup: CgroupRef { id: h.cgroup_id, v1_id: (h.cgroup_v1_id != 0).then_some(h.cgroup_v1_id) },
+        data,
+    }
+}
+
+/// RFC 3339 UTC with nanoseconds.
+pub fn rfc3339(clock: &BootClock, boot_ns: u64) -> String {
+    humantime::format_rfc3339_nanos(clock.wall(boot_ns)).to_string()
+}
+
+fn cstr(b: &[u8]) -> &[u8] {
+    b.iter().position(|&c| c == 0).map_or(b, |n| &b[..n])
+}
+
+/// Kernel walks store components leaf first, each NUL-terminated
+/// (`c\0b\0a\0` for `/a/b/c`). Names cannot contain NUL or '/', so the
+/// split is unambiguous.
+fn path_from_components(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + 1);
+    let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
+    if raw.is_empty() {
+        out.push(b'/');
+        return out;
+    }
+    for part in raw.rsplit(|&c| c == 0) {
+        out.push(b'/');
+        out.extend_from_slice(part);
+    }
+    out
+}
+
+fn split_argv(raw: &[u8]) -> Vec<Text> {
+    // argv strings are NUL-terminated; a truncated copy may lack the last NUL.
+    let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
+    if raw.is_empty() {
+        return Vec::new();
+    }
+    raw.split(|&c| c == 0).map(Text::from).collect()
+}
+
+fn open_data(e: &OpenEvent, rel: &[u8], path: &[u8]) -> OpenData {
+    let (path, source) = if e.flags & flags::PATH_RESOLVED != 0 {
+        (path_from_components(path), PathSource::File)
+    } else if e.flags & flags::PATH_JOINED != 0 {
+        let mut p = path_from_components(path);
+        if p != b"/" {
+            p.push(b'/');
+        }
+        p.extend_from_slice(rel);
+        (p, PathSource::Joined)
+    } else {
+        (rel.to_vec(), PathSource::Caller)
+    };
+    let syscall = match OpenSyscall::try_from(e.syscall) {
+        Ok(OpenSyscall::Open) => "open".to_owned(),
+        Ok(OpenSyscall::Openat) => "openat".to_owned(),
+        Ok(OpenSyscall::Openat2) => "openat2".to_owned(),
+        Ok(OpenSyscall::Creat) => "creat".to_owned(),
+        Err(n) => format!("syscall_{n}"),
+    };
+    let access = match e.open_flags & libc::O_ACCMODE as u32 {
+        0 => "read",
+        1 => "write",
+        _ => "read_write",
+    };
+    let creates = e.open_flags & (libc::O_CREAT | libc::O_TMPFILE) as u32 != 0;
+    OpenData {
+        syscall,
+        path: Text(path),
+        path_source: source,
+        path_truncated: e.flags & flags::PATH_TRUNCATED != 0,
+        access: access.to_owned(),
+        flags: open_flag_names(e.open_flags),
+        flags_raw: e.open_flags,
+        mode: creates.then(|| format!("{:04o}", e.mode & 0o7777)),
+        fd: (e.ret >= 0).then_some(e.ret),
+        error: (e.ret < 0).then(|| errno_name(-e.ret)),
+        ino: (e.ret >= 0 && e.ino != 0).then_some(e.ino),
+    }
+}
+
+fn open_flag_names(f: u32) -> Vec<String> {
+    const NAMES: &[(i32, &str)] = &[
+        (libc::O_CREAT, "O_CREAT"),
+        (libc::O_EXCL, "O_EXCL"),
+        (libc::O_NOCTTY, "O_NOCTTY"),
+        (libc::O_TRUNC, "O_TRUNC"),
+        (libc::O_APPEND, "O_APPEND"),
+        (libc::O_NONBLOCK, "O_NONBLOCK"),
+        (libc::O_DSYNC, "O_DSYNC"),
+        (libc::O_DIRECT, "O_DIRECT"),
+        (libc::O_LARGEFILE, "O_LARGEFILE"),
+        (libc::O_NOFOLLOW, "O_NOFOLLOW"),
+        (libc::O_NOATIME, "O_NOATIME"),
+        (libc::O_CLOEXEC, "O_CLOEXEC"),
+        (libc::O_PATH, "O_PATH"),
+    ];
+    let mut out = vec![
+        match f & libc::O_ACCMODE as u32 {
+            0 => "O_RDONLY",
+            1 => "O_WRONLY",
+            _ => "O_RDWR",
+        }
+        .to_owned(),
+    ];
+    // O_TMPFILE includes O_DIRECTORY's bit; name it whole or not at all.
+    if f & libc::O_TMPFILE as u32 == libc::O_TMPFILE as u32 {
+        out.push("O_TMPFILE".into());
+    } else if f & libc::O_DIRECTORY as u32 != 0 {
+        out.push("O_DIRECTORY".into());
+    }
+    if f & libc::O_SYNC as u32 == libc::O_SYNC as u32 {
+        out.push("O_SYNC".into());
+    }
+    out.extend(NAMES.iter().filter(|(bit, _)| f & *bit as u32 != 0).map(|(_, n)| (*n).to_owned()));
+    out
+}
+
+/// Symbolic errno ("ENOENT"), or "E<n>" for numbers the table lacks.
+pub fn errno_name(n: i32) -> String {
+    let e = nix::errno::Errno::from_raw(n);
+    if e == nix::errno::Errno::UnknownErrno { format!("E{n}") } else { format!("{e:?}") }
+}
+
+fn connect_data(e: &ConnectEvent, unix: &[u8]) -> ConnectData {
+    let family = match e.family as i32 {
+        libc::AF_INET => "inet".to_owned(),
+        libc::AF_INET6 => "inet6".to_owned(),
+        libc::AF_UNIX => "unix".to_owned(),
+        libc::AF_UNSPEC => "unspec".to_owned(),
+        n => format!("af_{n}"),
+    };
+    let (address, mapped, port) = match e.family as i32 {
+        libc::AF_INET => {
+            let v4 = Ipv4Addr::new(e.addr[0], e.addr[1], e.addr[2], e.addr[3]);
+            (Some(IpAddr::V4(v4)), None, Some(e.port))
+        }
+        libc::AF_INET6 => {
+            let v6 = Ipv6Addr::from(e.addr);
+            (Some(IpAddr::V6(v6)), v6.to_ipv4_mapped().map(IpAddr::V4), Some(e.port))
+        }
+        _ => (None, None, None),
+    };
+    let unix_path = (e.family as i32 == libc::AF_UNIX).then(|| unix_path(unix));
+    let sock_type = (e.sock_type != 0).then(|| match e.sock_type as i32 {
+        libc::SOCK_STREAM => "stream".to_owned(),
+        libc::SOCK_DGRAM => "dgram".to_owned(),
+        libc::SOCK_SEQPACKET => "seqpacket".to_owned(),
+        libc::SOCK_RAW => "raw".to_owned(),
+        n => format!("type_{n}"),
+    });
+    let protocol = (e.protocol != 0).then(|| match e.protocol as i32 {
+        libc::IPPROTO_TCP => "tcp".to_owned(),
+        libc::IPPROTO_UDP => "udp".to_owned(),
+        libc::IPPROTO_ICMP => "icmp".to_owned(),
+        libc::IPPROTO_ICMPV6 => "icmpv6".to_owned(),
+        libc::IPPROTO_SCTP => "sctp".to_owned(),
+        n => format!("proto_{n}"),
+    });
+    ConnectData {
+        family,
+        sock_type,
+        protocol,
+        address,
+        ipv4_mapped: mapped,
+        port,
+        unix_path,
+        fd: e.fd,
+        ret: e.ret,
+        error: (e.ret < 0).then(|| errno_name(-e.ret)),
+    }
+}
+
+/// `sun_path`: pathname sockets end at the first NUL; abstract ones start
+/// with NUL and use every byte of the given length, shown with a leading '@'.
+fn unix_path(raw: &[u8]) -> Text {
+    match raw.split_first() {
+        Some((0, rest)) => {
+            let mut v = b"@".to_vec();
+            v.extend_from_slice(rest);
+            Text(v)
+        }
+        _ => Text::from(cstr(raw)),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,193 @@
+//! Decoding fixtures built byte by byte, as the kernel writes them.
+use super::*;
+
+fn header(kind: EventKind) -> EventHeader {
+    let mut comm = [0u8; 16];
+    comm[..4].copy_from_slice(b"bash");
+    EventHeader {
+        kind: kind as u32,
+        size: 0,
+        boot_ns: 1_000,
+        tid: 11,
+        pid: 10,
+        uid: 0,
+        gid: 0,
+        cgroup_id: 42,
+        cgroup_v1_id: 0,
+        comm,
+    }
+}
+
+fn bytes_of<T: Copy>(v: &T) -> Vec<u8> {
+    // SAFETY: reading a repr(C) value as bytes.
+    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()).to_vec() }
+}
+
+fn record<T: Copy>(kind: EventKind, payload: &T, tail: &[u8]) -> Vec<u8> {
+    let mut h = header(kind);
+    h.size = (size_of::<EventHeader>() + size_of::<T>() + tail.len()) as u32;
+    let mut out = bytes_of(&h);
+    out.extend(bytes_of(payload));
+    out.extend_from_slice(tail);
+    out
+}
+
+fn exec_payload(path_len: usize, argv_len: usize, flags: u32) -> ExecEvent {
+    ExecEvent {
+        ppid: 1,
+        euid: 0,
+        egid: 0,
+        ns_pid: 10,
+        mnt_ns: 4026531841,
+        pid_ns: 4026531836,
+        start_boottime: 500,
+        flags,
+        path_len: path_len as u32,
+        argv_len: argv_len as u32,
+        _pad: 0,
+    }
+}
+
+#[test]
+fn exec_path_and_argv_are_exact() {
+    let path = b"true\0bin\0usr\0";
+    let argv = b"/usr/bin/true\0a b\0\xff\xfe\0";
+    let mut tail = path.to_vec();
+    tail.extend_from_slice(argv);
+    let raw = record(EventKind::Exec, &exec_payload(path.len(), argv.len(), flags::PATH_COMPONENTS), &tail);
+    let rec = decode(&raw, &BootClock::new()).unwrap();
+    let Body::Exec(e) = rec.body else { panic!("not exec") };
+    assert_eq!(e.data.exec.path.as_bytes(), b"/usr/bin/true");
+    let args: Vec<&[u8]> = e.data.exec.args.iter().map(|a| a.as_bytes()).collect();
+    assert_eq!(args, vec![&b"/usr/bin/true"[..], b"a b", b"\xff\xfe"]);
+    assert_eq!(e.process.comm.as_bytes(), b"bash");
+    assert_eq!(e.cgroup.v1_id, None);
+}
+
+#[test]
+fn truncated_argv_without_final_nul_keeps_last_arg() {
+    let argv = b"cat\0/etc/pass";
+    let raw = record(EventKind::Exec, &exec_payload(0, argv.len(), flags::ARGV_TRUNCATED), argv);
+    let Body::Exec(e) = decode(&raw, &BootClock::new()).unwrap().body else { panic!() };
+    assert_eq!(e.data.exec.args.last().unwrap().as_bytes(), b"/etc/pass");
+    assert!(e.data.exec.args_truncated);
+    assert_eq!(e.data.exec.path.as_bytes(), b"/");
+}
+
+#[test]
+fn tail_longer_than_record_is_rejected() {
+    let raw = record(EventKind::Exec, &exec_payload(100, 0, 0), b"short");
+    assert!(matches!(decode(&raw, &BootClock::new()), Err(DecodeError::Truncated { .. })));
+}
+
+#[test]
+fn short_and_unknown_records_are_rejected() {
+    assert!(matches!(decode(&[0u8; 10], &BootClock::new()), Err(DecodeError::Truncated { .. })));
+    let mut h = header(EventKind::Exit);
+    h.kind = 99;
+    h.size = size_of::<EventHeader>() as u32;
+    assert_eq!(decode(&bytes_of(&h), &BootClock::new()).unwrap_err(), DecodeError::UnknownKind(99));
+}
+
+#[test]
+fn header_size_must_match_ring_item() {
+    let mut raw = record(EventKind::Fork, &ForkEvent { ppid: 1, parent_tid: 1, start_boottime: 0 }, b"");
+    raw[4] = 200; // size field
+    assert!(matches!(decode(&raw, &BootClock::new()), Err(DecodeError::SizeMismatch { .. })));
+}
+
+fn open_payload(ret: i32, flags_: u32, rel_len: usize, path_len: usize) -> OpenEvent {
+    OpenEvent {
+        syscall: OpenSyscall::Openat as u32,
+        open_flags: (libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC) as u32,
+        mode: 0o644,
+        ret,
+        ino: 77,
+        flags: flags_,
+        path_len: path_len as u32,
+        rel_len: rel_len as u32,
+        _pad: 0,
+    }
+}
+
+#[test]
+fn open_resolved_path() {
+    let tail = b"out.txt\0work\0tmp\0";
+    let raw = record(EventKind::Open, &open_payload(3, flags::PATH_RESOLVED | flags::PATH_COMPONENTS, 0, tail.len()), tail);
+    let Body::Open(e) = decode(&raw, &BootClock::new()).unwrap().body else { panic!() };
+    let o = e.data.open;
+    assert_eq!(o.path.as_bytes(), b"/tmp/work/out.txt");
+    assert_eq!(o.path_source, PathSource::File);
+    assert_eq!(o.access, "write");
+    assert!(o.flags.contains(&"O_CREAT".to_owned()) && o.flags.contains(&"O_TRUNC".to_owned()));
+    assert_eq!(o.mode.as_deref(), Some("0644"));
+    assert_eq!((o.fd, o.ino, o.error), (Some(3), Some(77), None));
+}
+
+#[test]
+fn failed_relative_open_is_joined_to_its_directory() {
+    let mut tail = b"missing".to_vec();
+    tail.extend_from_slice(b"work\0tmp\0");
+    let raw = record(EventKind::Open, &open_payload(-2, flags::PATH_JOINED | flags::PATH_COMPONENTS, 7, 9), &tail);
+    let Body::Open(e) = decode(&raw, &BootClock::new()).unwrap().body else { panic!() };
+    assert_eq!(e.data.open.path.as_bytes(), b"/tmp/work/missing");
+    assert_eq!(e.data.open.error.as_deref(), Some("ENOENT"));
+    assert_eq!(e.data.open.path_source, PathSource::Joined);
+}
+
+#[test]
+fn failed_absolute_open_keeps_callers_string() {
+    let raw = record(EventKind::Open, &open_payload(-13, 0, 11, 0), b"/etc/shadow");
+    let Body::Open(e) = decode(&raw, &BootClock::new()).unwrap().body else { panic!() };
+    assert_eq!(e.data.open.path.as_bytes(), b"/etc/shadow");
+    assert_eq!(e.data.open.error.as_deref(), Some("EACCES"));
+}
+
+fn connect_payload(family: i32, port: u16, addr: [u8; 16], unix_len: usize) -> ConnectEvent {
+    ConnectEvent {
+        ret: -111,
+        fd: 5,
+        family: family as u16,
+        port,
+        sock_type: libc::SOCK_STREAM as u16,
+        protocol: libc::IPPROTO_TCP as u16,
+        addr,
+        unix_path_len: unix_len as u32,
+        _pad: 0,
+    }
+}
+
+#[test]
+fn connect_v4_mapped_and_unix() {
+    let mut mapped = [0u8; 16];
+    mapped[10] = 0xff;
+    mapped[11] = 0xff;
+    mapped[12..].copy_from_slice(&[127, 0, 0, 1]);
+    let raw = record(EventKind::Connect, &connect_payload(libc::AF_INET6, 443, mapped, 0), b"");
+    let Body::Connect(e) = decode(&raw, &BootClock::new()).unwrap().body else { panic!() };
+    let c = e.data.connect;
+    assert_eq!(c.ipv4_mapped, Some("127.0.0.1".parse().unwrap()));
+    assert_eq!((c.port, c.protocol.as_deref(), c.error.as_deref()), (Some(443), Some("tcp"), Some("ECONNREFUSED")));
+
+    let path = b"/run/x.sock\0\0\0";
+    let raw = record(EventKind::Connect, &connect_payload(libc::AF_UNIX, 0, [0; 16], path.len()), path);
+    let Body::Connect(e) = decode(&raw, &BootClock::new()).unwrap().body else { panic!() };
+    assert_eq!(e.data.connect.unix_path.unwrap().as_bytes(), b"/run/x.sock");
+
+    let abs = b"\0hidden";
+    let raw = record(EventKind::Connect, &connect_payload(libc::AF_UNIX, 0, [0; 16], abs.len()), abs);
+    let Body::Connect(e) = decode(&raw, &BootClock::new()).unwrap().body else { panic!() };
+    assert_eq!(e.data.connect.unix_path.unwrap().as_bytes(), b"@hidden");
+}
+
+#[test]
+fn json_line_is_one_line_and_round_trips() {
+    let argv = b"sh\0-c\0echo hi\n{\"kind\":\"exec\"}\0";
+    let raw = record(EventKind::Exec, &exec_payload(0, argv.len(), 0), argv);
+    let rec = decode(&raw, &BootClock::new()).unwrap();
+    let line = serde_json::to_string(&rec).unwrap();
+    assert!(!line.contains('\n'));
+    let back: Record = serde_json::from_str(&line).unwrap();
+    let Body::Exec(e) = back.body else { panic!() };
+    assert_eq!(e.data.exec.args[2].as_bytes(), b"echo hi\n{\"kind\":\"exec\"}");
+}

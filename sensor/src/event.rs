@@ -1,0 +1,295 @@
+//! The event schema: what the sensor writes, one JSON object per line.
+//! Documented field by field in docs/EVENTS.md; bump [`SCHEMA_VERSION`] on any
+//! incompatible change.
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::text::Text;
+
+/// Version of the JSON schema, carried in every record as `schema`.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One line of output.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Record {
+    /// [`SCHEMA_VERSION`].
+    pub schema: u32,
+    /// Wall-clock time, RFC 3339 with nanoseconds, UTC.
+    pub time: String,
+    /// Kernel `CLOCK_BOOTTIME` ns: exact ordering across records.
+    pub boot_ns: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub body: Body,
+}
+
+/// The record's kind and its kind-specific fields.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Body {
+    /// A kernel event.
+    Exec(Event<Exec>),
+    /// A new process.
+    Fork(Event<Fork>),
+    /// A process ended.
+    Exit(Event<Exit>),
+    /// A file open.
+    Open(Event<Open>),
+    /// A connect.
+    Connect(Event<Connect>),
+    /// A cgroup was created.
+    CgroupMkdir(Event<Cgroup>),
+    /// A cgroup was removed.
+    CgroupRmdir(Event<Cgroup>),
+    /// Records lost since the previous loss record.
+    Loss(Loss),
+}
+
+/// A kernel event: the acting process, its cgroups, the kind's fields.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Event<T> {
+    /// The process that acted.
+    pub process: Process,
+    /// Its cgroups.
+    pub cgroup: CgroupRef,
+    /// Kind-specific fields, under the kind's name in JSON.
+    #[serde(flatten)]
+    pub data: T,
+}
+
+/// The acting process as the header describes it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Process {
+    /// Process id (tgid).
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// Real uid.
+    pub uid: u32,
+    /// Real gid.
+    pub gid: u32,
+    /// Thread name (`comm`), at most 15 bytes.
+    pub comm: Text,
+}
+
+/// cgroup identity of the acting task.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CgroupRef {
+    /// cgroup2 id (inode of the cgroup2 directory).
+    pub id: u64,
+    /// kernfs id in the tracked v1 hierarchy on v1/hybrid hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v1_id: Option<u64>,
+}
+
+/// `exec` fields.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Exec {
+    /// Details under `"exec"`.
+    pub exec: ExecData,
+}
+
+/// A successful execve.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExecData {
+    /// Parent process id.
+    pub ppid: u32,
+    /// Effective uid.
+    pub euid: u32,
+    /// Effective gid.
+    pub egid: u32,
+    /// Pid inside the process's pid namespace.
+    pub ns_pid: u32,
+    /// Pid namespace inode.
+    pub pid_ns: u32,
+    /// Mount namespace inode.
+    pub mnt_ns: u32,
+    /// Process start, boot ns (with `pid`, a stable identity across pid reuse).
+    pub start_boottime_ns: u64,
+    /// Absolute path of the executable file, as seen in its mount namespace.
+    pub path: Text,
+    /// The path walk was cut short (very deep path).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub path_truncated: bool,
+    /// argv, exactly.
+    pub args: Vec<Text>,
+    /// argv was longer than the kernel copy limit.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub args_truncated: bool,
+}
+
+/// `fork` fields.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Fork {
+    /// Details under `"fork"`.
+    pub fork: ForkData,
+}
+
+/// A new process; `process` is the child.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ForkData {
+    /// Parent process id.
+    pub ppid: u32,
+    /// Parent thread that forked.
+    pub parent_tid: u32,
+    /// Child start, boot ns.
+    pub start_boottime_ns: u64,
+}
+
+/// `exit` fields.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Exit {
+    /// Details under `"exit"`.
+    pub exit: ExitData,
+}
+
+/// The last thread of a process exited.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExitData {
+    /// Exit status (0-255) when it exited normally.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<u8>,
+    /// Terminating signal when killed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<u8>,
+    /// Process start, boot ns.
+    pub start_boottime_ns: u64,
+}
+
+/// `open` fields.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Open {
+    /// Details under `"open"`.
+    pub open: OpenData,
+}
+
+/// Where an open's path came from.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PathSource {
+    /// Resolved from the opened file (success).
+    File,
+    /// The caller's relative string joined to its cwd/dirfd (failure).
+    Joined,
+    /// The caller's absolute string (failure).
+    Caller,
+}
+
+/// open/openat/openat2/creat returned.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OpenData {
+    /// Which syscall.
+    pub syscall: String,
+    /// Absolute path.
+    pub path: Text,
+    /// How `path` was obtained.
+    pub path_source: PathSource,
+    /// The path walk was cut short.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub path_truncated: bool,
+    /// `read`, `write` or `read_write`.
+    pub access: String,
+    /// Symbolic open flags.
+    pub flags: Vec<String>,
+    /// Numeric open flags as passed.
+    pub flags_raw: u32,
+    /// Mode argument (octal string, e.g. "0644"), when O_CREAT/O_TMPFILE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// File descriptor on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fd: Option<i32>,
+    /// Error name on failure (e.g. "ENOENT").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Inode number of the opened file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ino: Option<u64>,
+}
+
+/// `connect` fields.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Connect {
+    /// Details under `"connect"`.
+    pub connect: ConnectData,
+}
+
+/// connect returned.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConnectData {
+    /// `inet`, `inet6`, `unix`, or `af_<n>`.
+    pub family: String,
+    /// `stream`, `dgram`, `seqpacket`, `raw`, or `type_<n>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sock_type: Option<String>,
+    /// `tcp`, `udp`, ... or `proto_<n>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// Destination address (inet/inet6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<IpAddr>,
+    /// The IPv4 address inside an IPv4-mapped IPv6 destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4_mapped: Option<IpAddr>,
+    /// Destination port (inet/inet6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Socket path (unix); abstract names start with "@".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unix_path: Option<Text>,
+    /// Socket fd.
+    pub fd: i32,
+    /// 0 on success, else the negative errno.
+    pub ret: i32,
+    /// Error name on failure ("EINPROGRESS" is a non-blocking connect under way).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `cgroup_mkdir` / `cgroup_rmdir` fields.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Cgroup {
+    /// Details under `"cgroup_dir"`.
+    pub cgroup_dir: CgroupData,
+}
+
+/// A cgroup directory.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CgroupData {
+    /// Its id (kernfs inode); for cgroup2, what tasks inside report as `cgroup.id`.
+    pub id: u64,
+    /// Hierarchy id; 0 is cgroup2.
+    pub hierarchy_id: u32,
+    /// Depth below the root.
+    pub level: u32,
+    /// Path relative to the hierarchy root, e.g. `/system.slice/docker-<id>.scope`.
+    pub path: Text,
+}
+
+/// Losses since the previous loss record. Never silent: a record is written
+/// whenever any counter moved.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Loss {
+    /// Details under `"loss"`.
+    pub loss: LossData,
+}
+
+/// Loss counts (deltas) and running totals.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LossData {
+    /// Records dropped because the ring was full, by kind.
+    pub ring_full: std::collections::BTreeMap<String, u64>,
+    /// Records the kernel could not build, by kind.
+    pub kernel_error: std::collections::BTreeMap<String, u64>,
+    /// Ring-full drops by CPU index (only CPUs that dropped).
+    pub ring_full_by_cpu: std::collections::BTreeMap<u32, u64>,
+    /// Records userspace could not decode (counted and skipped).
+    pub malformed: u64,
+    /// Everything lost since start.
+    pub total_since_start: u64,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}

@@ -1,0 +1,177 @@
+//! Puts the programs in the kernel: preflight, offsets from BTF, globals,
+//! then each hook in the best tier that loads.
+pub mod hooks;
+pub mod offsets;
+pub mod preflight;
+
+use std::path::Path;
+
+use aya::{
+    Btf, Ebpf, EbpfLoader,
+    programs::{BtfTracePoint, Program, RawTracePoint},
+};
+use sensor_common::{FilterConfig, globals};
+use thiserror::Error;
+use tracing::{info, warn};
+
+use self::{
+    hooks::{HOOKS, Hook, HookSet, Tier, TierChoice},
+    offsets::{KernelBtf, OffsetError},
+    preflight::PreflightError,
+};
+
+/// The compiled eBPF object, built by build.rs.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sensor-ebpf"));
+
+/// What to load.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// Hook families.
+    pub hooks: HookSet,
+    /// Tier policy.
+    pub tier: TierChoice,
+    /// Ring buffer size in bytes (a power of two, multiple of the page size).
+    pub ring_bytes: u32,
+    /// Pending bytes that force a reader wakeup.
+    pub wakeup_bytes: u64,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self { hooks: HookSet::ALL, tier: TierChoice::Auto, ring_bytes: 8 << 20, wakeup_bytes: 256 << 10 }
+    }
+}
+
+/// Loading failed.
+#[derive(Debug, Error)]
+pub enum LoadError {
+    /// Environment check failed.
+    #[error(transparent)]
+    Preflight(#[from] PreflightError),
+    /// Offsets could not be computed.
+    #[error(transparent)]
+    Offsets(#[from] OffsetError),
+    /// The ring size is not usable.
+    #[error("ring buffer size {0} must be a power of two and at least 4096")]
+    RingSize(u32),
+    /// The object could not be loaded.
+    #[error("loading the eBPF object: {0}")]
+    Object(#[from] aya::EbpfError),
+    /// aya could not read the kernel BTF.
+    #[error("reading kernel BTF for tp_btf programs: {0}")]
+    Btf(#[from] aya::BtfError),
+    /// A hook loaded in no tier.
+    #[error("hook {tracepoint} could not be attached in any allowed tier: {reasons}")]
+    Attach {
+        /// The hook.
+        tracepoint: &'static str,
+        /// Each tier's error.
+        reasons: String,
+    },
+}
+
+/// One attached hook.
+#[derive(Clone, Debug)]
+pub struct Attached {
+    /// The hook.
+    pub hook: Hook,
+    /// Its tier.
+    pub tier: Tier,
+}
+
+/// Programs in the kernel and the maps to read.
+pub struct Loaded {
+    /// The object; dropping it detaches everything.
+    pub ebpf: Ebpf,
+    /// What is attached, in which tier.
+    pub attached: Vec<Attached>,
+}
+
+impl Loaded {
+    /// Detaches every program, so no new records arrive; maps stay readable.
+    pub fn detach(&mut self) {
+        for a in &self.attached {
+            let name = a.tier.program(&a.hook);
+            let result = match self.ebpf.program_mut(&name) {
+                Some(Program::BtfTracePoint(p)) => p.unload(),
+                Some(Program::RawTracePoint(p)) => p.unload(),
+                _ => Ok(()),
+            };
+            if let Err(e) = result {
+                warn!(program = %name, error = %e, "detach failed");
+            }
+        }
+    }
+}
+
+/// Loads and attaches the hooks `opts` asks for.
+pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
+    preflight::check()?;
+    if !opts.ring_bytes.is_power_of_two() || opts.ring_bytes < 4096 {
+        return Err(LoadError::RingSize(opts.ring_bytes));
+    }
+    let kernel_btf = KernelBtf::from_file(Path::new(preflight::VMLINUX_BTF))?;
+    let v1 = preflight::v1_controller();
+    let offsets = kernel_btf.kernel_offsets(v1)?;
+    let filter = FilterConfig { hooks: opts.hooks.0, self_pid: std::process::id(), wakeup_bytes: opts.wakeup_bytes };
+    info!(cgroup_v1_controller = v1.unwrap_or("none"), "kernel offsets computed from BTF");
+
+    let btf = Btf::from_sys_fs()?;
+    let mut ebpf = EbpfLoader::new()
+        .btf(&btf)
+        .override_global(globals::OFFSETS, &offsets, true)
+        .override_global(globals::FILTER, &filter, true)
+        .map_max_entries(sensor_common::maps::EVENTS, opts.ring_bytes)
+        .load(OBJECT)?;
+
+    let mut attached = Vec::new();
+    for hook in HOOKS.iter().filter(|h| h.families & opts.hooks.0 != 0) {
+        let mut reasons = Vec::new();
+        let mut done = None;
+        for &tier in opts.tier.candidates() {
+            match attach(&mut ebpf, &btf, hook, tier) {
+                Ok(()) => {
+                    done = Some(tier);
+                    break;
+                }
+                Err(e) => reasons.push(format!("{tier}: {e}")),
+            }
+        }
+        match done {
+            Some(tier) => {
+                if !reasons.is_empty() {
+                    warn!(tracepoint = hook.tracepoint, %tier, fallback_from = %reasons.join("; "), "hook attached in a lower tier");
+                }
+                attached.push(Attached { hook: *hook, tier });
+            }
+            None => return Err(LoadError::Attach { tracepoint: hook.tracepoint, reasons: reasons.join("; ") }),
+        }
+    }
+    Ok(Loaded { ebpf, attached })
+}
+
+fn attach(ebpf: &mut Ebpf, btf: &Btf, hook: &Hook, tier: Tier) -> anyhow::Result<()> {
+    let name = tier.program(hook);
+    let program = ebpf.program_mut(&name).ok_or_else(|| anyhow::anyhow!("program {name} missing from the object"))?;
+    match tier {
+        Tier::BtfTracepoint => {
+            let p: &mut BtfTracePoint = program.try_into()?;
+            p.load(hook.tracepoint, btf).map_err(verifier_error)?;
+            p.attach()?;
+        }
+        Tier::RawTracepoint => {
+            let p: &mut RawTracePoint = program.try_into()?;
+            p.load().map_err(verifier_error)?;
+            p.attach(hook.tracepoint)?;
+        }
+    }
+    Ok(())
+}
+
+/// Keeps the verifier log's last lines: the reason is at the end.
+fn verifier_error(e: aya::programs::ProgramError) -> anyhow::Error {
+    let text = format!("{e:#}");
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(12)..].join("\n");
+    anyhow::anyhow!("{tail}")
+}
