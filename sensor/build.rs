@@ -20,7 +20,8 @@ fn main() -> anyhow::Result<()> {
         .ok_or_else(|| anyhow!("no parent for {}", package.manifest_path))?;
 
     // The nightly is pinned once, in sensor-ebpf/rust-toolchain.toml.
-    let pin = std::fs::read_to_string(root.join("rust-toolchain.toml")).context("read sensor-ebpf/rust-toolchain.toml")?;
+    let pin = std::fs::read_to_string(root.join("rust-toolchain.toml"))
+        .context("read sensor-ebpf/rust-toolchain.toml")?;
     let nightly = pin
         .lines()
         .find_map(|l| l.trim().strip_prefix("channel = "))

@@ -272,7 +272,7 @@ pub const MAX_RECORD: usize = core::mem::size_of::<EventHeader>()
 /// slack so masked offsets can never index past the end.
 pub const SCRATCH_SIZE: usize = 16384;
 
-const _: () = assert!(MAX_RECORD + NAME_MAX + 1 <= SCRATCH_SIZE);
+const _: () = assert!(MAX_RECORD + NAME_MAX < SCRATCH_SIZE);
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 64);
 const _: () = assert!(core::mem::size_of::<ExecEvent>() == 48);
 const _: () = assert!(core::mem::size_of::<ForkEvent>() == 16);

@@ -12,24 +12,20 @@ pub(crate) static FILTER: FilterConfig = unsafe { core::mem::zeroed() };
 /// Offset of one kernel field, as `usize`. Volatile so the compiler cannot
 /// fold the zero placeholder in.
 macro_rules! off {
-    ($field:ident) => {
-        {
-            #[allow(unused_unsafe)]
-            let v = unsafe { core::ptr::read_volatile(&raw const $crate::globals::OFFSETS.$field) };
-            v as usize
-        }
-    };
+    ($field:ident) => {{
+        #[allow(unused_unsafe)]
+        let v = unsafe { core::ptr::read_volatile(&raw const $crate::globals::OFFSETS.$field) };
+        v as usize
+    }};
 }
 pub(crate) use off;
 
 /// One filter setting.
 macro_rules! filter {
-    ($field:ident) => {
-        {
-            #[allow(unused_unsafe)]
-            let v = unsafe { core::ptr::read_volatile(&raw const $crate::globals::FILTER.$field) };
-            v
-        }
-    };
+    ($field:ident) => {{
+        #[allow(unused_unsafe)]
+        let v = unsafe { core::ptr::read_volatile(&raw const $crate::globals::FILTER.$field) };
+        v
+    }};
 }
 pub(crate) use filter;

@@ -22,7 +22,9 @@ impl BootClock {
         };
         let boot = ns(ClockId::CLOCK_BOOTTIME);
         let real = ns(ClockId::CLOCK_REALTIME);
-        Self { offset_ns: real - boot }
+        Self {
+            offset_ns: real - boot,
+        }
     }
 
     /// Wall-clock time of a boot timestamp.

@@ -9,11 +9,7 @@ use sensor_common::{
 };
 use thiserror::Error;
 
-use crate::{
-    clock::BootClock,
-    event::*,
-    text::Text,
-};
+use crate::{clock::BootClock, event::*, text::Text};
 
 /// Why a record was rejected.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -44,7 +40,11 @@ pub enum DecodeError {
 fn read<T: Copy>(bytes: &[u8], at: usize, what: &'static str) -> Result<T, DecodeError> {
     let need = at + size_of::<T>();
     if bytes.len() < need {
-        return Err(DecodeError::Truncated { what, need, got: bytes.len() });
+        return Err(DecodeError::Truncated {
+            what,
+            need,
+            got: bytes.len(),
+        });
     }
     // SAFETY: bounds checked above; T is a repr(C) integer-only record from
     // sensor-common, valid for any bit pattern; read_unaligned needs no alignment.
@@ -52,10 +52,19 @@ fn read<T: Copy>(bytes: &[u8], at: usize, what: &'static str) -> Result<T, Decod
 }
 
 /// Splits `len` bytes off the front of `tail`.
-fn take<'a>(tail: &mut &'a [u8], len: u32, what: &'static str, record: usize) -> Result<&'a [u8], DecodeError> {
+fn take<'a>(
+    tail: &mut &'a [u8],
+    len: u32,
+    what: &'static str,
+    record: usize,
+) -> Result<&'a [u8], DecodeError> {
     let len = len as usize;
     if tail.len() < len {
-        return Err(DecodeError::Truncated { what, need: record - tail.len() + len, got: record });
+        return Err(DecodeError::Truncated {
+            what,
+            need: record - tail.len() + len,
+            got: record,
+        });
     }
     let (head, rest) = tail.split_at(len);
     *tail = rest;
@@ -65,71 +74,104 @@ fn take<'a>(tail: &mut &'a [u8], len: u32, what: &'static str, record: usize) ->
 /// Decodes one ring record.
 pub fn decode(bytes: &[u8], clock: &BootClock) -> Result<Record, DecodeError> {
     let h: EventHeader = read(bytes, 0, "header")?;
-    if h.size as usize != bytes.len() && (h.size as usize > bytes.len() || bytes.len() - h.size as usize >= 8) {
+    if h.size as usize != bytes.len()
+        && (h.size as usize > bytes.len() || bytes.len() - h.size as usize >= 8)
+    {
         // The ring pads items to 8 bytes; anything else is corruption.
-        return Err(DecodeError::SizeMismatch { header: h.size, actual: bytes.len() });
+        return Err(DecodeError::SizeMismatch {
+            header: h.size,
+            actual: bytes.len(),
+        });
     }
     let bytes = &bytes[..h.size as usize];
     let kind = EventKind::try_from(h.kind).map_err(DecodeError::UnknownKind)?;
     let at = size_of::<EventHeader>();
-        let body = match kind {
+    let body = match kind {
         EventKind::Exec => {
             let e: ExecEvent = read(bytes, at, "exec")?;
             let mut tail = &bytes[at + size_of::<ExecEvent>()..];
             let path = take(&mut tail, e.path_len, "exec path", bytes.len())?;
             let argv = take(&mut tail, e.argv_len, "exec argv", bytes.len())?;
-            Body::Exec(with_header(&h, Exec {
-                exec: ExecData {
-                    ppid: e.ppid,
-                    euid: e.euid,
-                    egid: e.egid,
-                    ns_pid: e.ns_pid,
-                    pid_ns: e.pid_ns,
-                    mnt_ns: e.mnt_ns,
-                    start_boottime_ns: e.start_boottime,
-                    path: Text(path_from_components(path)),
-                    path_truncated: e.flags & flags::PATH_TRUNCATED != 0,
-                    args: split_argv(argv),
-                    args_truncated: e.flags & flags::ARGV_TRUNCATED != 0,
+            Body::Exec(with_header(
+                &h,
+                Exec {
+                    exec: ExecData {
+                        ppid: e.ppid,
+                        euid: e.euid,
+                        egid: e.egid,
+                        ns_pid: e.ns_pid,
+                        pid_ns: e.pid_ns,
+                        mnt_ns: e.mnt_ns,
+                        start_boottime_ns: e.start_boottime,
+                        path: Text(path_from_components(path)),
+                        path_truncated: e.flags & flags::PATH_TRUNCATED != 0,
+                        args: split_argv(argv),
+                        args_truncated: e.flags & flags::ARGV_TRUNCATED != 0,
+                    },
                 },
-            }))
+            ))
         }
         EventKind::Fork => {
             let e: ForkEvent = read(bytes, at, "fork")?;
-            Body::Fork(with_header(&h, Fork {
-                fork: ForkData { ppid: e.ppid, parent_tid: e.parent_tid, start_boottime_ns: e.start_boottime },
-            }))
+            Body::Fork(with_header(
+                &h,
+                Fork {
+                    fork: ForkData {
+                        ppid: e.ppid,
+                        parent_tid: e.parent_tid,
+                        start_boottime_ns: e.start_boottime,
+                    },
+                },
+            ))
         }
         EventKind::Exit => {
             let e: ExitEvent = read(bytes, at, "exit")?;
             let signal = (e.exit_code & 0x7f) as u8;
-            Body::Exit(with_header(&h, Exit {
-                exit: ExitData {
-                    code: (signal == 0).then_some(((e.exit_code >> 8) & 0xff) as u8),
-                    signal: (signal != 0).then_some(signal),
-                    start_boottime_ns: e.start_boottime,
+            Body::Exit(with_header(
+                &h,
+                Exit {
+                    exit: ExitData {
+                        code: (signal == 0).then_some(((e.exit_code >> 8) & 0xff) as u8),
+                        signal: (signal != 0).then_some(signal),
+                        start_boottime_ns: e.start_boottime,
+                    },
                 },
-            }))
+            ))
         }
         EventKind::Open => {
             let e: OpenEvent = read(bytes, at, "open")?;
             let mut tail = &bytes[at + size_of::<OpenEvent>()..];
             let rel = take(&mut tail, e.rel_len, "open caller path", bytes.len())?;
             let path = take(&mut tail, e.path_len, "open path", bytes.len())?;
-            Body::Open(with_header(&h, Open { open: open_data(&e, rel, path) }))
+            Body::Open(with_header(
+                &h,
+                Open {
+                    open: open_data(&e, rel, path),
+                },
+            ))
         }
         EventKind::Connect => {
             let e: ConnectEvent = read(bytes, at, "connect")?;
             let mut tail = &bytes[at + size_of::<ConnectEvent>()..];
             let unix = take(&mut tail, e.unix_path_len, "unix path", bytes.len())?;
-            Body::Connect(with_header(&h, Connect { connect: connect_data(&e, unix) }))
+            Body::Connect(with_header(
+                &h,
+                Connect {
+                    connect: connect_data(&e, unix),
+                },
+            ))
         }
         EventKind::CgroupMkdir | EventKind::CgroupRmdir => {
             let e: CgroupEvent = read(bytes, at, "cgroup")?;
             let mut tail = &bytes[at + size_of::<CgroupEvent>()..];
             let path = take(&mut tail, e.path_len, "cgroup path", bytes.len())?;
             let data = Cgroup {
-                cgroup_dir: CgroupData { id: e.id, hierarchy_id: e.hierarchy_id, level: e.level, path: Text::from(path) },
+                cgroup_dir: CgroupData {
+                    id: e.id,
+                    hierarchy_id: e.hierarchy_id,
+                    level: e.level,
+                    path: Text::from(path),
+                },
             };
             if kind == EventKind::CgroupMkdir {
                 Body::CgroupMkdir(with_header(&h, data))
@@ -138,13 +180,27 @@ pub fn decode(bytes: &[u8], clock: &BootClock) -> Result<Record, DecodeError> {
             }
         }
     };
-    Ok(Record { schema: SCHEMA_VERSION, time: rfc3339(clock, h.boot_ns), boot_ns: h.boot_ns, body })
+    Ok(Record {
+        schema: SCHEMA_VERSION,
+        time: rfc3339(clock, h.boot_ns),
+        boot_ns: h.boot_ns,
+        body,
+    })
 }
 
 fn with_header<T>(h: &EventHeader, data: T) -> Event<T> {
     Event {
-        process: Process { pid: h.pid, tid: h.tid, uid: h.uid, gid: h.gid, comm: Text::from(cstr(&h.comm)) },
-        cgroup: CgroupRef { id: h.cgroup_id, v1_id: (h.cgroup_v1_id != 0).then_some(h.cgroup_v1_id) },
+        process: Process {
+            pid: h.pid,
+            tid: h.tid,
+            uid: h.uid,
+            gid: h.gid,
+            comm: Text::from(cstr(&h.comm)),
+        },
+        cgroup: CgroupRef {
+            id: h.cgroup_id,
+            v1_id: (h.cgroup_v1_id != 0).then_some(h.cgroup_v1_id),
+        },
         data,
     }
 }
@@ -258,14 +314,23 @@ fn open_flag_names(f: u32) -> Vec<String> {
     if f & libc::O_SYNC as u32 == libc::O_SYNC as u32 {
         out.push("O_SYNC".into());
     }
-    out.extend(NAMES.iter().filter(|(bit, _)| f & *bit as u32 != 0).map(|(_, n)| (*n).to_owned()));
+    out.extend(
+        NAMES
+            .iter()
+            .filter(|(bit, _)| f & *bit as u32 != 0)
+            .map(|(_, n)| (*n).to_owned()),
+    );
     out
 }
 
 /// Symbolic errno ("ENOENT"), or "E<n>" for numbers the table lacks.
 pub fn errno_name(n: i32) -> String {
     let e = nix::errno::Errno::from_raw(n);
-    if e == nix::errno::Errno::UnknownErrno { format!("E{n}") } else { format!("{e:?}") }
+    if e == nix::errno::Errno::UnknownErrno {
+        format!("E{n}")
+    } else {
+        format!("{e:?}")
+    }
 }
 
 fn connect_data(e: &ConnectEvent, unix: &[u8]) -> ConnectData {
@@ -283,7 +348,11 @@ fn connect_data(e: &ConnectEvent, unix: &[u8]) -> ConnectData {
         }
         libc::AF_INET6 => {
             let v6 = Ipv6Addr::from(e.addr);
-            (Some(IpAddr::V6(v6)), v6.to_ipv4_mapped().map(IpAddr::V4), Some(e.port))
+            (
+                Some(IpAddr::V6(v6)),
+                v6.to_ipv4_mapped().map(IpAddr::V4),
+                Some(e.port),
+            )
         }
         _ => (None, None, None),
     };

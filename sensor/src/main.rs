@@ -15,7 +15,11 @@ use tokio::signal::unix::{SignalKind, signal};
 use tracing::info;
 
 #[derive(Parser)]
-#[command(name = "sensor", version, about = "eBPF runtime-security sensor: kernel events as JSON lines")]
+#[command(
+    name = "sensor",
+    version,
+    about = "eBPF runtime-security sensor: kernel events as JSON lines"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -60,10 +64,18 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
-    let opts = LoadOptions { hooks: args.hooks, tier: args.tier, ring_bytes: args.ring_bytes, ..Default::default() };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let opts = LoadOptions {
+        hooks: args.hooks,
+        tier: args.tier,
+        ring_bytes: args.ring_bytes,
+        ..Default::default()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
-        let mut sink = output::open(&args.output).with_context(|| format!("opening output {}", args.output.display()))?;
+        let mut sink = output::open(&args.output)
+            .with_context(|| format!("opening output {}", args.output.display()))?;
         let loaded = loader::load(&opts)?;
         for a in &loaded.attached {
             info!(tracepoint = a.hook.tracepoint, tier = %a.tier, "hook attached");

@@ -1,1 +1,174 @@
+//! Harness for tests that run the real `sensor` binary against the real
+//! kernel. Tests need root; without it they fail (never skip) with the reason.
+use std::{
+    fs,
+    io::{BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
 
+use serde_json::Value;
+
+/// The sensor binary next to the test executable (target/<profile>/sensor),
+/// or `$SENSOR_BIN`.
+pub fn sensor_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("SENSOR_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps layout");
+    let bin = profile_dir.join("sensor");
+    assert!(
+        bin.exists(),
+        "{} missing: build it first (cargo build -p sensor), as `cargo xtask test` does",
+        bin.display()
+    );
+    bin
+}
+
+/// Fails the test with a clear reason unless running as root.
+pub fn require_root() {
+    // SAFETY: trivial libc call.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "kernel tests need root (they load eBPF programs); run them through `cargo xtask test` as root"
+    );
+}
+
+/// A running sensor writing to a temporary file.
+pub struct Sensor {
+    child: Child,
+    dir: tempfile::TempDir,
+    stopped: Option<Vec<Value>>,
+}
+
+impl Sensor {
+    /// Starts `sensor run` with extra arguments and waits until its hooks are attached.
+    pub fn start(extra: &[&str]) -> Self {
+        require_root();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("events.jsonl");
+        let ready = dir.path().join("ready");
+        let log = fs::File::create(dir.path().join("sensor.log")).expect("log file");
+        let child = Command::new(sensor_bin())
+            .arg("run")
+            .arg("--output")
+            .arg(&out)
+            .arg("--ready-file")
+            .arg(&ready)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn sensor");
+        let mut s = Self {
+            child,
+            dir,
+            stopped: None,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !ready.exists() {
+            if let Ok(Some(status)) = s.child.try_wait() {
+                panic!("sensor exited before ready ({status}):\n{}", s.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sensor not ready after 60 s:\n{}",
+                s.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        s
+    }
+
+    /// The sensor's stderr so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("sensor.log")).unwrap_or_default()
+    }
+
+    /// Sends SIGINT, waits for the drain, and returns every record written.
+    /// Each line must be a complete JSON object.
+    pub fn stop(&mut self) -> &[Value] {
+        if self.stopped.is_none() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+            let status = self.child.wait().expect("wait sensor");
+            assert!(
+                status.success(),
+                "sensor failed ({status}):\n{}",
+                self.log()
+            );
+            let file = fs::File::open(self.dir.path().join("events.jsonl")).expect("events file");
+            let records = BufReader::new(file)
+                .lines()
+                .map(|l| {
+                    let l = l.expect("read line");
+                    serde_json::from_str::<Value>(&l)
+                        .unwrap_or_else(|e| panic!("line is not one JSON object ({e}): {l}"))
+                })
+                .collect();
+            self.stopped = Some(records);
+        }
+        self.stopped.as_deref().unwrap_or_default()
+    }
+
+    /// Records of `kind` matching `pred`, after [`Sensor::stop`].
+    pub fn find(&mut self, kind: &str, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        self.stop()
+            .iter()
+            .filter(|r| r["kind"] == kind && pred(r))
+            .cloned()
+            .collect()
+    }
+
+    /// Exactly one record of `kind` matching `pred`, with a useful failure.
+    pub fn expect_one(&mut self, kind: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let found = self.find(kind, pred);
+        if found.len() != 1 {
+            let sample: Vec<String> = self
+                .stop()
+                .iter()
+                .filter(|r| r["kind"] == kind)
+                .rev()
+                .take(15)
+                .map(|r| r.to_string())
+                .collect();
+            panic!(
+                "expected one {kind} record for {what}, found {}; last {kind} records:\n{}",
+                found.len(),
+                sample.join("\n")
+            );
+        }
+        found.into_iter().next().unwrap()
+    }
+}
+
+impl Drop for Sensor {
+    fn drop(&mut self) {
+        if self.stopped.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// JSON text field as bytes: plain strings, or `{"base64": ...}` for non-UTF-8.
+pub fn text_bytes(v: &Value) -> Vec<u8> {
+    let t: sensor::text::Text =
+        serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("not a text field ({e}): {v}"));
+    t.0
+}
+
+/// A path under /tmp unique to this test run.
+pub fn unique_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("sensor-{tag}-"))
+        .tempdir_in("/tmp")
+        .expect("tempdir")
+}

@@ -1,1 +1,71 @@
-fn main() {}
+//! `cargo xtask <task>`: everything a new machine needs, from toolchains to
+//! benchmarks, one module per task.
+mod bench;
+mod cmd;
+mod setup;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install the eBPF nightly, rust-src and a matching bpf-linker (idempotent).
+    Setup,
+    /// Set up, build the release sensor and run it with the given arguments
+    /// (default `run`: every hook, JSON to stdout). Needs root.
+    Run {
+        /// Arguments for the sensor binary.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up, check formatting and lints, then run every test, the kernel
+    /// tests included (as root).
+    Test {
+        /// Extra arguments for `cargo test` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Kernel overhead benchmarks: workloads bare and with the sensor.
+    Bench(bench::Options),
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().task {
+        Task::Setup => setup::ensure().map(drop),
+        Task::Run { args } => {
+            let env = setup::ensure()?;
+            cmd::cargo(&env, &["build", "--release", "--package", "sensor"])?;
+            let args = if args.is_empty() {
+                vec!["run".to_owned()]
+            } else {
+                args
+            };
+            cmd::exec(cmd::root().join("target/release/sensor"), &args)
+        }
+        Task::Test { args } => {
+            let env = setup::ensure()?;
+            cmd::cargo(&env, &["fmt", "--all", "--", "--check"])?;
+            cmd::cargo(&env, &["clippy", "--all-targets", "--", "-D", "warnings"])?;
+            // The kernel tests run the sensor binary; cargo test does not build it for them.
+            cmd::cargo(&env, &["build", "--package", "sensor"])?;
+            let mut test = vec!["test", "--no-fail-fast"];
+            if !args.is_empty() {
+                test.push("--");
+                test.extend(args.iter().map(String::as_str));
+            }
+            cmd::cargo(&env, &test)
+        }
+        Task::Bench(opts) => {
+            let env = setup::ensure()?;
+            cmd::cargo(&env, &["build", "--release", "--package", "sensor"])?;
+            bench::run(&opts)
+        }
+    }
+}

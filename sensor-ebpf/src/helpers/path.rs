@@ -36,12 +36,16 @@ pub fn write_path(s: *mut Scratch, base: usize, path: u64) -> (usize, u32) {
             mnt_root = kread(mnt + off!(mount_mnt) as u64, off!(vfsmount_root)).unwrap_or(0);
             continue;
         }
-        let Ok(parent) = kptr(dentry, off!(dentry_parent)) else { break };
+        let Ok(parent) = kptr(dentry, off!(dentry_parent)) else {
+            break;
+        };
         if parent == dentry {
             result &= !flags::PATH_TRUNCATED;
             break;
         }
-        let Ok(name) = kptr(dentry, off!(dentry_name)) else { break };
+        let Ok(name) = kptr(dentry, off!(dentry_name)) else {
+            break;
+        };
         // SAFETY: as above; the cursor is re-read from memory on purpose.
         let len = unsafe { core::ptr::read_volatile(&raw const (*s).cursor) } as usize;
         if len > PATH_MAX {

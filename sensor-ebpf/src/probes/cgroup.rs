@@ -17,8 +17,18 @@ use crate::{
     },
 };
 
-tiered!("cgroup_mkdir", tp_btf_cgroup_mkdir, raw_tp_cgroup_mkdir, mkdir);
-tiered!("cgroup_rmdir", tp_btf_cgroup_rmdir, raw_tp_cgroup_rmdir, rmdir);
+tiered!(
+    "cgroup_mkdir",
+    tp_btf_cgroup_mkdir,
+    raw_tp_cgroup_mkdir,
+    mkdir
+);
+tiered!(
+    "cgroup_rmdir",
+    tp_btf_cgroup_rmdir,
+    raw_tp_cgroup_rmdir,
+    rmdir
+);
 
 const TAIL: usize = HEADER + core::mem::size_of::<CgroupEvent>();
 
@@ -43,10 +53,21 @@ fn emit(ctx: *const u64, kind: EventKind) {
     header(s, kind, task::current());
     let e = payload::<CgroupEvent>(s);
     let id = kptr(cgrp, off!(cgroup_kn)).and_then(|kn| kread::<u64>(kn, off!(kernfs_node_id)));
-    let hierarchy = kptr(cgrp, off!(cgroup_root)).and_then(|r| kread::<i32>(r, off!(cgroup_root_hierarchy_id)));
+    let hierarchy =
+        kptr(cgrp, off!(cgroup_root)).and_then(|r| kread::<i32>(r, off!(cgroup_root_hierarchy_id)));
     // SAFETY: destination inside scratch: TAIL + PATH_MAX < SCRATCH_SIZE.
-    let n = unsafe { bpf_probe_read_kernel_str((*s).buf.as_mut_ptr().add(TAIL).cast(), PATH_MAX as u32, path as *const _) };
-    let path_len = if n > 1 { (n - 1) as usize & (PATH_MAX - 1) } else { 0 };
+    let n = unsafe {
+        bpf_probe_read_kernel_str(
+            (*s).buf.as_mut_ptr().add(TAIL).cast(),
+            PATH_MAX as u32,
+            path as *const _,
+        )
+    };
+    let path_len = if n > 1 {
+        (n - 1) as usize & (PATH_MAX - 1)
+    } else {
+        0
+    };
     unsafe {
         (*e).id = id.unwrap_or(0);
         (*e).hierarchy_id = hierarchy.unwrap_or(-1) as u32;

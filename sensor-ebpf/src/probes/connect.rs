@@ -57,7 +57,11 @@ pub fn on_exit(args: &Args, ret: i64) {
             }
             // SAFETY: destination inside scratch, size bounded above.
             let r = unsafe {
-                bpf_probe_read_user((*s).buf.as_mut_ptr().add(TAIL).cast(), want as u32, (uaddr + 2) as *const _)
+                bpf_probe_read_user(
+                    (*s).buf.as_mut_ptr().add(TAIL).cast(),
+                    want as u32,
+                    (uaddr + 2) as *const _,
+                )
             };
             if r == 0 {
                 unix_len = want;

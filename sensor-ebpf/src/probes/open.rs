@@ -22,7 +22,13 @@ const TAIL: usize = HEADER + core::mem::size_of::<OpenEvent>();
 pub fn on_exit(syscall_nr: u64, args: &Args, ret: i64) {
     // (syscall, dirfd, user path pointer, flags, mode)
     let (syscall, dfd, upath, open_flags, mode) = match syscall_nr {
-        nr::OPEN => (OpenSyscall::Open, AT_FDCWD, args.get(0), args.get(1) as u32, args.get(2) as u32),
+        nr::OPEN => (
+            OpenSyscall::Open,
+            AT_FDCWD,
+            args.get(0),
+            args.get(1) as u32,
+            args.get(2) as u32,
+        ),
         nr::CREAT => (
             OpenSyscall::Creat,
             AT_FDCWD,
@@ -42,7 +48,13 @@ pub fn on_exit(syscall_nr: u64, args: &Args, ret: i64) {
             let how = args.get(2);
             let f: u64 = uread(how).unwrap_or(0);
             let m: u64 = uread(how + 8).unwrap_or(0);
-            (OpenSyscall::Openat2, args.get(0) as i32 as i64, args.get(1), f as u32, m as u32)
+            (
+                OpenSyscall::Openat2,
+                args.get(0) as i32 as i64,
+                args.get(1),
+                f as u32,
+                m as u32,
+            )
         }
     };
 
@@ -71,7 +83,11 @@ pub fn on_exit(syscall_nr: u64, args: &Args, ret: i64) {
         // directory it was relative to.
         // SAFETY: destination inside scratch: TAIL + PATH_MAX < SCRATCH_SIZE.
         let n = unsafe {
-            bpf_probe_read_user_str((*s).buf.as_mut_ptr().add(TAIL).cast(), PATH_MAX as u32, upath as *const _)
+            bpf_probe_read_user_str(
+                (*s).buf.as_mut_ptr().add(TAIL).cast(),
+                PATH_MAX as u32,
+                upath as *const _,
+            )
         };
         if n > 1 {
             rel_len = (n - 1) as usize & (PATH_MAX - 1);
@@ -106,5 +122,9 @@ pub fn on_exit(syscall_nr: u64, args: &Args, ret: i64) {
         (*e).rel_len = rel_len as u32;
         (*e)._pad = 0;
     }
-    submit(s, TAIL + rel_len + (path_len & (2 * PATH_MAX - 1)), EventKind::Open);
+    submit(
+        s,
+        TAIL + rel_len + (path_len & (2 * PATH_MAX - 1)),
+        EventKind::Open,
+    );
 }

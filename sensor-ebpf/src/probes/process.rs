@@ -22,9 +22,24 @@ use crate::{
     },
 };
 
-tiered!("sched_process_exec", tp_btf_sched_process_exec, raw_tp_sched_process_exec, exec);
-tiered!("sched_process_fork", tp_btf_sched_process_fork, raw_tp_sched_process_fork, fork);
-tiered!("sched_process_exit", tp_btf_sched_process_exit, raw_tp_sched_process_exit, exit);
+tiered!(
+    "sched_process_exec",
+    tp_btf_sched_process_exec,
+    raw_tp_sched_process_exec,
+    exec
+);
+tiered!(
+    "sched_process_fork",
+    tp_btf_sched_process_fork,
+    raw_tp_sched_process_fork,
+    fork
+);
+tiered!(
+    "sched_process_exit",
+    tp_btf_sched_process_exit,
+    raw_tp_sched_process_exit,
+    exit
+);
 
 const EXEC_TAIL: usize = HEADER + core::mem::size_of::<ExecEvent>();
 
@@ -124,7 +139,11 @@ fn fork(ctx: *const u64) {
         (*h).pid = child_pid;
         (*e).start_boottime = task::start_boottime(child).unwrap_or(0);
     }
-    submit(s, HEADER + core::mem::size_of::<ForkEvent>(), EventKind::Fork);
+    submit(
+        s,
+        HEADER + core::mem::size_of::<ForkEvent>(),
+        EventKind::Fork,
+    );
 }
 
 fn exit(ctx: *const u64) {
@@ -148,5 +167,9 @@ fn exit(ctx: *const u64) {
         (*e)._pad = 0;
         (*e).start_boottime = task::start_boottime(t).unwrap_or(0);
     }
-    submit(s, HEADER + core::mem::size_of::<ExitEvent>(), EventKind::Exit);
+    submit(
+        s,
+        HEADER + core::mem::size_of::<ExitEvent>(),
+        EventKind::Exit,
+    );
 }

@@ -61,9 +61,13 @@ fn sys_exit(ctx: *const u64) {
     }
     let regs = arg(ctx, 0);
     let ret = arg(ctx, 1) as i64;
-    let Ok(nr) = kread::<u64>(regs, off!(regs_syscall_nr)) else { return };
+    let Ok(nr) = kread::<u64>(regs, off!(regs_syscall_nr)) else {
+        return;
+    };
     let is_open = matches!(nr, nr::OPEN | nr::OPENAT | nr::OPENAT2 | nr::CREAT);
-    if !(is_open && hooks & hook_bits::OPEN != 0 || nr == nr::CONNECT && hooks & hook_bits::CONNECT != 0) {
+    if !(is_open && hooks & hook_bits::OPEN != 0
+        || nr == nr::CONNECT && hooks & hook_bits::CONNECT != 0)
+    {
         return;
     }
     // The sensor's own file activity would feed back into its output.

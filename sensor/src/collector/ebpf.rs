@@ -48,9 +48,15 @@ pub struct EbpfCollector {
 impl EbpfCollector {
     /// Takes the maps out of a loaded object.
     pub fn new(mut loaded: Loaded) -> anyhow::Result<Self> {
-        let ring = loaded.ebpf.take_map(maps::EVENTS).context("EVENTS map missing")?;
+        let ring = loaded
+            .ebpf
+            .take_map(maps::EVENTS)
+            .context("EVENTS map missing")?;
         let ring = RingBuf::try_from(ring).context("EVENTS is not a ring buffer")?;
-        let losses = loaded.ebpf.take_map(maps::LOSSES).context("LOSSES map missing")?;
+        let losses = loaded
+            .ebpf
+            .take_map(maps::LOSSES)
+            .context("LOSSES map missing")?;
         let losses = PerCpuArray::try_from(losses).context("LOSSES is not a per-CPU array")?;
         Ok(Self {
             loaded,
@@ -67,7 +73,11 @@ impl EbpfCollector {
 
     /// Runs until `shutdown` resolves; then detaches the programs, drains
     /// what is left, reports final losses and flushes.
-    pub async fn run(mut self, sink: &mut dyn Sink, shutdown: impl Future<Output = ()>) -> anyhow::Result<RunStats> {
+    pub async fn run(
+        mut self,
+        sink: &mut dyn Sink,
+        shutdown: impl Future<Output = ()>,
+    ) -> anyhow::Result<RunStats> {
         tokio::pin!(shutdown);
         let mut poll = tokio::time::interval(POLL_INTERVAL);
         let mut loss_tick = tokio::time::interval(LOSS_INTERVAL);

@@ -54,9 +54,15 @@ fn exec_path_and_argv_are_exact() {
     let argv = b"/usr/bin/true\0a b\0\xff\xfe\0";
     let mut tail = path.to_vec();
     tail.extend_from_slice(argv);
-    let raw = record(EventKind::Exec, &exec_payload(path.len(), argv.len(), flags::PATH_COMPONENTS), &tail);
+    let raw = record(
+        EventKind::Exec,
+        &exec_payload(path.len(), argv.len(), flags::PATH_COMPONENTS),
+        &tail,
+    );
     let rec = decode(&raw, &BootClock::new()).unwrap();
-    let Body::Exec(e) = rec.body else { panic!("not exec") };
+    let Body::Exec(e) = rec.body else {
+        panic!("not exec")
+    };
     assert_eq!(e.data.exec.path.as_bytes(), b"/usr/bin/true");
     let args: Vec<&[u8]> = e.data.exec.args.iter().map(|a| a.as_bytes()).collect();
     assert_eq!(args, vec![&b"/usr/bin/true"[..], b"a b", b"\xff\xfe"]);
@@ -67,8 +73,14 @@ fn exec_path_and_argv_are_exact() {
 #[test]
 fn truncated_argv_without_final_nul_keeps_last_arg() {
     let argv = b"cat\0/etc/pass";
-    let raw = record(EventKind::Exec, &exec_payload(0, argv.len(), flags::ARGV_TRUNCATED), argv);
-    let Body::Exec(e) = decode(&raw, &BootClock::new()).unwrap().body else { panic!() };
+    let raw = record(
+        EventKind::Exec,
+        &exec_payload(0, argv.len(), flags::ARGV_TRUNCATED),
+        argv,
+    );
+    let Body::Exec(e) = decode(&raw, &BootClock::new()).unwrap().body else {
+        panic!()
+    };
     assert_eq!(e.data.exec.args.last().unwrap().as_bytes(), b"/etc/pass");
     assert!(e.data.exec.args_truncated);
     assert_eq!(e.data.exec.path.as_bytes(), b"/");
@@ -77,23 +89,43 @@ fn truncated_argv_without_final_nul_keeps_last_arg() {
 #[test]
 fn tail_longer_than_record_is_rejected() {
     let raw = record(EventKind::Exec, &exec_payload(100, 0, 0), b"short");
-    assert!(matches!(decode(&raw, &BootClock::new()), Err(DecodeError::Truncated { .. })));
+    assert!(matches!(
+        decode(&raw, &BootClock::new()),
+        Err(DecodeError::Truncated { .. })
+    ));
 }
 
 #[test]
 fn short_and_unknown_records_are_rejected() {
-    assert!(matches!(decode(&[0u8; 10], &BootClock::new()), Err(DecodeError::Truncated { .. })));
+    assert!(matches!(
+        decode(&[0u8; 10], &BootClock::new()),
+        Err(DecodeError::Truncated { .. })
+    ));
     let mut h = header(EventKind::Exit);
     h.kind = 99;
     h.size = size_of::<EventHeader>() as u32;
-    assert_eq!(decode(&bytes_of(&h), &BootClock::new()).unwrap_err(), DecodeError::UnknownKind(99));
+    assert_eq!(
+        decode(&bytes_of(&h), &BootClock::new()).unwrap_err(),
+        DecodeError::UnknownKind(99)
+    );
 }
 
 #[test]
 fn header_size_must_match_ring_item() {
-    let mut raw = record(EventKind::Fork, &ForkEvent { ppid: 1, parent_tid: 1, start_boottime: 0 }, b"");
+    let mut raw = record(
+        EventKind::Fork,
+        &ForkEvent {
+            ppid: 1,
+            parent_tid: 1,
+            start_boottime: 0,
+        },
+        b"",
+    );
     raw[4] = 200; // size field
-    assert!(matches!(decode(&raw, &BootClock::new()), Err(DecodeError::SizeMismatch { .. })));
+    assert!(matches!(
+        decode(&raw, &BootClock::new()),
+        Err(DecodeError::SizeMismatch { .. })
+    ));
 }
 
 fn open_payload(ret: i32, flags_: u32, rel_len: usize, path_len: usize) -> OpenEvent {
@@ -113,8 +145,19 @@ fn open_payload(ret: i32, flags_: u32, rel_len: usize, path_len: usize) -> OpenE
 #[test]
 fn open_resolved_path() {
     let tail = b"out.txt\0work\0tmp\0";
-    let raw = record(EventKind::Open, &open_payload(3, flags::PATH_RESOLVED | flags::PATH_COMPONENTS, 0, tail.len()), tail);
-    let Body::Open(e) = decode(&raw, &BootClock::new()).unwrap().body else { panic!() };
+    let raw = record(
+        EventKind::Open,
+        &open_payload(
+            3,
+            flags::PATH_RESOLVED | flags::PATH_COMPONENTS,
+            0,
+            tail.len(),
+        ),
+        tail,
+    );
+    let Body::Open(e) = decode(&raw, &BootClock::new()).unwrap().body else {
+        panic!()
+    };
     let o = e.data.open;
     assert_eq!(o.path.as_bytes(), b"/tmp/work/out.txt");
     assert_eq!(o.path_source, PathSource::File);
@@ -128,8 +171,14 @@ fn open_resolved_path() {
 fn failed_relative_open_is_joined_to_its_directory() {
     let mut tail = b"missing".to_vec();
     tail.extend_from_slice(b"work\0tmp\0");
-    let raw = record(EventKind::Open, &open_payload(-2, flags::PATH_JOINED | flags::PATH_COMPONENTS, 7, 9), &tail);
-    let Body::Open(e) = decode(&raw, &BootClock::new()).unwrap().body else { panic!() };
+    let raw = record(
+        EventKind::Open,
+        &open_payload(-2, flags::PATH_JOINED | flags::PATH_COMPONENTS, 7, 9),
+        &tail,
+    );
+    let Body::Open(e) = decode(&raw, &BootClock::new()).unwrap().body else {
+        panic!()
+    };
     assert_eq!(e.data.open.path.as_bytes(), b"/tmp/work/missing");
     assert_eq!(e.data.open.error.as_deref(), Some("ENOENT"));
     assert_eq!(e.data.open.path_source, PathSource::Joined);
@@ -137,8 +186,14 @@ fn failed_relative_open_is_joined_to_its_directory() {
 
 #[test]
 fn failed_absolute_open_keeps_callers_string() {
-    let raw = record(EventKind::Open, &open_payload(-13, 0, 11, 0), b"/etc/shadow");
-    let Body::Open(e) = decode(&raw, &BootClock::new()).unwrap().body else { panic!() };
+    let raw = record(
+        EventKind::Open,
+        &open_payload(-13, 0, 11, 0),
+        b"/etc/shadow",
+    );
+    let Body::Open(e) = decode(&raw, &BootClock::new()).unwrap().body else {
+        panic!()
+    };
     assert_eq!(e.data.open.path.as_bytes(), b"/etc/shadow");
     assert_eq!(e.data.open.error.as_deref(), Some("EACCES"));
 }
@@ -163,20 +218,41 @@ fn connect_v4_mapped_and_unix() {
     mapped[10] = 0xff;
     mapped[11] = 0xff;
     mapped[12..].copy_from_slice(&[127, 0, 0, 1]);
-    let raw = record(EventKind::Connect, &connect_payload(libc::AF_INET6, 443, mapped, 0), b"");
-    let Body::Connect(e) = decode(&raw, &BootClock::new()).unwrap().body else { panic!() };
+    let raw = record(
+        EventKind::Connect,
+        &connect_payload(libc::AF_INET6, 443, mapped, 0),
+        b"",
+    );
+    let Body::Connect(e) = decode(&raw, &BootClock::new()).unwrap().body else {
+        panic!()
+    };
     let c = e.data.connect;
     assert_eq!(c.ipv4_mapped, Some("127.0.0.1".parse().unwrap()));
-    assert_eq!((c.port, c.protocol.as_deref(), c.error.as_deref()), (Some(443), Some("tcp"), Some("ECONNREFUSED")));
+    assert_eq!(
+        (c.port, c.protocol.as_deref(), c.error.as_deref()),
+        (Some(443), Some("tcp"), Some("ECONNREFUSED"))
+    );
 
     let path = b"/run/x.sock\0\0\0";
-    let raw = record(EventKind::Connect, &connect_payload(libc::AF_UNIX, 0, [0; 16], path.len()), path);
-    let Body::Connect(e) = decode(&raw, &BootClock::new()).unwrap().body else { panic!() };
+    let raw = record(
+        EventKind::Connect,
+        &connect_payload(libc::AF_UNIX, 0, [0; 16], path.len()),
+        path,
+    );
+    let Body::Connect(e) = decode(&raw, &BootClock::new()).unwrap().body else {
+        panic!()
+    };
     assert_eq!(e.data.connect.unix_path.unwrap().as_bytes(), b"/run/x.sock");
 
     let abs = b"\0hidden";
-    let raw = record(EventKind::Connect, &connect_payload(libc::AF_UNIX, 0, [0; 16], abs.len()), abs);
-    let Body::Connect(e) = decode(&raw, &BootClock::new()).unwrap().body else { panic!() };
+    let raw = record(
+        EventKind::Connect,
+        &connect_payload(libc::AF_UNIX, 0, [0; 16], abs.len()),
+        abs,
+    );
+    let Body::Connect(e) = decode(&raw, &BootClock::new()).unwrap().body else {
+        panic!()
+    };
     assert_eq!(e.data.connect.unix_path.unwrap().as_bytes(), b"@hidden");
 }
 
@@ -189,5 +265,8 @@ fn json_line_is_one_line_and_round_trips() {
     assert!(!line.contains('\n'));
     let back: Record = serde_json::from_str(&line).unwrap();
     let Body::Exec(e) = back.body else { panic!() };
-    assert_eq!(e.data.exec.args[2].as_bytes(), b"echo hi\n{\"kind\":\"exec\"}");
+    assert_eq!(
+        e.data.exec.args[2].as_bytes(),
+        b"echo hi\n{\"kind\":\"exec\"}"
+    );
 }

@@ -17,12 +17,30 @@ pub struct Hook {
 /// Every hook, in attach order (process lifecycle first so the table fills
 /// before the events that need it).
 pub const HOOKS: &[Hook] = &[
-    Hook { tracepoint: "sched_process_fork", families: hook_bits::EXEC },
-    Hook { tracepoint: "sched_process_exec", families: hook_bits::EXEC },
-    Hook { tracepoint: "sched_process_exit", families: hook_bits::EXEC },
-    Hook { tracepoint: "sys_exit", families: hook_bits::OPEN | hook_bits::CONNECT },
-    Hook { tracepoint: "cgroup_mkdir", families: hook_bits::CGROUP },
-    Hook { tracepoint: "cgroup_rmdir", families: hook_bits::CGROUP },
+    Hook {
+        tracepoint: "sched_process_fork",
+        families: hook_bits::EXEC,
+    },
+    Hook {
+        tracepoint: "sched_process_exec",
+        families: hook_bits::EXEC,
+    },
+    Hook {
+        tracepoint: "sched_process_exit",
+        families: hook_bits::EXEC,
+    },
+    Hook {
+        tracepoint: "sys_exit",
+        families: hook_bits::OPEN | hook_bits::CONNECT,
+    },
+    Hook {
+        tracepoint: "cgroup_mkdir",
+        families: hook_bits::CGROUP,
+    },
+    Hook {
+        tracepoint: "cgroup_rmdir",
+        families: hook_bits::CGROUP,
+    },
 ];
 
 /// How a program is attached. Both tiers run the same code; BTF tracepoints
@@ -84,7 +102,8 @@ pub struct HookSet(pub u32);
 
 impl HookSet {
     /// Every family.
-    pub const ALL: Self = Self(hook_bits::EXEC | hook_bits::OPEN | hook_bits::CONNECT | hook_bits::CGROUP);
+    pub const ALL: Self =
+        Self(hook_bits::EXEC | hook_bits::OPEN | hook_bits::CONNECT | hook_bits::CGROUP);
 }
 
 impl FromStr for HookSet {
@@ -98,7 +117,11 @@ impl FromStr for HookSet {
                 "open" => hook_bits::OPEN,
                 "connect" => hook_bits::CONNECT,
                 "cgroup" => hook_bits::CGROUP,
-                other => return Err(format!("unknown hook family {other:?} (expected exec, open, connect, cgroup or all)")),
+                other => {
+                    return Err(format!(
+                        "unknown hook family {other:?} (expected exec, open, connect, cgroup or all)"
+                    ));
+                }
             };
         }
         if bits == 0 {
@@ -130,9 +153,17 @@ mod tests {
 
     #[test]
     fn hook_sets_parse_and_print() {
-        assert_eq!("open, connect".parse::<HookSet>().unwrap().to_string(), "open,connect");
+        assert_eq!(
+            "open, connect".parse::<HookSet>().unwrap().to_string(),
+            "open,connect"
+        );
         assert_eq!("all".parse::<HookSet>().unwrap(), HookSet::ALL);
-        assert!("exec,bogus".parse::<HookSet>().unwrap_err().contains("bogus"));
+        assert!(
+            "exec,bogus"
+                .parse::<HookSet>()
+                .unwrap_err()
+                .contains("bogus")
+        );
         assert!("".parse::<HookSet>().is_err());
     }
 }

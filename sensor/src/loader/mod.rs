@@ -38,7 +38,12 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self { hooks: HookSet::ALL, tier: TierChoice::Auto, ring_bytes: 8 << 20, wakeup_bytes: 256 << 10 }
+        Self {
+            hooks: HookSet::ALL,
+            tier: TierChoice::Auto,
+            ring_bytes: 8 << 20,
+            wakeup_bytes: 256 << 10,
+        }
     }
 }
 
@@ -113,8 +118,15 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     let kernel_btf = KernelBtf::from_file(Path::new(preflight::VMLINUX_BTF))?;
     let v1 = preflight::v1_controller();
     let offsets = kernel_btf.kernel_offsets(v1)?;
-    let filter = FilterConfig { hooks: opts.hooks.0, self_pid: std::process::id(), wakeup_bytes: opts.wakeup_bytes };
-    info!(cgroup_v1_controller = v1.unwrap_or("none"), "kernel offsets computed from BTF");
+    let filter = FilterConfig {
+        hooks: opts.hooks.0,
+        self_pid: std::process::id(),
+        wakeup_bytes: opts.wakeup_bytes,
+    };
+    info!(
+        cgroup_v1_controller = v1.unwrap_or("none"),
+        "kernel offsets computed from BTF"
+    );
 
     let btf = Btf::from_sys_fs()?;
     let mut ebpf = EbpfLoader::new()
@@ -144,7 +156,12 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
                 }
                 attached.push(Attached { hook: *hook, tier });
             }
-            None => return Err(LoadError::Attach { tracepoint: hook.tracepoint, reasons: reasons.join("; ") }),
+            None => {
+                return Err(LoadError::Attach {
+                    tracepoint: hook.tracepoint,
+                    reasons: reasons.join("; "),
+                });
+            }
         }
     }
     Ok(Loaded { ebpf, attached })
@@ -152,7 +169,9 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
 
 fn attach(ebpf: &mut Ebpf, btf: &Btf, hook: &Hook, tier: Tier) -> anyhow::Result<()> {
     let name = tier.program(hook);
-    let program = ebpf.program_mut(&name).ok_or_else(|| anyhow::anyhow!("program {name} missing from the object"))?;
+    let program = ebpf
+        .program_mut(&name)
+        .ok_or_else(|| anyhow::anyhow!("program {name} missing from the object"))?;
     match tier {
         Tier::BtfTracepoint => {
             let p: &mut BtfTracePoint = program.try_into()?;

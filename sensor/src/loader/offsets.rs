@@ -52,11 +52,17 @@ impl KernelBtf {
     pub fn from_file(path: &Path) -> Result<Self, OffsetError> {
         Btf::from_file(path)
             .map(|btf| Self { btf })
-            .map_err(|source| OffsetError::Btf { path: path.display().to_string(), source })
+            .map_err(|source| OffsetError::Btf {
+                path: path.display().to_string(),
+                source,
+            })
     }
 
     fn strukt(&self, name: &str) -> Result<btf_rs::Struct, OffsetError> {
-        let types = self.btf.resolve_types_by_name(name).map_err(|_| OffsetError::NoStruct(name.into()))?;
+        let types = self
+            .btf
+            .resolve_types_by_name(name)
+            .map_err(|_| OffsetError::NoStruct(name.into()))?;
         types
             .into_iter()
             .find_map(|t| match t {
@@ -70,8 +76,15 @@ impl KernelBtf {
     fn underlying(&self, mut t: Type) -> Type {
         loop {
             t = match &t {
-                Type::Typedef(_) | Type::Const(_) | Type::Volatile(_) | Type::Restrict(_) | Type::TypeTag(_) => {
-                    match t.as_btf_type().and_then(|bt| self.btf.resolve_chained_type(bt).ok()) {
+                Type::Typedef(_)
+                | Type::Const(_)
+                | Type::Volatile(_)
+                | Type::Restrict(_)
+                | Type::TypeTag(_) => {
+                    match t
+                        .as_btf_type()
+                        .and_then(|bt| self.btf.resolve_chained_type(bt).ok())
+                    {
                         Some(next) => next,
                         None => return t,
                     }
@@ -88,14 +101,17 @@ impl KernelBtf {
             let mname = self.btf.resolve_name(m).unwrap_or_default();
             let ty = self.btf.resolve_chained_type(m).ok()?;
             if mname == name {
-                return Some((m.bit_offset(), self.underlying(ty), m.bitfield_size().filter(|&b| b != 0)));
+                return Some((
+                    m.bit_offset(),
+                    self.underlying(ty),
+                    m.bitfield_size().filter(|&b| b != 0),
+                ));
             }
-            if mname.is_empty() {
-                if let Type::Struct(inner) | Type::Union(inner) = self.underlying(ty) {
-                    if let Some((off, t, bits)) = self.member(&inner, name) {
-                        return Some((m.bit_offset() + off, t, bits));
-                    }
-                }
+            if mname.is_empty()
+                && let Type::Struct(inner) | Type::Union(inner) = self.underlying(ty)
+                && let Some((off, t, bits)) = self.member(&inner, name)
+            {
+                return Some((m.bit_offset() + off, t, bits));
             }
         }
         None
@@ -103,14 +119,20 @@ impl KernelBtf {
 
     /// Byte offset of a dotted field path (`d_name.len`) inside `strukt`.
     pub fn offset(&self, strukt: &str, field: &str) -> Result<u32, OffsetError> {
-        let no_field = || OffsetError::NoField { strukt: strukt.into(), field: field.into() };
+        let no_field = || OffsetError::NoField {
+            strukt: strukt.into(),
+            field: field.into(),
+        };
         let mut current = self.strukt(strukt)?;
         let mut bits = 0u32;
         let mut parts = field.split('.').peekable();
         while let Some(part) = parts.next() {
             let (off, ty, bitfield) = self.member(&current, part).ok_or_else(no_field)?;
             if bitfield.is_some() || off % 8 != 0 {
-                return Err(OffsetError::Bitfield { strukt: strukt.into(), field: field.into() });
+                return Err(OffsetError::Bitfield {
+                    strukt: strukt.into(),
+                    field: field.into(),
+                });
             }
             bits += off;
             if parts.peek().is_some() {
@@ -132,7 +154,10 @@ impl KernelBtf {
     /// `cgroup_subsys_id`).
     pub fn enum_value(&self, enumeration: &str, value: &str) -> Result<u32, OffsetError> {
         let missing = || OffsetError::NoEnumValue(format!("{enumeration}::{value}"));
-        let types = self.btf.resolve_types_by_name(enumeration).map_err(|_| missing())?;
+        let types = self
+            .btf
+            .resolve_types_by_name(enumeration)
+            .map_err(|_| missing())?;
         types
             .iter()
             .filter_map(|t| match t {
@@ -147,7 +172,10 @@ impl KernelBtf {
 
     /// All offsets the programs use. `v1_controller` names the cgroup v1
     /// controller whose cgroup events report (e.g. "memory"), if any.
-    pub fn kernel_offsets(&self, v1_controller: Option<&str>) -> Result<KernelOffsets, OffsetError> {
+    pub fn kernel_offsets(
+        &self,
+        v1_controller: Option<&str>,
+    ) -> Result<KernelOffsets, OffsetError> {
         let o = |s: &str, f: &str| self.offset(s, f);
         let (regs_nr, regs_args) = pt_regs_fields();
         Ok(KernelOffsets {

@@ -51,7 +51,10 @@ pub fn check() -> Result<(), PreflightError> {
     // Kernels >= 5.11 charge BPF memory to the cgroup; older ones count it
     // against RLIMIT_MEMLOCK. Raising it is best effort (it fails without
     // CAP_SYS_RESOURCE, which memcg-accounting kernels do not need).
-    let unlimited = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
     // SAFETY: plain syscall with a valid pointer.
     if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
         tracing::debug!("could not raise RLIMIT_MEMLOCK (fine on kernels with memcg accounting)");
@@ -72,7 +75,9 @@ pub fn v1_controller() -> Option<&'static str> {
             (f.next()? == "cgroup").then(|| f.nth(1))?
         })
         .collect();
-    ["memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "devices", "freezer"]
-        .into_iter()
-        .find(|c| v1.iter().any(|opts| opts.split(',').any(|o| o == *c)))
+    [
+        "memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "devices", "freezer",
+    ]
+    .into_iter()
+    .find(|c| v1.iter().any(|opts| opts.split(',').any(|o| o == *c)))
 }

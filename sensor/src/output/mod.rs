@@ -23,7 +23,9 @@ pub struct JsonLines<W: Write> {
 impl<W: Write> JsonLines<W> {
     /// Wraps a writer.
     pub fn new(out: W) -> Self {
-        Self { out: BufWriter::with_capacity(256 << 10, out) }
+        Self {
+            out: BufWriter::with_capacity(256 << 10, out),
+        }
     }
 }
 
@@ -44,6 +46,10 @@ pub fn open(target: &Path) -> io::Result<Box<dyn Sink + Send>> {
         return Ok(Box::new(JsonLines::new(io::stdout())));
     }
     use std::os::unix::fs::OpenOptionsExt as _;
-    let file = OpenOptions::new().create(true).append(true).mode(0o600).open(target)?;
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(target)?;
     Ok(Box::new(JsonLines::new(file)))
 }

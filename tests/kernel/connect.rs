@@ -1,0 +1,108 @@
+use std::{
+    net::{Ipv6Addr, SocketAddr, SocketAddrV6, TcpListener, TcpStream, UdpSocket},
+    os::{
+        linux::net::SocketAddrExt as _,
+        unix::net::{SocketAddr as UnixAddr, UnixListener, UnixStream},
+    },
+};
+
+use sensor_tests::{Sensor, text_bytes, unique_dir};
+
+fn mine(r: &serde_json::Value) -> bool {
+    r["process"]["pid"] == std::process::id()
+}
+
+#[test]
+fn tcp_udp_v4_v6_and_mapped_connects() {
+    let v4 = TcpListener::bind("127.0.0.1:0").unwrap();
+    let v6 = TcpListener::bind("[::1]:0").unwrap();
+    let udp_peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (p4, p6, pu) = (
+        v4.local_addr().unwrap().port(),
+        v6.local_addr().unwrap().port(),
+        udp_peer.local_addr().unwrap().port(),
+    );
+    let mut sensor = Sensor::start(&["--hooks", "connect"]);
+
+    TcpStream::connect(("127.0.0.1", p4)).unwrap();
+    TcpStream::connect(("::1", p6)).unwrap();
+    let mapped = SocketAddr::V6(SocketAddrV6::new(
+        Ipv6Addr::from([0, 0, 0, 0, 0, 0xffff, 0x7f00, 1]),
+        p4,
+        0,
+        0,
+    ));
+    TcpStream::connect(mapped).unwrap();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.connect(("127.0.0.1", pu)).unwrap();
+    // A refused connect still reports, with its error.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    assert!(TcpStream::connect(("127.0.0.1", closed_port)).is_err());
+
+    let tcp4 = sensor.expect_one("connect", "tcp v4", |r| {
+        mine(r) && r["connect"]["port"] == p4 && r["connect"]["family"] == "inet"
+    });
+    assert_eq!(tcp4["connect"]["address"], "127.0.0.1");
+    assert_eq!(
+        (
+            tcp4["connect"]["protocol"].as_str(),
+            tcp4["connect"]["sock_type"].as_str()
+        ),
+        (Some("tcp"), Some("stream"))
+    );
+    assert_eq!(tcp4["connect"]["ret"], 0);
+
+    let tcp6 = sensor.expect_one("connect", "tcp v6", |r| {
+        mine(r) && r["connect"]["port"] == p6
+    });
+    assert_eq!(
+        (
+            tcp6["connect"]["family"].as_str(),
+            tcp6["connect"]["address"].as_str()
+        ),
+        (Some("inet6"), Some("::1"))
+    );
+
+    let m = sensor.expect_one("connect", "v4-mapped", |r| {
+        mine(r) && r["connect"]["port"] == p4 && r["connect"]["family"] == "inet6"
+    });
+    assert_eq!(m["connect"]["ipv4_mapped"], "127.0.0.1");
+
+    let u = sensor.expect_one("connect", "udp", |r| mine(r) && r["connect"]["port"] == pu);
+    assert_eq!(
+        (
+            u["connect"]["protocol"].as_str(),
+            u["connect"]["sock_type"].as_str()
+        ),
+        (Some("udp"), Some("dgram"))
+    );
+
+    let refused = sensor.expect_one("connect", "refused", |r| {
+        mine(r) && r["connect"]["port"] == closed_port
+    });
+    assert_eq!(refused["connect"]["error"], "ECONNREFUSED");
+}
+
+#[test]
+fn unix_path_and_abstract_connects() {
+    let dir = unique_dir("unix");
+    let path = dir.path().join("s.sock");
+    let _listener = UnixListener::bind(&path).unwrap();
+    let abstract_addr = UnixAddr::from_abstract_name(b"sensor-test-abstract").unwrap();
+    let _abstract_listener = UnixListener::bind_addr(&abstract_addr).unwrap();
+    let mut sensor = Sensor::start(&["--hooks", "connect"]);
+    UnixStream::connect(&path).unwrap();
+    UnixStream::connect_addr(&abstract_addr).unwrap();
+
+    let named = sensor.expect_one("connect", "unix path", |r| {
+        mine(r)
+            && r["connect"]["unix_path"].is_string()
+            && text_bytes(&r["connect"]["unix_path"]) == path.as_os_str().as_encoded_bytes()
+    });
+    assert_eq!(named["connect"]["family"], "unix");
+    sensor.expect_one("connect", "abstract unix", |r| {
+        mine(r) && r["connect"]["unix_path"] == "@sensor-test-abstract"
+    });
+}

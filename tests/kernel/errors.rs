@@ -1,0 +1,40 @@
+use std::{os::unix::process::CommandExt as _, process::Command};
+
+use sensor_tests::{require_root, sensor_bin};
+
+#[test]
+fn unprivileged_run_names_what_is_missing() {
+    require_root();
+    let out = Command::new(sensor_bin())
+        .args(["run", "--output", "/dev/null"])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("missing privileges") && err.contains("CAP_BPF"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_arguments_are_refused() {
+    let out = Command::new(sensor_bin())
+        .args(["run", "--hooks", "exec,bogus"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bogus"));
+    let out = Command::new(sensor_bin())
+        .args(["run", "--ring-bytes", "5000", "--output", "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("power of two"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,56 @@
+//! Running commands with a clear error when one fails.
+use std::{
+    ffi::OsStr,
+    os::unix::process::CommandExt as _,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::setup::Env;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the repo")
+        .to_path_buf()
+}
+
+/// Runs a command to completion; fails with its name and status.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+/// Output of a command that must succeed.
+pub fn output(cmd: &mut Command) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("starting {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `cargo <args>` in the repo with the tool paths set.
+pub fn cargo(env: &Env, args: &[&str]) -> Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    run(Command::new(cargo)
+        .args(args)
+        .current_dir(root())
+        .env("PATH", &env.path))
+}
+
+/// Replaces this process with `program` (signals go straight to it).
+pub fn exec(program: impl AsRef<OsStr>, args: &[String]) -> Result<()> {
+    let err = Command::new(program.as_ref()).args(args).exec();
+    Err(err).with_context(|| format!("exec {}", program.as_ref().display()))
+}

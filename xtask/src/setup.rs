@@ -1,0 +1,168 @@
+//! Installs what building the eBPF side needs, once per machine:
+//! - the nightly pinned in sensor-ebpf/rust-toolchain.toml, with rust-src;
+//! - bpf-linker built against that nightly's own libLLVM, so no LLVM package
+//!   is needed and the versions cannot drift apart.
+//!
+//! Tools go under `$SENSOR_TOOLS_DIR` (default ~/.cache/sensor-tools), keyed
+//! by the nightly, where sensor/build.rs also looks.
+use std::{
+    ffi::OsString,
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+
+use crate::cmd;
+
+/// bpf-linker release; its `llvm-<major>` feature must match the nightly.
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+/// Paths for later commands.
+pub struct Env {
+    /// PATH with bpf-linker first.
+    pub path: OsString,
+}
+
+/// The eBPF nightly channel.
+pub fn nightly() -> Result<String> {
+    let pin = cmd::root().join("sensor-ebpf/rust-toolchain.toml");
+    let text = fs::read_to_string(&pin).with_context(|| format!("reading {}", pin.display()))?;
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("channel = "))
+        .map(|c| c.trim_matches('"').to_owned())
+        .ok_or_else(|| anyhow!("{}: no channel", pin.display()))
+}
+
+fn tools_dir() -> PathBuf {
+    std::env::var_os("SENSOR_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
+                .join(".cache/sensor-tools")
+        })
+}
+
+/// Makes sure every tool is present; quick when they are.
+pub fn ensure() -> Result<Env> {
+    let nightly = nightly()?;
+    ensure_nightly(&nightly)?;
+    let linker_bin = ensure_bpf_linker(&nightly)?;
+    let mut paths = vec![linker_bin];
+    paths.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    Ok(Env {
+        path: std::env::join_paths(paths)?,
+    })
+}
+
+fn rustup() -> Command {
+    Command::new("rustup")
+}
+
+fn ensure_nightly(nightly: &str) -> Result<()> {
+    let installed = rustup()
+        .args(["run", nightly, "rustc", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        eprintln!("xtask: installing {nightly} with rust-src");
+        cmd::run(rustup().args([
+            "toolchain",
+            "install",
+            nightly,
+            "--profile",
+            "minimal",
+            "--component",
+            "rust-src",
+            "--no-self-update",
+        ]))?;
+    }
+    let components =
+        cmd::output(rustup().args(["component", "list", "--installed", "--toolchain", nightly]))?;
+    if !components.lines().any(|l| l.starts_with("rust-src")) {
+        cmd::run(rustup().args(["component", "add", "rust-src", "--toolchain", nightly]))?;
+    }
+    Ok(())
+}
+
+/// Returns the directory holding a working bpf-linker for `nightly`.
+fn ensure_bpf_linker(nightly: &str) -> Result<PathBuf> {
+    let root = tools_dir().join(format!("bpf-linker-{nightly}"));
+    let bin_dir = root.join("bin");
+    let works = Command::new(bin_dir.join("bpf-linker"))
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if works {
+        return Ok(bin_dir);
+    }
+    let verbose = cmd::output(rustup().args(["run", nightly, "rustc", "-vV"]))?;
+    let major = verbose
+        .lines()
+        .find_map(|l| l.strip_prefix("LLVM version: "))
+        .and_then(|v| v.split('.').next())
+        .ok_or_else(|| anyhow!("{nightly}: rustc -vV shows no LLVM version"))?
+        .to_owned();
+    let sysroot = PathBuf::from(
+        cmd::output(rustup().args(["run", nightly, "rustc", "--print", "sysroot"]))?.trim(),
+    );
+    let libllvm = fs::read_dir(sysroot.join("lib"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libLLVM.so."))
+        })
+        .ok_or_else(|| anyhow!("{nightly}: no libLLVM.so.* in {}/lib", sysroot.display()))?;
+
+    // A prefix that looks like an LLVM install to llvm-sys: lib/libLLVM.so for
+    // linking, plus the versioned soname so the binary runs outside rustup.
+    let prefix = tools_dir().join(format!("llvm-{nightly}"));
+    let lib = prefix.join("lib");
+    fs::create_dir_all(&lib)?;
+    for name in [
+        OsString::from("libLLVM.so"),
+        libllvm.file_name().unwrap().to_owned(),
+    ] {
+        let link = lib.join(name);
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(&libllvm, &link)
+            .with_context(|| format!("linking {}", link.display()))?;
+    }
+    eprintln!(
+        "xtask: building bpf-linker {BPF_LINKER_VERSION} against LLVM {major} of {nightly} (about a minute)"
+    );
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    cmd::run(
+        Command::new(cargo)
+            .args([
+                "install",
+                "bpf-linker",
+                "--locked",
+                "--version",
+                BPF_LINKER_VERSION,
+                "--no-default-features",
+            ])
+            .args(["--features", &format!("llvm-{major}"), "--root"])
+            .arg(&root)
+            .env("LLVM_PREFIX", &prefix)
+            .current_dir(std::env::temp_dir()),
+    )?;
+    check_runs(&bin_dir.join("bpf-linker"))?;
+    Ok(bin_dir)
+}
+
+fn check_runs(bin: &Path) -> Result<()> {
+    let out = Command::new(bin).arg("--version").output()?;
+    if !out.status.success() {
+        bail!(
+            "{} was built but does not run: {}",
+            bin.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
