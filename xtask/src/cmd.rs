@@ -46,7 +46,8 @@ pub fn cargo(env: &Env, args: &[&str]) -> Result<()> {
     run(Command::new(cargo)
         .args(args)
         .current_dir(root())
-        .env("PATH", &env.path))
+        .env("PATH", &env.path)
+        .envs(env.vars.iter().map(|(k, v)| (k, v))))
 }
 
 /// Replaces this process with `program` (signals go straight to it).

@@ -60,7 +60,25 @@ fn main() -> Result<()> {
                 test.push("--");
                 test.extend(args.iter().map(String::as_str));
             }
-            cmd::cargo(&env, &test)
+            cmd::cargo(&env, &test)?;
+            // Both program tiers must pass the same kernel tests: auto picks
+            // tp_btf here, so run the raw_tp tier explicitly too.
+            let mut raw = env.clone();
+            raw.vars.push(("SENSOR_TIER".into(), "raw-tp".into()));
+            let mut kernel = vec![
+                "test",
+                "--no-fail-fast",
+                "--package",
+                "sensor-tests",
+                "--test",
+                "kernel",
+            ];
+            if !args.is_empty() {
+                kernel.push("--");
+                kernel.extend(args.iter().map(String::as_str));
+            }
+            eprintln!("xtask: kernel tests again with the raw_tp tier");
+            cmd::cargo(&raw, &kernel)
         }
         Task::Bench(opts) => {
             let env = setup::ensure()?;

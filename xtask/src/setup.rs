@@ -19,10 +19,13 @@ use crate::cmd;
 /// bpf-linker release; its `llvm-<major>` feature must match the nightly.
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
-/// Paths for later commands.
+/// Environment for later commands.
+#[derive(Clone)]
 pub struct Env {
     /// PATH with bpf-linker first.
     pub path: OsString,
+    /// Extra variables.
+    pub vars: Vec<(OsString, OsString)>,
 }
 
 /// The eBPF nightly channel.
@@ -55,6 +58,7 @@ pub fn ensure() -> Result<Env> {
     ));
     Ok(Env {
         path: std::env::join_paths(paths)?,
+        vars: Vec::new(),
     })
 }
 

@@ -9,7 +9,7 @@ use aya_ebpf::helpers::generated::{
 };
 use sensor_common::{EventHeader, EventKind, SCRATCH_SIZE, Scratch};
 
-use super::task;
+use super::{read::Mem, task};
 use crate::{
     globals::filter,
     maps::{EVENTS, LOSSES, SCRATCH},
@@ -28,9 +28,11 @@ pub fn scratch() -> Option<*mut Scratch> {
     SCRATCH.get_ptr_mut(0)
 }
 
-/// Fills the header at the start of `s` for the current task.
+/// Fills the header at the start of `s` for the current task. `v1_of` is
+/// the task whose cgroup v1 membership to report: process lifecycle events
+/// pass it, the rest rely on the process table to save four reads per event.
 #[inline(always)]
-pub fn header(s: *mut Scratch, kind: EventKind, current: u64) {
+pub fn header<M: Mem>(s: *mut Scratch, kind: EventKind, v1_of: Option<u64>) {
     // SAFETY: `s` is this CPU's scratch value; programs do not nest on a CPU
     // for these tracepoints, so nothing else writes it meanwhile.
     unsafe {
@@ -45,7 +47,7 @@ pub fn header(s: *mut Scratch, kind: EventKind, current: u64) {
         (*h).uid = uid_gid as u32;
         (*h).gid = (uid_gid >> 32) as u32;
         (*h).cgroup_id = bpf_get_current_cgroup_id();
-        (*h).cgroup_v1_id = task::cgroup_v1_id(current);
+        (*h).cgroup_v1_id = v1_of.map_or(0, task::cgroup_v1_id::<M>);
         bpf_get_current_comm((*h).comm.as_mut_ptr().cast(), (*h).comm.len() as u32);
     }
 }
@@ -66,9 +68,13 @@ pub fn submit(s: *mut Scratch, len: usize, kind: EventKind) {
     unsafe {
         let h = (*s).buf.as_mut_ptr() as *mut EventHeader;
         (*h).size = len as u32;
-        // Batched wakeups: only wake the reader once enough is pending; it
-        // also polls on a short timer, so a quiet ring is still drained.
-        let flags = if EVENTS.query(BPF_RB_AVAIL_DATA) >= filter!(wakeup_bytes) {
+        // Batched wakeups: wake the reader once, when pending data crosses
+        // the threshold; it also polls on a short timer, so a quiet ring is
+        // still drained. Forcing a wakeup on every record above the threshold
+        // would cost an irq_work per event exactly when the reader lags.
+        let pending = EVENTS.query(BPF_RB_AVAIL_DATA);
+        let threshold = filter!(wakeup_bytes);
+        let flags = if pending < threshold && pending + len as u64 >= threshold {
             BPF_RB_FORCE_WAKEUP
         } else {
             BPF_RB_NO_WAKEUP

@@ -8,17 +8,19 @@
 use aya_ebpf::helpers::generated::bpf_probe_read_kernel_str;
 use sensor_common::{NAME_MAX, PATH_DEPTH_MAX, PATH_MAX, Scratch, flags};
 
-use super::read::{kptr, kread};
+use super::read::{kptr, kread, kread_pair};
 use crate::globals::off;
 
 /// Writes the components of `*path` (a `struct path`) leaf first, each
 /// NUL-terminated, at `buf[base..]`. Returns (bytes written, flag bits).
 #[inline(always)]
 pub fn write_path(s: *mut Scratch, base: usize, path: u64) -> (usize, u32) {
-    let (Ok(mut dentry), Ok(vfsmnt)) = (kptr(path, off!(path_dentry)), kptr(path, off!(path_mnt)))
-    else {
+    let Ok((mut dentry, vfsmnt)) = kread_pair(path, off!(path_dentry), off!(path_mnt)) else {
         return (0, 0);
     };
+    if dentry == 0 || vfsmnt == 0 {
+        return (0, 0);
+    }
     let mut mnt = vfsmnt - off!(mount_mnt) as u64;
     let mut mnt_root: u64 = kread(vfsmnt, off!(vfsmount_root)).unwrap_or(0);
     // SAFETY: this CPU's scratch value (see emit::header).
@@ -36,16 +38,16 @@ pub fn write_path(s: *mut Scratch, base: usize, path: u64) -> (usize, u32) {
             mnt_root = kread(mnt + off!(mount_mnt) as u64, off!(vfsmount_root)).unwrap_or(0);
             continue;
         }
-        let Ok(parent) = kptr(dentry, off!(dentry_parent)) else {
+        let Ok((parent, name)) = kread_pair(dentry, off!(dentry_parent), off!(dentry_name)) else {
             break;
         };
         if parent == dentry {
             result &= !flags::PATH_TRUNCATED;
             break;
         }
-        let Ok(name) = kptr(dentry, off!(dentry_name)) else {
+        if parent == 0 || name == 0 {
             break;
-        };
+        }
         // SAFETY: as above; the cursor is re-read from memory on purpose.
         let len = unsafe { core::ptr::read_volatile(&raw const (*s).cursor) } as usize;
         if len > PATH_MAX {

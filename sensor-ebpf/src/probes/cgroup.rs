@@ -12,8 +12,7 @@ use crate::{
     globals::{filter, off},
     helpers::{
         emit::{HEADER, count_read_error, header, payload, scratch, submit},
-        read::{kptr, kread},
-        task,
+        read::Mem,
     },
 };
 
@@ -32,15 +31,15 @@ tiered!(
 
 const TAIL: usize = HEADER + core::mem::size_of::<CgroupEvent>();
 
-fn mkdir(ctx: *const u64) {
-    emit(ctx, EventKind::CgroupMkdir);
+fn mkdir<M: Mem>(ctx: *const u64) {
+    emit::<M>(ctx, EventKind::CgroupMkdir);
 }
 
-fn rmdir(ctx: *const u64) {
-    emit(ctx, EventKind::CgroupRmdir);
+fn rmdir<M: Mem>(ctx: *const u64) {
+    emit::<M>(ctx, EventKind::CgroupRmdir);
 }
 
-fn emit(ctx: *const u64, kind: EventKind) {
+fn emit<M: Mem>(ctx: *const u64, kind: EventKind) {
     if filter!(hooks) & hook_bits::CGROUP == 0 {
         return;
     }
@@ -50,11 +49,11 @@ fn emit(ctx: *const u64, kind: EventKind) {
         count_read_error(kind);
         return;
     };
-    header(s, kind, task::current());
+    header::<M>(s, kind, None);
     let e = payload::<CgroupEvent>(s);
-    let id = kptr(cgrp, off!(cgroup_kn)).and_then(|kn| kread::<u64>(kn, off!(kernfs_node_id)));
-    let hierarchy =
-        kptr(cgrp, off!(cgroup_root)).and_then(|r| kread::<i32>(r, off!(cgroup_root_hierarchy_id)));
+    let id = M::ptr(cgrp, off!(cgroup_kn)).and_then(|kn| M::read::<u64>(kn, off!(kernfs_node_id)));
+    let hierarchy = M::ptr(cgrp, off!(cgroup_root))
+        .and_then(|r| M::read::<i32>(r, off!(cgroup_root_hierarchy_id)));
     // SAFETY: destination inside scratch: TAIL + PATH_MAX < SCRATCH_SIZE.
     let n = unsafe {
         bpf_probe_read_kernel_str(
@@ -71,7 +70,7 @@ fn emit(ctx: *const u64, kind: EventKind) {
     unsafe {
         (*e).id = id.unwrap_or(0);
         (*e).hierarchy_id = hierarchy.unwrap_or(-1) as u32;
-        (*e).level = kread(cgrp, off!(cgroup_level)).unwrap_or(0);
+        (*e).level = M::read(cgrp, off!(cgroup_level)).unwrap_or(0);
         (*e).path_len = path_len as u32;
         (*e)._pad = 0;
     }

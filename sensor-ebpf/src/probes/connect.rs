@@ -11,7 +11,7 @@ use crate::{
     globals::off,
     helpers::{
         emit::{HEADER, count_read_error, header, payload, scratch, submit},
-        read::{kptr, kread, uread},
+        read::{Mem, kptr, kread, uread},
         task,
     },
 };
@@ -23,19 +23,19 @@ const EBADF: i64 = 9;
 const ENOTSOCK: i64 = 88;
 const TAIL: usize = HEADER + core::mem::size_of::<ConnectEvent>();
 
-pub fn on_exit(args: &Args, ret: i64) {
-    let fd = args.get(0) as i32;
-    let uaddr = args.get(1);
-    let addrlen = args.get(2) as u32 as usize;
+pub fn on_exit<M: Mem>(args: &Args, ret: i64) {
+    let fd = args.get::<M>(0) as i32;
+    let uaddr = args.get::<M>(1);
+    let addrlen = args.get::<M>(2) as u32 as usize;
     let Ok(family) = uread::<u16>(uaddr) else {
         return; // EFAULT: nothing was connected to
     };
-    let current = task::current();
+    let current = M::current();
     let Some(s) = scratch() else {
         count_read_error(EventKind::Connect);
         return;
     };
-    header(s, EventKind::Connect, current);
+    header::<M>(s, EventKind::Connect, None);
     let e = payload::<ConnectEvent>(s);
     let mut port = 0u16;
     let mut addr = [0u8; 16];
@@ -71,7 +71,7 @@ pub fn on_exit(args: &Args, ret: i64) {
     }
     let (mut sock_type, mut protocol) = (0u16, 0u16);
     if ret != -EBADF && ret != -ENOTSOCK {
-        if let Ok(file) = task::fd_file(current, fd as i64) {
+        if let Ok(file) = task::fd_file::<M>(current, fd as i64) {
             if let Ok(sock) = kptr(file, off!(file_private_data)) {
                 sock_type = kread::<i16>(sock, off!(socket_type)).unwrap_or(0) as u16;
                 if off!(sock_protocol) != UNAVAILABLE as usize {

@@ -17,16 +17,16 @@ pub(crate) fn arg(ctx: *const u64, n: usize) -> u64 {
 }
 
 macro_rules! tiered {
-    ($tracepoint:literal, $btf:ident, $raw:ident, $body:path) => {
+    ($tracepoint:literal, $btf:ident, $raw:ident, $body:ident) => {
         #[aya_ebpf::macros::btf_tracepoint(function = $tracepoint)]
         pub fn $btf(ctx: aya_ebpf::programs::BtfTracePointContext) -> i32 {
-            $body(aya_ebpf::EbpfContext::as_ptr(&ctx) as *const u64);
+            $body::<$crate::helpers::read::Direct>(aya_ebpf::EbpfContext::as_ptr(&ctx) as *const u64);
             0
         }
 
         #[aya_ebpf::macros::raw_tracepoint(tracepoint = $tracepoint)]
         pub fn $raw(ctx: aya_ebpf::programs::RawTracePointContext) -> i32 {
-            $body(aya_ebpf::EbpfContext::as_ptr(&ctx) as *const u64);
+            $body::<$crate::helpers::read::Probe>(aya_ebpf::EbpfContext::as_ptr(&ctx) as *const u64);
             0
         }
     };

@@ -8,7 +8,7 @@ use crate::{
     helpers::{
         emit::{HEADER, count_read_error, header, payload, scratch, submit},
         path::write_path,
-        read::{kptr, kread, uread},
+        read::{Mem, kptr, kread, uread},
         task,
     },
 };
@@ -19,56 +19,56 @@ const O_CREAT: u32 = 0o100;
 const O_TRUNC: u32 = 0o1000;
 const TAIL: usize = HEADER + core::mem::size_of::<OpenEvent>();
 
-pub fn on_exit(syscall_nr: u64, args: &Args, ret: i64) {
+pub fn on_exit<M: Mem>(syscall_nr: u64, args: &Args, ret: i64) {
     // (syscall, dirfd, user path pointer, flags, mode)
     let (syscall, dfd, upath, open_flags, mode) = match syscall_nr {
         nr::OPEN => (
             OpenSyscall::Open,
             AT_FDCWD,
-            args.get(0),
-            args.get(1) as u32,
-            args.get(2) as u32,
+            args.get::<M>(0),
+            args.get::<M>(1) as u32,
+            args.get::<M>(2) as u32,
         ),
         nr::CREAT => (
             OpenSyscall::Creat,
             AT_FDCWD,
-            args.get(0),
+            args.get::<M>(0),
             O_CREAT | O_WRONLY | O_TRUNC,
-            args.get(1) as u32,
+            args.get::<M>(1) as u32,
         ),
         nr::OPENAT => (
             OpenSyscall::Openat,
-            args.get(0) as i32 as i64,
-            args.get(1),
-            args.get(2) as u32,
-            args.get(3) as u32,
+            args.get::<M>(0) as i32 as i64,
+            args.get::<M>(1),
+            args.get::<M>(2) as u32,
+            args.get::<M>(3) as u32,
         ),
         _ => {
             // openat2: flags and mode live in the caller's struct open_how.
-            let how = args.get(2);
+            let how = args.get::<M>(2);
             let f: u64 = uread(how).unwrap_or(0);
             let m: u64 = uread(how + 8).unwrap_or(0);
             (
                 OpenSyscall::Openat2,
-                args.get(0) as i32 as i64,
-                args.get(1),
+                args.get::<M>(0) as i32 as i64,
+                args.get::<M>(1),
                 f as u32,
                 m as u32,
             )
         }
     };
 
-    let current = task::current();
+    let current = M::current();
     let Some(s) = scratch() else {
         count_read_error(EventKind::Open);
         return;
     };
-    header(s, EventKind::Open, current);
+    header::<M>(s, EventKind::Open, None);
     let e = payload::<OpenEvent>(s);
     let mut ino = 0u64;
     let mut rel_len = 0usize;
     let (path_len, bits) = if ret >= 0 {
-        match task::fd_file(current, ret) {
+        match task::fd_file::<M>(current, ret) {
             Ok(file) => {
                 if let Ok(inode) = kptr(file, off!(file_inode)) {
                     ino = kread(inode, off!(inode_ino)).unwrap_or(0);
@@ -97,9 +97,9 @@ pub fn on_exit(syscall_nr: u64, args: &Args, ret: i64) {
             (0, 0)
         } else {
             let dir = if dfd == AT_FDCWD {
-                kptr(current, off!(task_fs)).map(|fs| fs + off!(fs_pwd) as u64)
+                M::ptr(current, off!(task_fs)).map(|fs| fs + off!(fs_pwd) as u64)
             } else {
-                task::fd_file(current, dfd).map(|f| f + off!(file_path) as u64)
+                task::fd_file::<M>(current, dfd).map(|f| f + off!(file_path) as u64)
             };
             match dir {
                 Ok(dir) => {

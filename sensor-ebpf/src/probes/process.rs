@@ -17,7 +17,7 @@ use crate::{
     helpers::{
         emit::{HEADER, count_read_error, header, payload, scratch, submit},
         path::write_path,
-        read::{kptr, kread},
+        read::Mem,
         task,
     },
 };
@@ -47,35 +47,35 @@ fn enabled() -> bool {
     filter!(hooks) & hook_bits::EXEC != 0
 }
 
-fn exec(ctx: *const u64) {
+fn exec<M: Mem>(ctx: *const u64) {
     if !enabled() {
         return;
     }
     let bprm = arg(ctx, 2);
-    let current = task::current();
+    let current = M::current();
     let Some(s) = scratch() else {
         count_read_error(EventKind::Exec);
         return;
     };
-    header(s, EventKind::Exec, current);
+    header::<M>(s, EventKind::Exec, Some(current));
     let e = payload::<ExecEvent>(s);
     // SAFETY: `e` points into this CPU's scratch value.
     unsafe {
-        (*e).ppid = task::ppid(current).unwrap_or(0);
-        let (euid, egid) = task::effective_ids(current).unwrap_or((u32::MAX, u32::MAX));
+        (*e).ppid = task::ppid::<M>(current).unwrap_or(0);
+        let (euid, egid) = task::effective_ids::<M>(current).unwrap_or((u32::MAX, u32::MAX));
         (*e).euid = euid;
         (*e).egid = egid;
-        let (ns_pid, pid_ns) = task::ns_pid(current).unwrap_or((0, 0));
+        let (ns_pid, pid_ns) = task::ns_pid::<M>(current).unwrap_or((0, 0));
         (*e).ns_pid = ns_pid;
         (*e).pid_ns = pid_ns;
-        (*e).mnt_ns = task::mnt_ns(current).unwrap_or(0);
-        (*e).start_boottime = task::start_boottime(current).unwrap_or(0);
+        (*e).mnt_ns = task::mnt_ns::<M>(current).unwrap_or(0);
+        (*e).start_boottime = task::start_boottime::<M>(current).unwrap_or(0);
         (*e)._pad = 0;
     }
 
     // The executable actually mapped (for a #! script, its interpreter; the
     // script itself is in argv, where binfmt_script puts it).
-    let (path_len, mut bits) = match kptr(bprm, off!(binprm_file)) {
+    let (path_len, mut bits) = match M::ptr(bprm, off!(binprm_file)) {
         Ok(file) => write_path(s, EXEC_TAIL, file + off!(file_path) as u64),
         Err(_) => (0, 0),
     };
@@ -83,9 +83,9 @@ fn exec(ctx: *const u64) {
     // argv from the new image's stack: [arg_start, arg_end) of the new mm.
     let argv_off = EXEC_TAIL + (path_len & (2 * PATH_MAX - 1));
     let mut argv_len = 0usize;
-    if let Ok(mm) = kptr(current, off!(task_mm)) {
-        let start: u64 = kread(mm, off!(mm_arg_start)).unwrap_or(0);
-        let end: u64 = kread(mm, off!(mm_arg_end)).unwrap_or(0);
+    if let Ok(mm) = M::ptr(current, off!(task_mm)) {
+        let start: u64 = M::read(mm, off!(mm_arg_start)).unwrap_or(0);
+        let end: u64 = M::read(mm, off!(mm_arg_end)).unwrap_or(0);
         let mut want = end.saturating_sub(start) as usize;
         if want > ARGV_MAX {
             want = ARGV_MAX;
@@ -111,13 +111,13 @@ fn exec(ctx: *const u64) {
     submit(s, argv_off + argv_len, EventKind::Exec);
 }
 
-fn fork(ctx: *const u64) {
+fn fork<M: Mem>(ctx: *const u64) {
     if !enabled() {
         return;
     }
-    let parent = arg(ctx, 0);
+    // arg 0, the parent, is the current task: the header describes it.
     let child = arg(ctx, 1);
-    let (Ok(child_tid), Ok(child_pid)) = (task::tid(child), task::tgid(child)) else {
+    let (Ok(child_tid), Ok(child_pid)) = (task::tid::<M>(child), task::tgid::<M>(child)) else {
         count_read_error(EventKind::Fork);
         return;
     };
@@ -128,7 +128,7 @@ fn fork(ctx: *const u64) {
         count_read_error(EventKind::Fork);
         return;
     };
-    header(s, EventKind::Fork, parent);
+    header::<M>(s, EventKind::Fork, Some(child));
     let e = payload::<ForkEvent>(s);
     // SAFETY: scratch value of this CPU.
     unsafe {
@@ -137,7 +137,7 @@ fn fork(ctx: *const u64) {
         (*e).ppid = (*h).pid;
         (*h).tid = child_tid;
         (*h).pid = child_pid;
-        (*e).start_boottime = task::start_boottime(child).unwrap_or(0);
+        (*e).start_boottime = task::start_boottime::<M>(child).unwrap_or(0);
     }
     submit(
         s,
@@ -146,26 +146,26 @@ fn fork(ctx: *const u64) {
     );
 }
 
-fn exit(ctx: *const u64) {
+fn exit<M: Mem>(ctx: *const u64) {
     if !enabled() {
         return;
     }
     let t = arg(ctx, 0);
     // Only the last thread out reports the process exit.
-    if !matches!(task::group_dead(t), Ok(true)) {
+    if !matches!(task::group_dead::<M>(t), Ok(true)) {
         return;
     }
     let Some(s) = scratch() else {
         count_read_error(EventKind::Exit);
         return;
     };
-    header(s, EventKind::Exit, t);
+    header::<M>(s, EventKind::Exit, Some(t));
     let e = payload::<ExitEvent>(s);
     // SAFETY: scratch value of this CPU.
     unsafe {
-        (*e).exit_code = kread(t, off!(task_exit_code)).unwrap_or(0);
+        (*e).exit_code = M::read(t, off!(task_exit_code)).unwrap_or(0);
         (*e)._pad = 0;
-        (*e).start_boottime = task::start_boottime(t).unwrap_or(0);
+        (*e).start_boottime = task::start_boottime::<M>(t).unwrap_or(0);
     }
     submit(
         s,

@@ -11,7 +11,7 @@ use sensor_common::hook_bits;
 use super::{arg, connect, open, tiered};
 use crate::{
     globals::{filter, off},
-    helpers::read::kread,
+    helpers::read::Mem,
 };
 
 tiered!("sys_exit", tp_btf_sys_exit, raw_tp_sys_exit, sys_exit);
@@ -43,25 +43,25 @@ pub struct Args {
 impl Args {
     /// Argument `i` (0..4).
     #[inline(always)]
-    pub fn get(&self, i: usize) -> u64 {
+    pub fn get<M: Mem>(&self, i: usize) -> u64 {
         let o = match i {
             0 => off!(regs_arg0),
             1 => off!(regs_arg1),
             2 => off!(regs_arg2),
             _ => off!(regs_arg3),
         };
-        kread(self.regs, o).unwrap_or(0)
+        M::read(self.regs, o).unwrap_or(0)
     }
 }
 
-fn sys_exit(ctx: *const u64) {
+fn sys_exit<M: Mem>(ctx: *const u64) {
     let hooks = filter!(hooks);
     if hooks & (hook_bits::OPEN | hook_bits::CONNECT) == 0 {
         return;
     }
     let regs = arg(ctx, 0);
     let ret = arg(ctx, 1) as i64;
-    let Ok(nr) = kread::<u64>(regs, off!(regs_syscall_nr)) else {
+    let Ok(nr) = M::read::<u64>(regs, off!(regs_syscall_nr)) else {
         return;
     };
     let is_open = matches!(nr, nr::OPEN | nr::OPENAT | nr::OPENAT2 | nr::CREAT);
@@ -77,8 +77,8 @@ fn sys_exit(ctx: *const u64) {
     }
     let args = Args { regs };
     if is_open {
-        open::on_exit(nr, &args, ret);
+        open::on_exit::<M>(nr, &args, ret);
     } else {
-        connect::on_exit(&args, ret);
+        connect::on_exit::<M>(&args, ret);
     }
 }
