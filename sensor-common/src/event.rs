@@ -268,6 +268,15 @@ pub const MAX_RECORD: usize = core::mem::size_of::<EventHeader>()
     + 1
     + ARGV_MAX;
 
+/// Bytes of a dentry read in one probe per path component (d_parent,
+/// d_name and the inline name); userspace refuses a layout that does not fit.
+pub const DENTRY_WINDOW: usize = 128;
+/// Bytes of a `struct file` read at once (f_path and f_inode).
+pub const FILE_WINDOW: usize = 64;
+/// Inline names are copied with this fixed size (>= DNAME_INLINE_LEN on
+/// current kernels; longer inline names take the slow path).
+pub const INLINE_NAME_COPY: usize = 40;
+
 /// Per-CPU scratch buffer size: a power of two above [`MAX_RECORD`] plus
 /// slack so masked offsets can never index past the end.
 pub const SCRATCH_SIZE: usize = 16384;

@@ -82,6 +82,10 @@ pub struct KernelOffsets {
     pub dentry_name: u32,
     /// `dentry.d_name.len`
     pub dentry_name_len: u32,
+    /// Inline name storage: `dentry.d_shortname.string` (>= 6.14) or `d_iname`.
+    pub dentry_iname: u32,
+    /// Its size (DNAME_INLINE_LEN: 40 on >= 6.14, 32 before).
+    pub dentry_iname_len: u32,
     /// `vfsmount.mnt_root`
     pub vfsmount_root: u32,
     /// `mount.mnt` (the embedded vfsmount)

@@ -138,10 +138,15 @@ fn deep_path_is_resolved() {
     for i in 0..30 {
         deep.push(format!("d{i}"));
     }
+    // Names around the inline-name size (DNAME_INLINE_LEN 32/40) and far
+    // past it take both the inline and the out-of-line copy.
+    for len in [31, 32, 39, 40, 41, 200] {
+        deep.push("n".repeat(len));
+    }
     fs::create_dir_all(&deep).unwrap();
     let file = deep.join("leaf");
     let mut sensor = Sensor::start(&["--hooks", "open"]);
     fs::write(&file, b"x").unwrap();
-    let open = sensor.expect_one("open", "30 directories deep", |r| path_is(r, &file));
+    let open = sensor.expect_one("open", "36 directories deep, long names", |r| path_is(r, &file));
     assert!(open["open"].get("path_truncated").is_none(), "{open}");
 }

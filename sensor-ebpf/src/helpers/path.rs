@@ -5,22 +5,84 @@
 //! The walk stops at the root of the task's mount namespace, so a path inside
 //! a container reads as the container sees it (`/etc/shadow`), and crosses
 //! mount points through `mount.mnt_parent`/`mnt_mountpoint`.
+//!
+//! Cost is per component, so each step is one probe: a window over the
+//! dentry covering `d_parent`, `d_name` and the inline name, which holds
+//! every name shorter than DNAME_INLINE_LEN; longer names take a second probe.
 use aya_ebpf::helpers::generated::bpf_probe_read_kernel_str;
-use sensor_common::{NAME_MAX, PATH_DEPTH_MAX, PATH_MAX, Scratch, flags};
+use sensor_common::{
+    DENTRY_WINDOW, FILE_WINDOW, INLINE_NAME_COPY, NAME_MAX, PATH_DEPTH_MAX, PATH_MAX, Scratch,
+    flags,
+};
 
-use super::read::{kptr, kread, kread_pair};
+use super::read::{ReadError, Window, kptr, kread};
 use crate::globals::off;
 
-/// Writes the components of `*path` (a `struct path`) leaf first, each
-/// NUL-terminated, at `buf[base..]`. Returns (bytes written, flag bits).
+/// Where a walk starts: a `struct path`'s dentry and vfsmount.
+pub struct PathStart {
+    dentry: u64,
+    vfsmnt: u64,
+}
+
+/// The path and inode of an open file, with one probe.
 #[inline(always)]
-pub fn write_path(s: *mut Scratch, base: usize, path: u64) -> (usize, u32) {
-    let Ok((mut dentry, vfsmnt)) = kread_pair(path, off!(path_dentry), off!(path_mnt)) else {
-        return (0, 0);
-    };
+pub fn file_parts(file: u64) -> Result<(PathStart, u64), ReadError> {
+    let dentry_off = off!(file_path) + off!(path_dentry);
+    let mnt_off = off!(file_path) + off!(path_mnt);
+    let inode_off = off!(file_inode);
+    let lo = min(min(dentry_off, mnt_off), inode_off);
+    let hi = max(max(dentry_off, mnt_off), inode_off) + 8;
+    let w = Window::<FILE_WINDOW>::read(file, lo, hi)?;
+    Ok((
+        PathStart {
+            dentry: w.get(dentry_off),
+            vfsmnt: w.get(mnt_off),
+        },
+        w.get(inode_off),
+    ))
+}
+
+/// A `struct path` at `path` (e.g. `&fs->pwd`).
+#[inline(always)]
+pub fn path_at(path: u64) -> Result<PathStart, ReadError> {
+    Ok(PathStart {
+        dentry: kptr(path, off!(path_dentry))?,
+        vfsmnt: kptr(path, off!(path_mnt))?,
+    })
+}
+
+#[inline(always)]
+fn min(a: usize, b: usize) -> usize {
+    if a < b { a } else { b }
+}
+
+#[inline(always)]
+fn max(a: usize, b: usize) -> usize {
+    if a > b { a } else { b }
+}
+
+/// Writes the components of `start` leaf first, each NUL-terminated, at
+/// `buf[base..]`. Returns (bytes written, flag bits).
+#[inline(always)]
+pub fn write_path(s: *mut Scratch, base: usize, start: PathStart) -> (usize, u32) {
+    let PathStart { mut dentry, vfsmnt } = start;
     if dentry == 0 || vfsmnt == 0 {
         return (0, 0);
     }
+    let (parent_off, name_off, len_off) = (
+        off!(dentry_parent),
+        off!(dentry_name),
+        off!(dentry_name_len),
+    );
+    let (iname_off, iname_len) = (off!(dentry_iname), off!(dentry_iname_len));
+    let lo = min(min(parent_off, name_off), min(len_off, iname_off));
+    let hi = max(
+        max(parent_off + 8, name_off + 8),
+        max(len_off + 4, iname_off + iname_len),
+    );
+    // Names that fit the inline copy come from the window.
+    let inline_max = min(iname_len, INLINE_NAME_COPY);
+
     let mut mnt = vfsmnt - off!(mount_mnt) as u64;
     let mut mnt_root: u64 = kread(vfsmnt, off!(vfsmount_root)).unwrap_or(0);
     // SAFETY: this CPU's scratch value (see emit::header).
@@ -38,9 +100,12 @@ pub fn write_path(s: *mut Scratch, base: usize, path: u64) -> (usize, u32) {
             mnt_root = kread(mnt + off!(mount_mnt) as u64, off!(vfsmount_root)).unwrap_or(0);
             continue;
         }
-        let Ok((parent, name)) = kread_pair(dentry, off!(dentry_parent), off!(dentry_name)) else {
+        let Ok(w) = Window::<DENTRY_WINDOW>::read(dentry, lo, hi) else {
             break;
         };
+        let parent: u64 = w.get(parent_off);
+        let name: u64 = w.get(name_off);
+        let name_len = w.get::<u32>(len_off) as usize;
         if parent == dentry {
             result &= !flags::PATH_TRUNCATED;
             break;
@@ -53,12 +118,22 @@ pub fn write_path(s: *mut Scratch, base: usize, path: u64) -> (usize, u32) {
         if len > PATH_MAX {
             break;
         }
-        let n = unsafe {
-            bpf_probe_read_kernel_str(
-                (*s).buf.as_mut_ptr().add(base + len).cast(),
-                (NAME_MAX + 1) as u32,
-                name as *const _,
-            )
+        // SAFETY: len <= PATH_MAX and the buffer has NAME_MAX + 1 bytes of
+        // slack past base + PATH_MAX (asserted in sensor-common).
+        let dst = unsafe { (*s).buf.as_mut_ptr().add(base + len) };
+        let n = if name == dentry + iname_off as u64 && name_len < inline_max {
+            // SAFETY: fixed-size copy from the window (checked at load to
+            // hold INLINE_NAME_COPY bytes from iname_off) into the slack.
+            unsafe {
+                core::ptr::copy_nonoverlapping(w.at(iname_off), dst, INLINE_NAME_COPY);
+                *dst.add(name_len) = 0;
+            }
+            name_len as i64 + 1
+        } else {
+            // SAFETY: as above, at most NAME_MAX + 1 bytes.
+            unsafe {
+                bpf_probe_read_kernel_str(dst.cast(), (NAME_MAX + 1) as u32, name as *const _)
+            }
         };
         if n <= 0 {
             break;

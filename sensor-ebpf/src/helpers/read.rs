@@ -85,32 +85,46 @@ pub fn kptr(base: u64, off: usize) -> Result<u64, ReadError> {
     if p == 0 { Err(ReadError) } else { Ok(p) }
 }
 
-/// Reads two pointer-sized fields with one probe when they lie within 64
-/// bytes of each other (true of the hot pairs: `dentry.d_parent` and
-/// `d_name.name`, `path.mnt` and `path.dentry`), else with two.
-#[inline(always)]
-pub fn kread_pair(base: u64, a: usize, b: usize) -> Result<(u64, u64), ReadError> {
-    const WINDOW: usize = 64;
-    let lo = if a < b { a } else { b };
-    let hi = if a < b { b } else { a } + 8;
-    if hi - lo > WINDOW || base == 0 {
-        return Ok((kread(base, a)?, kread(base, b)?));
-    }
-    let mut window = [0u8; WINDOW];
-    // SAFETY: destination is the stack window, length bounded by WINDOW;
-    // offsets are verifier-known constants from OFFSETS.
-    unsafe {
-        let r = aya_ebpf::helpers::generated::bpf_probe_read_kernel(
-            window.as_mut_ptr().cast(),
-            (hi - lo) as u32,
-            (base + lo as u64) as *const _,
-        );
-        if r != 0 {
+/// Several nearby fields of one struct read with a single probe: one
+/// helper call instead of one per field on the hot paths (path walks).
+pub struct Window<const N: usize> {
+    bytes: [u8; N],
+    lo: usize,
+}
+
+impl<const N: usize> Window<N> {
+    /// Reads `[base + lo, base + hi)`. Offsets are verifier-known constants;
+    /// userspace checks at load that every window used fits in `N`.
+    #[inline(always)]
+    pub fn read(base: u64, lo: usize, hi: usize) -> Result<Self, ReadError> {
+        if base == 0 || hi <= lo || hi - lo > N {
             return Err(ReadError);
         }
-        let pa = core::ptr::read_unaligned(window.as_ptr().add(a - lo) as *const u64);
-        let pb = core::ptr::read_unaligned(window.as_ptr().add(b - lo) as *const u64);
-        Ok((pa, pb))
+        let mut w = Self { bytes: [0; N], lo };
+        // SAFETY: destination is the stack buffer, length bounded by N.
+        let r = unsafe {
+            aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+                w.bytes.as_mut_ptr().cast(),
+                (hi - lo) as u32,
+                (base + lo as u64) as *const _,
+            )
+        };
+        if r != 0 { Err(ReadError) } else { Ok(w) }
+    }
+
+    /// The field at struct offset `off` (which lies inside the window).
+    #[inline(always)]
+    pub fn get<T: Copy>(&self, off: usize) -> T {
+        // SAFETY: off - lo + size_of::<T>() <= N by the load-time check;
+        // the buffer is fully initialised.
+        unsafe { core::ptr::read_unaligned(self.bytes.as_ptr().add(off - self.lo) as *const T) }
+    }
+
+    /// Pointer to the bytes at struct offset `off`.
+    #[inline(always)]
+    pub fn at(&self, off: usize) -> *const u8 {
+        // SAFETY: as for `get`.
+        unsafe { self.bytes.as_ptr().add(off - self.lo) }
     }
 }
 

@@ -7,8 +7,8 @@ use crate::{
     globals::off,
     helpers::{
         emit::{HEADER, count_read_error, header, payload, scratch, submit},
-        path::write_path,
-        read::{Mem, kptr, kread, uread},
+        path::{file_parts, path_at, write_path},
+        read::{Mem, kread, uread},
         task,
     },
 };
@@ -69,13 +69,14 @@ pub fn on_exit<M: Mem>(syscall_nr: u64, args: &Args, ret: i64) {
     let mut rel_len = 0usize;
     let (path_len, bits) = if ret >= 0 {
         match task::fd_file::<M>(current, ret) {
-            Ok(file) => {
-                if let Ok(inode) = kptr(file, off!(file_inode)) {
+            Ok(file) => match file_parts(file) {
+                Ok((start, inode)) => {
                     ino = kread(inode, off!(inode_ino)).unwrap_or(0);
+                    let (len, bits) = write_path(s, TAIL, start);
+                    (len, bits | flags::PATH_RESOLVED)
                 }
-                let (len, bits) = write_path(s, TAIL, file + off!(file_path) as u64);
-                (len, bits | flags::PATH_RESOLVED)
-            }
+                Err(_) => (0, 0),
+            },
             Err(_) => (0, 0),
         }
     } else {
@@ -97,9 +98,9 @@ pub fn on_exit<M: Mem>(syscall_nr: u64, args: &Args, ret: i64) {
             (0, 0)
         } else {
             let dir = if dfd == AT_FDCWD {
-                M::ptr(current, off!(task_fs)).map(|fs| fs + off!(fs_pwd) as u64)
+                M::ptr(current, off!(task_fs)).and_then(|fs| path_at(fs + off!(fs_pwd) as u64))
             } else {
-                task::fd_file::<M>(current, dfd).map(|f| f + off!(file_path) as u64)
+                task::fd_file::<M>(current, dfd).and_then(|f| file_parts(f).map(|(start, _)| start))
             };
             match dir {
                 Ok(dir) => {

@@ -16,7 +16,7 @@ use crate::{
     globals::{filter, off},
     helpers::{
         emit::{HEADER, count_read_error, header, payload, scratch, submit},
-        path::write_path,
+        path::{file_parts, write_path},
         read::Mem,
         task,
     },
@@ -76,7 +76,10 @@ fn exec<M: Mem>(ctx: *const u64) {
     // The executable actually mapped (for a #! script, its interpreter; the
     // script itself is in argv, where binfmt_script puts it).
     let (path_len, mut bits) = match M::ptr(bprm, off!(binprm_file)) {
-        Ok(file) => write_path(s, EXEC_TAIL, file + off!(file_path) as u64),
+        Ok(file) => match file_parts(file) {
+            Ok((start, _)) => write_path(s, EXEC_TAIL, start),
+            Err(_) => (0, 0),
+        },
         Err(_) => (0, 0),
     };
 

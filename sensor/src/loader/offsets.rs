@@ -37,6 +37,9 @@ pub enum OffsetError {
         /// Dotted field path.
         field: String,
     },
+    /// Fields the programs read together lie too far apart.
+    #[error("unsupported kernel struct layout: {0}")]
+    Layout(String),
     /// An enum or enum value is missing.
     #[error("kernel BTF has no enum value {0}")]
     NoEnumValue(String),
@@ -145,6 +148,37 @@ impl KernelBtf {
         Ok(bits / 8)
     }
 
+    /// Byte size of an array field (e.g. the inline name of a dentry).
+    pub fn array_len(&self, strukt: &str, field: &str) -> Result<u32, OffsetError> {
+        let no_field = || OffsetError::NoField {
+            strukt: strukt.into(),
+            field: field.into(),
+        };
+        let mut current = self.strukt(strukt)?;
+        let mut parts = field.split('.').peekable();
+        while let Some(part) = parts.next() {
+            let (_, ty, _) = self.member(&current, part).ok_or_else(no_field)?;
+            match ty {
+                Type::Struct(s) | Type::Union(s) if parts.peek().is_some() => current = s,
+                Type::Array(a) if parts.peek().is_none() => return Ok(a.len() as u32),
+                _ => return Err(no_field()),
+            }
+        }
+        Err(no_field())
+    }
+
+    /// The first of several alternative field names this kernel has.
+    fn first_of<'f>(&self, strukt: &str, fields: &[&'f str]) -> Result<&'f str, OffsetError> {
+        fields
+            .iter()
+            .copied()
+            .find(|f| self.offset(strukt, f).is_ok())
+            .ok_or_else(|| OffsetError::NoField {
+                strukt: strukt.into(),
+                field: fields.join(" or "),
+            })
+    }
+
     /// Size of a struct.
     pub fn size_of(&self, strukt: &str) -> Result<u32, OffsetError> {
         Ok(self.strukt(strukt)?.size() as u32)
@@ -178,7 +212,9 @@ impl KernelBtf {
     ) -> Result<KernelOffsets, OffsetError> {
         let o = |s: &str, f: &str| self.offset(s, f);
         let (regs_nr, regs_args) = pt_regs_fields();
-        Ok(KernelOffsets {
+        // Renamed in 6.14 (union shortname_store).
+        let iname = self.first_of("dentry", &["d_shortname.string", "d_iname"])?;
+        let offsets = KernelOffsets {
             task_pid: o("task_struct", "pid")?,
             task_tgid: o("task_struct", "tgid")?,
             task_real_parent: o("task_struct", "real_parent")?,
@@ -214,6 +250,8 @@ impl KernelBtf {
             dentry_parent: o("dentry", "d_parent")?,
             dentry_name: o("dentry", "d_name.name")?,
             dentry_name_len: o("dentry", "d_name.len")?,
+            dentry_iname: o("dentry", iname)?,
+            dentry_iname_len: self.array_len("dentry", iname)?,
             vfsmount_root: o("vfsmount", "mnt_root")?,
             mount_mnt: o("mount", "mnt")?,
             mount_parent: o("mount", "mnt_parent")?,
@@ -244,8 +282,44 @@ impl KernelBtf {
                 None => UNAVAILABLE,
             },
             _pad: 0,
-        })
+        };
+        check_windows(&offsets)?;
+        Ok(offsets)
     }
+}
+
+/// The programs read some fields through fixed-size windows (one probe for
+/// several fields); refuse a kernel whose layout spreads them further apart.
+fn check_windows(o: &KernelOffsets) -> Result<(), OffsetError> {
+    use sensor_common::{DENTRY_WINDOW, FILE_WINDOW, INLINE_NAME_COPY};
+    let span = |fields: &[(u32, u32)]| {
+        let lo = fields.iter().map(|(off, _)| *off).min().unwrap_or(0);
+        let hi = fields.iter().map(|(off, len)| off + len).max().unwrap_or(0);
+        (lo, (hi - lo) as usize)
+    };
+    let (lo, dentry) = span(&[
+        (o.dentry_parent, 8),
+        (o.dentry_name, 8),
+        (o.dentry_name_len, 4),
+        (o.dentry_iname, o.dentry_iname_len),
+    ]);
+    let inline_end = (o.dentry_iname - lo) as usize + INLINE_NAME_COPY;
+    if dentry > DENTRY_WINDOW || inline_end > DENTRY_WINDOW {
+        return Err(OffsetError::Layout(format!(
+            "dentry fields span {dentry} bytes (inline name ends at {inline_end}); the walk reads {DENTRY_WINDOW}"
+        )));
+    }
+    let (_, file) = span(&[
+        (o.file_path + o.path_dentry, 8),
+        (o.file_path + o.path_mnt, 8),
+        (o.file_inode, 8),
+    ]);
+    if file > FILE_WINDOW {
+        return Err(OffsetError::Layout(format!(
+            "file fields span {file} bytes; the programs read {FILE_WINDOW}"
+        )));
+    }
+    Ok(())
 }
 
 /// pt_regs fields holding the syscall number and arguments 0..4 at syscall
