@@ -399,5 +399,46 @@ fn unix_path(raw: &[u8]) -> Text {
     }
 }
 
+/// Builds ring records byte for byte as the kernel writes them, for tests
+/// and benchmarks.
+#[doc(hidden)]
+pub mod fixture {
+    use sensor_common::{EventHeader, EventKind};
+
+    /// A header for `kind` from pid 10 / tid 11, comm "bash", cgroup 42.
+    pub fn header(kind: EventKind) -> EventHeader {
+        let mut comm = [0u8; 16];
+        comm[..4].copy_from_slice(b"bash");
+        EventHeader {
+            kind: kind as u32,
+            size: 0,
+            boot_ns: 1_000,
+            tid: 11,
+            pid: 10,
+            uid: 0,
+            gid: 0,
+            cgroup_id: 42,
+            cgroup_v1_id: 0,
+            comm,
+        }
+    }
+
+    /// The bytes of a repr(C) value.
+    pub fn bytes_of<T: Copy>(v: &T) -> Vec<u8> {
+        // SAFETY: reading a repr(C) value as bytes.
+        unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()).to_vec() }
+    }
+
+    /// header + payload + tail, with the header's size set.
+    pub fn record<T: Copy>(kind: EventKind, payload: &T, tail: &[u8]) -> Vec<u8> {
+        let mut h = header(kind);
+        h.size = (size_of::<EventHeader>() + size_of::<T>() + tail.len()) as u32;
+        let mut out = bytes_of(&h);
+        out.extend(bytes_of(payload));
+        out.extend_from_slice(tail);
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests;

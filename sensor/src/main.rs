@@ -77,13 +77,15 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let mut sink = output::open(&args.output)
             .with_context(|| format!("opening output {}", args.output.display()))?;
+        // Handlers first: a SIGTERM that arrives while the verifier is busy
+        // (about a second) must still stop the sensor cleanly afterwards.
+        let mut sigint = signal(SignalKind::interrupt())?;
+        let mut sigterm = signal(SignalKind::terminate())?;
         let loaded = loader::load(&opts)?;
         for a in &loaded.attached {
             info!(tracepoint = a.hook.tracepoint, tier = %a.tier, "hook attached");
         }
         let collector = EbpfCollector::new(loaded)?;
-        let mut sigint = signal(SignalKind::interrupt())?;
-        let mut sigterm = signal(SignalKind::terminate())?;
         if let Some(ready) = &args.ready_file {
             std::fs::write(ready, format!("{}\n", std::process::id()))
                 .with_context(|| format!("writing ready file {}", ready.display()))?;

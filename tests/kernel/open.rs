@@ -147,6 +147,8 @@ fn deep_path_is_resolved() {
     let file = deep.join("leaf");
     let mut sensor = Sensor::start(&["--hooks", "open"]);
     fs::write(&file, b"x").unwrap();
-    let open = sensor.expect_one("open", "36 directories deep, long names", |r| path_is(r, &file));
+    let open = sensor.expect_one("open", "36 directories deep, long names", |r| {
+        path_is(r, &file)
+    });
     assert!(open["open"].get("path_truncated").is_none(), "{open}");
 }

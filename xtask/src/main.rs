@@ -83,7 +83,12 @@ fn main() -> Result<()> {
         Task::Bench(opts) => {
             let env = setup::ensure()?;
             cmd::cargo(&env, &["build", "--release", "--package", "sensor"])?;
-            bench::run(&opts)
+            bench::run(&opts)?;
+            // Userspace cost per event (criterion).
+            cmd::cargo(
+                &env,
+                &["bench", "--package", "sensor", "--bench", "pipeline"],
+            )
         }
     }
 }

@@ -12,7 +12,7 @@ use aya::{
 };
 use sensor_common::{FilterConfig, globals};
 use thiserror::Error;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use self::{
     hooks::{HOOKS, Hook, HookSet, Tier, TierChoice},
@@ -128,7 +128,12 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         "kernel offsets computed from BTF"
     );
 
+    let started = std::time::Instant::now();
     let btf = Btf::from_sys_fs()?;
+    debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "kernel BTF parsed for aya"
+    );
     let mut ebpf = EbpfLoader::new()
         .btf(&btf)
         .override_global(globals::OFFSETS, &offsets, true)
@@ -141,7 +146,10 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         let mut reasons = Vec::new();
         let mut done = None;
         for &tier in opts.tier.candidates() {
-            match attach(&mut ebpf, &btf, hook, tier) {
+            let started = std::time::Instant::now();
+            let result = attach(&mut ebpf, &btf, hook, tier);
+            debug!(tracepoint = hook.tracepoint, %tier, ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "load and attach");
+            match result {
                 Ok(()) => {
                     done = Some(tier);
                     break;

@@ -1,0 +1,68 @@
+//! Userspace cost per event: decode a ring record and write it as a JSON
+//! line, the work the collector does for every event.
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use sensor::{
+    clock::BootClock,
+    decode::{decode, fixture::record},
+    output::{JsonLines, Sink},
+};
+use sensor_common::{EventKind, ExecEvent, OpenEvent, OpenSyscall, flags};
+
+fn open_record() -> Vec<u8> {
+    let tail = b"bench-open\0sensor-bench\0tmp\0";
+    let e = OpenEvent {
+        syscall: OpenSyscall::Openat as u32,
+        open_flags: (libc::O_RDONLY | libc::O_CLOEXEC) as u32,
+        mode: 0,
+        ret: 3,
+        ino: 1234,
+        flags: flags::PATH_RESOLVED | flags::PATH_COMPONENTS,
+        path_len: tail.len() as u32,
+        rel_len: 0,
+        _pad: 0,
+    };
+    record(EventKind::Open, &e, tail)
+}
+
+fn exec_record() -> Vec<u8> {
+    let path = b"curl\0bin\0usr\0";
+    let argv = b"curl\0-fsSL\0https://example.invalid/install.sh\0-o\0/tmp/x\0";
+    let mut tail = path.to_vec();
+    tail.extend_from_slice(argv);
+    let e = ExecEvent {
+        ppid: 1,
+        euid: 0,
+        egid: 0,
+        ns_pid: 10,
+        mnt_ns: 4026531841,
+        pid_ns: 4026531836,
+        start_boottime: 500,
+        flags: flags::PATH_COMPONENTS,
+        path_len: path.len() as u32,
+        argv_len: argv.len() as u32,
+        _pad: 0,
+    };
+    record(EventKind::Exec, &e, &tail)
+}
+
+fn bench(c: &mut Criterion) {
+    let clock = BootClock::new();
+    let mut group = c.benchmark_group("decode_and_write_json");
+    group.throughput(Throughput::Elements(1));
+    for (name, raw) in [("open", open_record()), ("exec", exec_record())] {
+        let mut sink = JsonLines::new(std::io::sink());
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let rec = decode(black_box(&raw), &clock).unwrap();
+                sink.write(&rec).unwrap();
+            })
+        });
+        sink.flush().unwrap();
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
