@@ -176,10 +176,11 @@ impl Sensor {
             if v["kind"] == "loss" {
                 lost += v["loss"]["ring_full"][kind].as_u64().unwrap_or(0);
             } else if v["kind"] == kind {
-                let ours = if kind == "exec" {
-                    v["exec"]["ppid"] == me
-                } else {
-                    v["process"]["pid"] == me
+                let ours = match kind {
+                    "exec" => v["exec"]["ppid"] == me,
+                    // Only the timed opens, not the setup write of the file.
+                    "open" => v["process"]["pid"] == me && v["open"]["access"] == "read",
+                    _ => v["process"]["pid"] == me,
                 };
                 received += u64::from(ours);
             }
