@@ -5,10 +5,13 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sensor::{
     clock::BootClock,
-    decode::{decode, fixture::record},
+    decode::{
+        decode,
+        fixture::{exec_payload, record},
+    },
     output::{JsonLines, Sink},
 };
-use sensor_common::{EventKind, ExecEvent, OpenEvent, OpenSyscall, flags};
+use sensor_common::{EventKind, OpenEvent, OpenSyscall, flags};
 
 fn open_record() -> Vec<u8> {
     let tail = b"bench-open\0sensor-bench\0tmp\0";
@@ -31,19 +34,7 @@ fn exec_record() -> Vec<u8> {
     let argv = b"curl\0-fsSL\0https://example.invalid/install.sh\0-o\0/tmp/x\0";
     let mut tail = path.to_vec();
     tail.extend_from_slice(argv);
-    let e = ExecEvent {
-        ppid: 1,
-        euid: 0,
-        egid: 0,
-        ns_pid: 10,
-        mnt_ns: 4026531841,
-        pid_ns: 4026531836,
-        start_boottime: 500,
-        flags: flags::PATH_COMPONENTS,
-        path_len: path.len() as u32,
-        argv_len: argv.len() as u32,
-        _pad: 0,
-    };
+    let e = exec_payload(path.len(), argv.len(), flags::PATH_COMPONENTS);
     record(EventKind::Exec, &e, &tail)
 }
 

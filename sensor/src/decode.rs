@@ -429,6 +429,23 @@ pub mod fixture {
         unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()).to_vec() }
     }
 
+    /// An exec payload for a path tail of `path_len` and argv of `argv_len` bytes.
+    pub fn exec_payload(path_len: usize, argv_len: usize, flags: u32) -> sensor_common::ExecEvent {
+        sensor_common::ExecEvent {
+            ppid: 1,
+            euid: 0,
+            egid: 0,
+            ns_pid: 10,
+            mnt_ns: 4026531841,
+            pid_ns: 4026531836,
+            start_boottime: 500,
+            flags,
+            path_len: path_len as u32,
+            argv_len: argv_len as u32,
+            _pad: 0,
+        }
+    }
+
     /// header + payload + tail, with the header's size set.
     pub fn record<T: Copy>(kind: EventKind, payload: &T, tail: &[u8]) -> Vec<u8> {
         let mut h = header(kind);

@@ -50,6 +50,16 @@ pub fn cargo(env: &Env, args: &[&str]) -> Result<()> {
         .envs(env.vars.iter().map(|(k, v)| (k, v))))
 }
 
+/// `cargo <args>` with the eBPF nightly, for the kernel crate.
+pub fn cargo_nightly(env: &Env, nightly: &str, args: &[&str]) -> Result<()> {
+    run(Command::new("rustup")
+        .args(["run", nightly, "cargo"])
+        .args(args)
+        .current_dir(root())
+        .env("PATH", &env.path)
+        .envs(env.vars.iter().map(|(k, v)| (k, v))))
+}
+
 /// Replaces this process with `program` (signals go straight to it).
 pub fn exec(program: impl AsRef<OsStr>, args: &[String]) -> Result<()> {
     let err = Command::new(program.as_ref()).args(args).exec();

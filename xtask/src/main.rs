@@ -36,6 +36,35 @@ enum Task {
     Bench(bench::Options),
 }
 
+/// Lints the kernel crate for its real target (the host build of it is
+/// only a stub for cargo's dependency tracking).
+fn clippy_ebpf(env: &setup::Env) -> Result<()> {
+    let mut env = env.clone();
+    let arch = std::env::consts::ARCH;
+    env.vars.push((
+        "RUSTFLAGS".into(),
+        format!("--cfg=bpf_target_arch=\"{arch}\"").into(),
+    ));
+    let nightly = setup::nightly()?;
+    cmd::cargo_nightly(
+        &env,
+        &nightly,
+        &[
+            "clippy",
+            "--package",
+            "sensor-ebpf",
+            "--bins",
+            "--target",
+            "bpfel-unknown-none",
+            "-Z",
+            "build-std=core",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )
+}
+
 fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Setup => setup::ensure().map(drop),
@@ -53,6 +82,7 @@ fn main() -> Result<()> {
             let env = setup::ensure()?;
             cmd::cargo(&env, &["fmt", "--all", "--", "--check"])?;
             cmd::cargo(&env, &["clippy", "--all-targets", "--", "-D", "warnings"])?;
+            clippy_ebpf(&env)?;
             // The kernel tests run the sensor binary; cargo test does not build it for them.
             cmd::cargo(&env, &["build", "--package", "sensor"])?;
             let mut test = vec!["test", "--no-fail-fast"];

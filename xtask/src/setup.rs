@@ -80,14 +80,16 @@ fn ensure_nightly(nightly: &str) -> Result<()> {
             "--profile",
             "minimal",
             "--component",
-            "rust-src",
+            "rust-src,clippy",
             "--no-self-update",
         ]))?;
     }
     let components =
         cmd::output(rustup().args(["component", "list", "--installed", "--toolchain", nightly]))?;
-    if !components.lines().any(|l| l.starts_with("rust-src")) {
-        cmd::run(rustup().args(["component", "add", "rust-src", "--toolchain", nightly]))?;
+    for component in ["rust-src", "clippy"] {
+        if !components.lines().any(|l| l.starts_with(component)) {
+            cmd::run(rustup().args(["component", "add", component, "--toolchain", nightly]))?;
+        }
     }
     Ok(())
 }

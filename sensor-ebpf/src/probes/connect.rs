@@ -70,16 +70,18 @@ pub fn on_exit<M: Mem>(args: &Args, ret: i64) {
         _ => {}
     }
     let (mut sock_type, mut protocol) = (0u16, 0u16);
-    if ret != -EBADF && ret != -ENOTSOCK {
-        if let Ok(file) = task::fd_file::<M>(current, fd as i64) {
-            if let Ok(sock) = kptr(file, off!(file_private_data)) {
-                sock_type = kread::<i16>(sock, off!(socket_type)).unwrap_or(0) as u16;
-                if off!(sock_protocol) != UNAVAILABLE as usize {
-                    if let Ok(sk) = kptr(sock, off!(socket_sk)) {
-                        protocol = kread(sk, off!(sock_protocol)).unwrap_or(0);
-                    }
-                }
-            }
+    // private_data is a `struct socket` only when connect got past the fd
+    // checks.
+    if ret != -EBADF
+        && ret != -ENOTSOCK
+        && let Ok(file) = task::fd_file::<M>(current, fd as i64)
+        && let Ok(sock) = kptr(file, off!(file_private_data))
+    {
+        sock_type = kread::<i16>(sock, off!(socket_type)).unwrap_or(0) as u16;
+        if off!(sock_protocol) != UNAVAILABLE as usize
+            && let Ok(sk) = kptr(sock, off!(socket_sk))
+        {
+            protocol = kread(sk, off!(sock_protocol)).unwrap_or(0);
         }
     }
     // SAFETY: scratch value of this CPU.

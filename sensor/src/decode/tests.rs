@@ -1,22 +1,6 @@
 //! Decoding fixtures built byte by byte, as the kernel writes them.
 use super::{fixture::*, *};
 
-fn exec_payload(path_len: usize, argv_len: usize, flags: u32) -> ExecEvent {
-    ExecEvent {
-        ppid: 1,
-        euid: 0,
-        egid: 0,
-        ns_pid: 10,
-        mnt_ns: 4026531841,
-        pid_ns: 4026531836,
-        start_boottime: 500,
-        flags,
-        path_len: path_len as u32,
-        argv_len: argv_len as u32,
-        _pad: 0,
-    }
-}
-
 #[test]
 fn exec_path_and_argv_are_exact() {
     let path = b"true\0bin\0usr\0";
