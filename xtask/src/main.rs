@@ -71,10 +71,15 @@ fn main() -> Result<()> {
         Task::Run { args } => {
             let env = setup::ensure()?;
             cmd::cargo(&env, &["build", "--release", "--package", "sensor"])?;
-            let args = if args.is_empty() {
-                vec!["run".to_owned()]
-            } else {
-                args
+            // `./x run --hooks exec` means `sensor run --hooks exec`.
+            let args = match args.first() {
+                None => vec!["run".to_owned()],
+                Some(first)
+                    if first.starts_with('-') && first != "--version" && first != "--help" =>
+                {
+                    std::iter::once("run".to_owned()).chain(args).collect()
+                }
+                Some(_) => args,
             };
             cmd::exec(cmd::root().join("target/release/sensor"), &args)
         }

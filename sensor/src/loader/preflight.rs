@@ -21,9 +21,9 @@ pub enum PreflightError {
     Privileges(u64),
     /// No kernel BTF.
     #[error(
-        "missing kernel BTF: {VMLINUX_BTF} does not exist. The sensor needs a kernel built with CONFIG_DEBUG_INFO_BTF=y (all major distributions since 2020)"
+        "missing kernel BTF: {0} does not exist. The sensor needs a kernel built with CONFIG_DEBUG_INFO_BTF=y (all major distributions since 2020)"
     )]
-    NoBtf,
+    NoBtf(String),
 }
 
 /// Effective capability set of this process.
@@ -45,9 +45,7 @@ pub fn check() -> Result<(), PreflightError> {
     if !(has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))) {
         return Err(PreflightError::Privileges(caps));
     }
-    if !Path::new(VMLINUX_BTF).exists() {
-        return Err(PreflightError::NoBtf);
-    }
+    check_btf(Path::new(VMLINUX_BTF))?;
     // Kernels >= 5.11 charge BPF memory to the cgroup; older ones count it
     // against RLIMIT_MEMLOCK. Raising it is best effort (it fails without
     // CAP_SYS_RESOURCE, which memcg-accounting kernels do not need).
@@ -60,6 +58,15 @@ pub fn check() -> Result<(), PreflightError> {
         tracing::debug!("could not raise RLIMIT_MEMLOCK (fine on kernels with memcg accounting)");
     }
     Ok(())
+}
+
+/// The kernel's BTF must exist: every struct offset comes from it.
+pub fn check_btf(path: &Path) -> Result<(), PreflightError> {
+    if path.exists() {
+        Ok(())
+    } else {
+        Err(PreflightError::NoBtf(path.display().to_string()))
+    }
 }
 
 /// The cgroup v1 controller to report `cgroup.v1_id` from, when the host
@@ -80,4 +87,20 @@ pub fn v1_controller() -> Option<&'static str> {
     ]
     .into_iter()
     .find(|c| v1.iter().any(|opts| opts.split(',').any(|o| o == *c)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_btf_names_the_file_and_the_kernel_option() {
+        let err = check_btf(Path::new("/nonexistent/vmlinux"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/nonexistent/vmlinux") && err.contains("CONFIG_DEBUG_INFO_BTF"),
+            "{err}"
+        );
+    }
 }
