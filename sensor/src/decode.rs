@@ -196,11 +196,16 @@ fn with_header<T>(h: &EventHeader, data: T) -> Event<T> {
             uid: h.uid,
             gid: h.gid,
             comm: Text::from(cstr(&h.comm)),
+            ppid: None,
+            start_ticks: None,
+            image: None,
+            ancestors: Vec::new(),
         },
         cgroup: CgroupRef {
             id: h.cgroup_id,
             v1_id: (h.cgroup_v1_id != 0).then_some(h.cgroup_v1_id),
         },
+        container: None,
         data,
     }
 }

@@ -5,7 +5,13 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::text::Text;
+use std::sync::Arc;
+
+use crate::{
+    container::ContainerRef,
+    process::{Ancestor, ExecImage},
+    text::Text,
+};
 
 /// Version of the JSON schema, carried in every record as `schema`.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -46,13 +52,17 @@ pub enum Body {
     Loss(Loss),
 }
 
-/// A kernel event: the acting process, its cgroups, the kind's fields.
+/// A kernel event: the acting process, its cgroups and container, the
+/// kind's fields.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Event<T> {
     /// The process that acted.
     pub process: Process,
     /// Its cgroups.
     pub cgroup: CgroupRef,
+    /// Its container (`id: "host"` for host processes), set by enrichment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<Arc<ContainerRef>>,
     /// Kind-specific fields, under the kind's name in JSON.
     #[serde(flatten)]
     pub data: T,
@@ -71,6 +81,18 @@ pub struct Process {
     pub gid: u32,
     /// Thread name (`comm`), at most 15 bytes.
     pub comm: Text,
+    /// Parent pid (from the process table).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ppid: Option<u32>,
+    /// Start, clock ticks since boot: with `pid`, a stable identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_ticks: Option<u64>,
+    /// Executable and argv (from the process table).
+    #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
+    pub image: Option<Arc<ExecImage>>,
+    /// Parent chain, nearest first, up to 8 or the container's entry point.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ancestors: Vec<Ancestor>,
 }
 
 /// cgroup identity of the acting task.

@@ -7,8 +7,11 @@
 
 pub mod clock;
 pub mod collector;
+pub mod container;
 pub mod decode;
+pub mod enrich;
 pub mod event;
 pub mod loader;
 pub mod output;
+pub mod process;
 pub mod text;

@@ -5,6 +5,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use sensor::{
     collector::ebpf::EbpfCollector,
+    enrich::Enricher,
     loader::{
         self, LoadOptions,
         hooks::{HookSet, TierChoice},
@@ -85,7 +86,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         for a in &loaded.attached {
             info!(tracepoint = a.hook.tracepoint, tier = %a.tier, "hook attached");
         }
-        let collector = EbpfCollector::new(loaded)?;
+        // After attaching: whatever starts during the /proc scan arrives as events.
+        let enricher = Enricher::new(loaded.v1_controller);
+        let collector = EbpfCollector::new(loaded, enricher)?;
         if let Some(ready) = &args.ready_file {
             std::fs::write(ready, format!("{}\n", std::process::id()))
                 .with_context(|| format!("writing ready file {}", ready.display()))?;

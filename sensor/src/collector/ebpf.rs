@@ -16,6 +16,7 @@ use super::losses::{LossTracker, sum};
 use crate::{
     clock::BootClock,
     decode::{decode, rfc3339},
+    enrich::Enricher,
     event::{Body, Loss, Record, SCHEMA_VERSION},
     loader::Loaded,
     output::Sink,
@@ -42,12 +43,13 @@ pub struct EbpfCollector {
     losses: PerCpuArray<MapData, LossCounters>,
     tracker: LossTracker,
     clock: BootClock,
+    enricher: Enricher,
     stats: RunStats,
 }
 
 impl EbpfCollector {
     /// Takes the maps out of a loaded object.
-    pub fn new(mut loaded: Loaded) -> anyhow::Result<Self> {
+    pub fn new(mut loaded: Loaded, enricher: Enricher) -> anyhow::Result<Self> {
         let ring = loaded
             .ebpf
             .take_map(maps::EVENTS)
@@ -67,6 +69,7 @@ impl EbpfCollector {
             losses,
             tracker: LossTracker::default(),
             clock: BootClock::new(),
+            enricher,
             stats: RunStats::default(),
         })
     }
@@ -108,7 +111,8 @@ impl EbpfCollector {
         let ring = self.ring.get_mut();
         while let Some(item) = ring.next() {
             match decode(&item, &self.clock) {
-                Ok(record) => {
+                Ok(mut record) => {
+                    self.enricher.enrich(&mut record);
                     sink.write(&record).context("writing an event")?;
                     self.stats.events += 1;
                 }

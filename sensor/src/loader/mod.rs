@@ -90,6 +90,8 @@ pub struct Loaded {
     pub ebpf: Ebpf,
     /// What is attached, in which tier.
     pub attached: Vec<Attached>,
+    /// The v1 controller whose cgroup exec/fork/exit events report.
+    pub v1_controller: Option<&'static str>,
 }
 
 impl Loaded {
@@ -172,7 +174,11 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
             }
         }
     }
-    Ok(Loaded { ebpf, attached })
+    Ok(Loaded {
+        ebpf,
+        attached,
+        v1_controller: v1,
+    })
 }
 
 fn attach(ebpf: &mut Ebpf, btf: &Btf, hook: &Hook, tier: Tier) -> anyhow::Result<()> {

@@ -1,0 +1,148 @@
+//! Attribution of every event to its process (executable, argv, parent
+//! chain) and container. Owns the process table and the cgroup index and
+//! keeps both current from the lifecycle events flowing through it.
+use std::sync::Arc;
+
+use crate::{
+    container::{
+        Attributor, ContainerRef, cgroup_path,
+        cgroups::{CgroupIndex, CgroupMounts},
+    },
+    event::{Body, Event, Record},
+    process::{ExecImage, ProcessInfo, ProcessTable, proc_scan},
+};
+
+/// Processes the table holds before it evicts (a node with 10k live
+/// processes uses a fraction of this).
+const TABLE_CAP: usize = 256 * 1024;
+
+/// Adds process and container context to records.
+pub struct Enricher {
+    table: ProcessTable,
+    containers: Attributor,
+    ns_per_tick: u64,
+}
+
+impl Enricher {
+    /// Scans cgroup hierarchies and /proc. Call after the hooks are
+    /// attached, so anything that starts meanwhile arrives as an event.
+    pub fn new(v1_controller: Option<&str>) -> Self {
+        let mounts = CgroupMounts::discover(v1_controller);
+        let index = CgroupIndex::scan(&mounts, v1_controller);
+        let mut table = ProcessTable::new(TABLE_CAP);
+        let host = Arc::new(ContainerRef::host());
+        for p in proc_scan::scan() {
+            let (v2, v1) = proc_scan::cgroup_paths(&p.cgroup, v1_controller);
+            let container = v2
+                .and_then(cgroup_path::parse)
+                .or_else(|| v1.and_then(cgroup_path::parse))
+                .map_or_else(|| host.clone(), |c| Arc::new(c.into()));
+            table.insert(ProcessInfo {
+                pid: p.pid,
+                ppid: p.ppid,
+                start_ticks: p.start_ticks,
+                image: Arc::new(ExecImage {
+                    exe: p.exe,
+                    args: p.args,
+                }),
+                container: Some(container),
+            });
+        }
+        tracing::info!(
+            processes = table.len(),
+            cgroups = index.len(),
+            "process table seeded from /proc"
+        );
+        Self {
+            table,
+            containers: Attributor::new(index),
+            ns_per_tick: 1_000_000_000 / proc_scan::ticks_per_second().max(1),
+        }
+    }
+
+    /// Processes known.
+    pub fn processes(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Table entries evicted because it was full.
+    pub fn evicted(&self) -> u64 {
+        self.table.evicted
+    }
+
+    fn ticks(&self, boot_ns: u64) -> u64 {
+        boot_ns / self.ns_per_tick
+    }
+
+    /// Updates state from `record` and fills in its context.
+    pub fn enrich(&mut self, record: &mut Record) {
+        match &mut record.body {
+            Body::Exec(e) => {
+                let container = self
+                    .containers
+                    .resolve(e.cgroup.id, e.cgroup.v1_id.unwrap_or(0));
+                self.table.insert(ProcessInfo {
+                    pid: e.process.pid,
+                    ppid: e.data.exec.ppid,
+                    start_ticks: self.ticks(e.data.exec.start_boottime_ns),
+                    image: Arc::new(ExecImage {
+                        exe: e.data.exec.path.clone(),
+                        args: e.data.exec.args.clone(),
+                    }),
+                    container: Some(container),
+                });
+                self.fill(e);
+            }
+            Body::Fork(e) => {
+                let container = self
+                    .containers
+                    .resolve(e.cgroup.id, e.cgroup.v1_id.unwrap_or(0));
+                let ticks = self.ticks(e.data.fork.start_boottime_ns);
+                self.table
+                    .fork(e.process.pid, e.data.fork.ppid, ticks, Some(container));
+                self.fill(e);
+            }
+            Body::Exit(e) => {
+                self.fill(e);
+                self.table.remove(e.process.pid);
+            }
+            Body::Open(e) => self.fill(e),
+            Body::Connect(e) => self.fill(e),
+            Body::CgroupMkdir(e) => {
+                let d = &e.data.cgroup_dir;
+                self.containers
+                    .on_mkdir(d.hierarchy_id, d.id, &d.path.lossy());
+                self.fill(e);
+            }
+            Body::CgroupRmdir(e) => {
+                self.fill(e);
+                let d = &e.data.cgroup_dir;
+                self.containers.on_rmdir(d.hierarchy_id, d.id);
+            }
+            Body::Loss(_) => {}
+        }
+    }
+
+    fn fill<T>(&mut self, e: &mut Event<T>) {
+        let pid = e.process.pid;
+        // The event's own cgroup is authoritative at the time of the event;
+        // on hybrid hosts where a runtime manages only v1 controllers the
+        // cgroup2 id says "host", and the table (set at exec/fork from the
+        // v1 id) knows better.
+        let mut container = self
+            .containers
+            .resolve(e.cgroup.id, e.cgroup.v1_id.unwrap_or(0));
+        if let Some(p) = self.table.get(pid) {
+            e.process.ppid = Some(p.ppid);
+            e.process.start_ticks = Some(p.start_ticks);
+            e.process.image = Some(p.image.clone());
+            if container.is_host()
+                && let Some(known) = p.container.as_ref().filter(|c| !c.is_host())
+            {
+                container = known.clone();
+            }
+            e.process.ancestors = self.table.ancestors(pid);
+        }
+        e.container = Some(container);
+    }
+}

@@ -1,0 +1,238 @@
+//! The process table: what each live process is (executable, argv, parent,
+//! start), kept from fork/exec/exit events and seeded from /proc so
+//! processes older than the sensor are known too.
+pub mod proc_scan;
+
+use std::{collections::HashMap, sync::Arc};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{container::ContainerRef, text::Text};
+
+/// What an exec loaded: shared (`Arc`) by the process, its forked children
+/// until they exec, and every event that lists it as an ancestor, so
+/// enriching an event copies pointers, not strings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecImage {
+    /// Executable path.
+    pub exe: Text,
+    /// argv.
+    pub args: Vec<Text>,
+}
+
+/// One live process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// Process id.
+    pub pid: u32,
+    /// Parent process id.
+    pub ppid: u32,
+    /// Start time in clock ticks since boot (field 22 of /proc/<pid>/stat);
+    /// `(pid, start_ticks)` identifies a process across pid reuse.
+    pub start_ticks: u64,
+    /// What it runs.
+    pub image: Arc<ExecImage>,
+    /// Container it runs in.
+    pub container: Option<Arc<ContainerRef>>,
+}
+
+/// An ancestor as listed on events.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ancestor {
+    /// Process id.
+    pub pid: u32,
+    /// Start, clock ticks since boot.
+    pub start_ticks: u64,
+    /// Its executable and argv.
+    #[serde(flatten)]
+    pub image: Arc<ExecImage>,
+}
+
+/// Live processes by pid, bounded.
+pub struct ProcessTable {
+    procs: HashMap<u32, Arc<ProcessInfo>>,
+    cap: usize,
+    /// Entries dropped because the table was full (counted, reported).
+    pub evicted: u64,
+}
+
+/// Ancestors listed on an event, nearest first.
+pub const MAX_ANCESTORS: usize = 8;
+
+impl ProcessTable {
+    /// An empty table holding at most `cap` processes.
+    pub fn new(cap: usize) -> Self {
+        Self {
+            procs: HashMap::new(),
+            cap,
+            evicted: 0,
+        }
+    }
+
+    /// Looks a process up.
+    pub fn get(&self, pid: u32) -> Option<&Arc<ProcessInfo>> {
+        self.procs.get(&pid)
+    }
+
+    /// Inserts or replaces a process.
+    pub fn insert(&mut self, info: ProcessInfo) -> Arc<ProcessInfo> {
+        if self.procs.len() >= self.cap && !self.procs.contains_key(&info.pid) {
+            // Full: drop an arbitrary entry. A missed exit is the usual cause;
+            // the count shows up in the loss accounting.
+            if let Some(&victim) = self.procs.keys().next() {
+                self.procs.remove(&victim);
+                self.evicted += 1;
+            }
+        }
+        let info = Arc::new(info);
+        self.procs.insert(info.pid, info.clone());
+        info
+    }
+
+    /// A fork: the child runs the parent's image until it execs.
+    pub fn fork(
+        &mut self,
+        pid: u32,
+        ppid: u32,
+        start_ticks: u64,
+        container: Option<Arc<ContainerRef>>,
+    ) -> Arc<ProcessInfo> {
+        let (image, inherited) = match self.procs.get(&ppid) {
+            Some(p) => (p.image.clone(), p.container.clone()),
+            None => (Arc::default(), None),
+        };
+        self.insert(ProcessInfo {
+            pid,
+            ppid,
+            start_ticks,
+            image,
+            container: container.or(inherited),
+        })
+    }
+
+    /// Removes an exited process.
+    pub fn remove(&mut self, pid: u32) -> Option<Arc<ProcessInfo>> {
+        self.procs.remove(&pid)
+    }
+
+    /// Ancestors of `pid`, nearest first: up to [`MAX_ANCESTORS`], and for a
+    /// containerised process only up to the container's entry point (the
+    /// runtime's shim above it is not the workload's history).
+    pub fn ancestors(&self, pid: u32) -> Vec<Ancestor> {
+        let mut out = Vec::new();
+        let Some(me) = self.procs.get(&pid) else {
+            return out;
+        };
+        let my_container = me
+            .container
+            .as_ref()
+            .filter(|c| !c.is_host())
+            .map(|c| c.id.clone());
+        let mut next = me.ppid;
+        while out.len() < MAX_ANCESTORS && next != 0 {
+            let Some(p) = self.procs.get(&next) else {
+                break;
+            };
+            if let Some(id) = &my_container {
+                if p.container.as_ref().map(|c| &c.id) != Some(id) {
+                    break;
+                }
+            }
+            out.push(Ancestor {
+                pid: p.pid,
+                start_ticks: p.start_ticks,
+                image: p.image.clone(),
+            });
+            if p.ppid == p.pid {
+                break;
+            }
+            next = p.ppid;
+        }
+        out
+    }
+
+    /// Number of processes known.
+    pub fn len(&self) -> usize {
+        self.procs.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.procs.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(pid: u32, ppid: u32, exe: &str, container: Option<&Arc<ContainerRef>>) -> ProcessInfo {
+        let image = Arc::new(ExecImage {
+            exe: exe.into(),
+            args: vec![exe.into()],
+        });
+        ProcessInfo {
+            pid,
+            ppid,
+            start_ticks: pid as u64,
+            image,
+            container: container.cloned(),
+        }
+    }
+
+    #[test]
+    fn fork_inherits_then_exec_replaces() {
+        let mut t = ProcessTable::new(100);
+        t.insert(info(10, 1, "/bin/bash", None));
+        let child = t.fork(11, 10, 500, None);
+        assert_eq!(
+            (child.image.exe.as_bytes(), child.start_ticks),
+            (&b"/bin/bash"[..], 500)
+        );
+        t.insert(info(11, 10, "/usr/bin/curl", None));
+        assert_eq!(t.get(11).unwrap().image.exe.as_bytes(), b"/usr/bin/curl");
+        assert!(t.remove(11).is_some() && t.get(11).is_none());
+    }
+
+    #[test]
+    fn ancestry_stops_at_the_container_entry_point() {
+        let c = Arc::new(ContainerRef {
+            id: "abc".into(),
+            runtime: "docker".into(),
+            pod_uid: None,
+            reason: None,
+        });
+        let host = Arc::new(ContainerRef::host());
+        let mut t = ProcessTable::new(100);
+        t.insert(info(1, 0, "/sbin/init", Some(&host)));
+        t.insert(info(50, 1, "/usr/bin/containerd-shim", Some(&host)));
+        t.insert(info(60, 50, "/bin/sh", Some(&c)));
+        t.insert(info(61, 60, "/usr/bin/tar", Some(&c)));
+        t.insert(info(62, 61, "/usr/bin/gzip", Some(&c)));
+        let chain: Vec<u32> = t.ancestors(62).iter().map(|p| p.pid).collect();
+        assert_eq!(chain, vec![61, 60]);
+        let host_chain: Vec<u32> = t.ancestors(50).iter().map(|p| p.pid).collect();
+        assert_eq!(host_chain, vec![1]);
+    }
+
+    #[test]
+    fn ancestry_is_bounded_and_survives_loops() {
+        let mut t = ProcessTable::new(100);
+        for pid in 1..=20 {
+            t.insert(info(pid, pid - 1, "/bin/sh", None));
+        }
+        assert_eq!(t.ancestors(20).len(), MAX_ANCESTORS);
+        t.insert(info(30, 31, "a", None));
+        t.insert(info(31, 30, "b", None));
+        assert_eq!(t.ancestors(30).len(), MAX_ANCESTORS);
+    }
+
+    #[test]
+    fn full_table_evicts_and_counts() {
+        let mut t = ProcessTable::new(2);
+        for pid in 1..=3 {
+            t.insert(info(pid, 0, "x", None));
+        }
+        assert_eq!((t.len(), t.evicted), (2, 1));
+    }
+}
