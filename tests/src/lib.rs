@@ -172,3 +172,105 @@ pub fn unique_dir(tag: &str) -> tempfile::TempDir {
         .tempdir_in("/tmp")
         .expect("tempdir")
 }
+
+/// A real OCI container run by runc from a busybox root filesystem built on
+/// the spot (no image registry is reachable here), placed in a cgroup path
+/// of the caller's choosing, which is how each runtime's naming is tested.
+pub struct RuncContainer {
+    /// Container id (also used in the cgroup path).
+    pub id: String,
+    bundle: tempfile::TempDir,
+    detached: bool,
+}
+
+impl RuncContainer {
+    /// Prepares a bundle whose process runs `script` with `sh -c`.
+    pub fn new(id: &str, cgroups_path: &str, script: &str) -> Self {
+        require_root();
+        let busybox = Path::new("/usr/bin/busybox");
+        assert!(
+            busybox.exists(),
+            "busybox-static is needed for container tests (cargo xtask test installs it)"
+        );
+        let bundle = tempfile::Builder::new()
+            .prefix("sensor-ctr-")
+            .tempdir()
+            .expect("bundle dir");
+        let rootfs = bundle.path().join("rootfs");
+        for d in ["bin", "etc", "proc", "dev", "sys", "tmp"] {
+            fs::create_dir_all(rootfs.join(d)).unwrap();
+        }
+        fs::copy(busybox, rootfs.join("bin/busybox")).unwrap();
+        for applet in ["sh", "cat", "echo", "sleep", "ls", "tar"] {
+            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+        }
+        fs::write(rootfs.join("etc/hostname"), format!("{id}\n")).unwrap();
+        let status = Command::new("runc")
+            .arg("spec")
+            .current_dir(bundle.path())
+            .status()
+            .expect("runc spec (is runc installed?)");
+        assert!(status.success());
+        let config_path = bundle.path().join("config.json");
+        let mut config: Value =
+            serde_json::from_str(&fs::read_to_string(&config_path).unwrap()).unwrap();
+        config["process"]["terminal"] = Value::Bool(false);
+        config["process"]["args"] = serde_json::json!(["sh", "-c", script]);
+        config["root"]["readonly"] = Value::Bool(false);
+        config["linux"]["cgroupsPath"] = Value::String(cgroups_path.to_owned());
+        fs::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
+        Self {
+            id: id.to_owned(),
+            bundle,
+            detached: false,
+        }
+    }
+
+    /// Runs to completion in the foreground.
+    pub fn run(&self) {
+        let out = Command::new("runc")
+            .args(["run", &self.id])
+            .current_dir(self.bundle.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("runc run");
+        assert!(
+            out.status.success(),
+            "runc run failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts in the background; deleted on drop.
+    pub fn start_detached(&mut self) {
+        let status = Command::new("runc")
+            .args(["run", "--detach", &self.id])
+            .current_dir(self.bundle.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("runc run --detach");
+        assert!(status.success(), "runc run --detach failed");
+        self.detached = true;
+    }
+}
+
+impl Drop for RuncContainer {
+    fn drop(&mut self) {
+        if self.detached {
+            let _ = Command::new("runc")
+                .args(["delete", "--force", &self.id])
+                .status();
+        }
+    }
+}
+
+/// A 64-hex container id unique to this test run.
+pub fn container_id(tag: u8) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{:02x}{:030x}{:032x}", tag, std::process::id(), nanos)
+}

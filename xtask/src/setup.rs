@@ -1,4 +1,5 @@
-//! Installs what building the eBPF side needs, once per machine:
+//! Installs what building and testing need, once per machine:
+//! - Debian packages the kernel tests use (runc, busybox-static);
 //! - the nightly pinned in sensor-ebpf/rust-toolchain.toml, with rust-src;
 //! - bpf-linker built against that nightly's own libLLVM, so no LLVM package
 //!   is needed and the versions cannot drift apart.
@@ -47,9 +48,14 @@ fn tools_dir() -> PathBuf {
         })
 }
 
+/// Debian packages the kernel tests use: real containers run by runc from a
+/// busybox root filesystem built on the spot.
+const TEST_PACKAGES: &[&str] = &["runc", "busybox-static"];
+
 /// Makes sure every tool is present; quick when they are.
 pub fn ensure() -> Result<Env> {
     let nightly = nightly()?;
+    ensure_packages(TEST_PACKAGES)?;
     ensure_nightly(&nightly)?;
     let linker_bin = ensure_bpf_linker(&nightly)?;
     let mut paths = vec![linker_bin];
@@ -60,6 +66,33 @@ pub fn ensure() -> Result<Env> {
         path: std::env::join_paths(paths)?,
         vars: Vec::new(),
     })
+}
+
+/// Installs missing Debian packages (apt-get, as root).
+fn ensure_packages(packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| {
+            Command::new("dpkg-query")
+                .args(["-W", "-f=${Status}", p])
+                .output()
+                .map_or(true, |o| {
+                    !String::from_utf8_lossy(&o.stdout).contains("install ok installed")
+                })
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing Debian packages {}", missing.join(" "));
+    cmd::run(Command::new("apt-get").args(["update", "-q"]))?;
+    cmd::run(
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
 }
 
 fn rustup() -> Command {

@@ -54,11 +54,12 @@ pub fn parse(path: &str) -> Option<CgroupContainer> {
     let mut found = None;
     let mut pod = None;
     for (i, seg) in segments.iter().enumerate() {
-        if in_kubepods && seg.contains("pod") {
-            if let Some(uid) = pod_uid(seg) {
-                pod = Some(uid);
-                continue;
-            }
+        if in_kubepods
+            && seg.contains("pod")
+            && let Some(uid) = pod_uid(seg)
+        {
+            pod = Some(uid);
+            continue;
         }
         if seg.contains("-conmon-") {
             continue;

@@ -133,10 +133,10 @@ impl ProcessTable {
             let Some(p) = self.procs.get(&next) else {
                 break;
             };
-            if let Some(id) = &my_container {
-                if p.container.as_ref().map(|c| &c.id) != Some(id) {
-                    break;
-                }
+            if let Some(id) = &my_container
+                && p.container.as_ref().map(|c| &c.id) != Some(id)
+            {
+                break;
             }
             out.push(Ancestor {
                 pid: p.pid,

@@ -1,0 +1,175 @@
+//! Attribution of events to real runc containers, one per cgroup naming
+//! style, and to the host.
+use sensor_tests::{RuncContainer, Sensor, container_id, text_bytes};
+use serde_json::Value;
+
+const POD_UID: &str = "6f0a2d8e-1b4c-4e7a-9c3d-2b1a0f9e8d7c";
+
+struct Case {
+    cgroups_path: String,
+    runtime: &'static str,
+    pod_uid: Option<&'static str>,
+    id: String,
+}
+
+fn cases() -> Vec<Case> {
+    let pod_ = POD_UID.replace('-', "_");
+    let mut out = Vec::new();
+    for (tag, runtime, pod_uid, path) in [
+        (
+            1u8,
+            "docker",
+            None,
+            "/system.slice/docker-{}.scope".to_owned(),
+        ),
+        (
+            2,
+            "containerd",
+            Some(POD_UID),
+            format!(
+                "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{pod_}.slice/cri-containerd-{{}}.scope"
+            ),
+        ),
+        (
+            3,
+            "cri",
+            Some(POD_UID),
+            format!("/kubepods/burstable/pod{POD_UID}/{{}}"),
+        ),
+        (4, "cri-o", None, "/machine.slice/crio-{}.scope".to_owned()),
+        (
+            5,
+            "podman",
+            None,
+            "/machine.slice/libpod-{}.scope".to_owned(),
+        ),
+    ] {
+        let id = container_id(tag);
+        out.push(Case {
+            cgroups_path: path.replace("{}", &id),
+            runtime,
+            pod_uid,
+            id,
+        });
+    }
+    out
+}
+
+fn args_are(r: &Value, want: &[&str]) -> bool {
+    r["exec"]["args"]
+        .as_array()
+        .is_some_and(|a| a.len() == want.len() && a.iter().zip(want).all(|(x, w)| x == w))
+}
+
+#[test]
+fn every_cgroup_naming_style_is_attributed() {
+    let cases = cases();
+    let mut sensor = Sensor::start(&[]);
+    for c in &cases {
+        RuncContainer::new(
+            &c.id,
+            &c.cgroups_path,
+            "cat /etc/hostname > /dev/null; echo staged > /tmp/out",
+        )
+        .run();
+    }
+    for c in &cases {
+        let exec = sensor.expect_one("exec", &format!("cat in {}", c.cgroups_path), |r| {
+            args_are(r, &["cat", "/etc/hostname"]) && r["container"]["id"] == c.id.as_str()
+        });
+        assert_eq!(
+            exec["container"]["runtime"], c.runtime,
+            "{}",
+            c.cgroups_path
+        );
+        assert_eq!(
+            exec["container"]["pod_uid"].as_str(),
+            c.pod_uid,
+            "{}",
+            c.cgroups_path
+        );
+        assert_eq!(
+            text_bytes(&exec["exec"]["path"]),
+            b"/bin/busybox",
+            "path as seen inside the container"
+        );
+        // The container's shell is the entry point; the runtime above it is not listed.
+        let ancestors = exec["process"]["ancestors"].as_array().unwrap();
+        assert_eq!(ancestors.len(), 1, "{exec}");
+        assert_eq!(ancestors[0]["args"][0], "sh");
+
+        let pid = exec["process"]["pid"].clone();
+        let open = sensor.expect_one("open", "cat's open of /etc/hostname", |r| {
+            r["process"]["pid"] == pid && r["open"]["path"] == "/etc/hostname"
+        });
+        assert_eq!(open["container"]["id"], c.id.as_str());
+        let write = sensor.expect_one("open", "the shell's write of /tmp/out", |r| {
+            r["open"]["path"] == "/tmp/out" && r["container"]["id"] == c.id.as_str()
+        });
+        assert_eq!(write["open"]["access"], "write");
+    }
+    // runc itself runs on the host.
+    let runc = sensor.find("exec", |r| {
+        r["exec"]["args"][0] == "runc" && r["exec"]["args"][1] == "run"
+    });
+    assert!(
+        !runc.is_empty() && runc.iter().all(|r| r["container"]["id"] == "host"),
+        "{runc:?}"
+    );
+}
+
+#[test]
+fn processes_started_before_the_sensor_are_attributed() {
+    // A container and a host shell, both running before the sensor starts;
+    // their shells write with a builtin, so the writer is the old process.
+    let id = container_id(9);
+    let mut ctr = RuncContainer::new(
+        &id,
+        &format!("/system.slice/docker-{id}.scope"),
+        "while :; do echo x > /tmp/beat; sleep 0.1; done",
+    );
+    ctr.start_detached();
+    let host_dir = sensor_tests::unique_dir("prestart");
+    let beat = host_dir.path().join("beat");
+    let mut host = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "while :; do echo x > {}; sleep 0.1; done",
+            beat.display()
+        ))
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    let mut sensor = Sensor::start(&["--hooks", "open"]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let _ = host.kill();
+    let _ = host.wait();
+    let host_pid = host.id();
+
+    let in_ctr = sensor.find("open", |r| {
+        r["open"]["path"] == "/tmp/beat" && r["container"]["id"] == id.as_str()
+    });
+    assert!(
+        !in_ctr.is_empty(),
+        "no attributed open from the pre-existing container shell"
+    );
+    let r = &in_ctr[0];
+    assert_eq!(r["container"]["runtime"], "docker");
+    assert_eq!(
+        r["process"]["args"][0], "sh",
+        "argv from the /proc scan: {r}"
+    );
+
+    let on_host = sensor.find("open", |r| {
+        r["process"]["pid"] == host_pid
+            && text_bytes(&r["open"]["path"]) == beat.as_os_str().as_encoded_bytes()
+    });
+    assert!(
+        !on_host.is_empty(),
+        "no open from the pre-existing host shell"
+    );
+    assert_eq!(on_host[0]["container"]["id"], "host");
+    assert_eq!(on_host[0]["process"]["exe"], "/usr/bin/dash");
+    assert_eq!(on_host[0]["process"]["ppid"], std::process::id());
+}
