@@ -1,14 +1,14 @@
 //! Attribution of every event to its process (executable, argv, parent
 //! chain) and container. Owns the process table and the cgroup index and
 //! keeps both current from the lifecycle events flowing through it.
-use std::sync::Arc;
+use std::{collections::HashSet, sync::Arc};
 
 use crate::{
     container::{
-        Attributor, ContainerRef, cgroup_path,
+        Attributor,
         cgroups::{CgroupIndex, CgroupMounts},
     },
-    event::{Body, Event, Record},
+    event::{Body, ContainerLifecycle, Event, Record},
     process::{ExecImage, ProcessInfo, ProcessTable, proc_scan},
 };
 
@@ -20,6 +20,8 @@ const TABLE_CAP: usize = 256 * 1024;
 pub struct Enricher {
     table: ProcessTable,
     containers: Attributor,
+    /// Containers whose start was reported (or that ran before the sensor).
+    running: HashSet<String>,
     ns_per_tick: u64,
 }
 
@@ -29,14 +31,18 @@ impl Enricher {
     pub fn new(v1_controller: Option<&str>) -> Self {
         let mounts = CgroupMounts::discover(v1_controller);
         let index = CgroupIndex::scan(&mounts, v1_controller);
+        let mut containers = Attributor::new(index);
         let mut table = ProcessTable::new(TABLE_CAP);
-        let host = Arc::new(ContainerRef::host());
+        let mut running = HashSet::new();
         for p in proc_scan::scan() {
             let (v2, v1) = proc_scan::cgroup_paths(&p.cgroup, v1_controller);
             let container = v2
-                .and_then(cgroup_path::parse)
-                .or_else(|| v1.and_then(cgroup_path::parse))
-                .map_or_else(|| host.clone(), |c| Arc::new(c.into()));
+                .and_then(|path| containers.resolve_path(path))
+                .or_else(|| v1.and_then(|path| containers.resolve_path(path)))
+                .unwrap_or_else(|| containers.host());
+            if !container.is_host() {
+                running.insert(container.id.clone());
+            }
             table.insert(ProcessInfo {
                 pid: p.pid,
                 ppid: p.ppid,
@@ -50,12 +56,13 @@ impl Enricher {
         }
         tracing::info!(
             processes = table.len(),
-            cgroups = index.len(),
+            containers = running.len(),
             "process table seeded from /proc"
         );
         Self {
             table,
-            containers: Attributor::new(index),
+            containers,
+            running,
             ns_per_tick: 1_000_000_000 / proc_scan::ticks_per_second().max(1),
         }
     }
@@ -75,12 +82,24 @@ impl Enricher {
     }
 
     /// Updates state from `record` and fills in its context.
-    pub fn enrich(&mut self, record: &mut Record) {
+    /// Returns a container lifecycle record to write before this one when
+    /// the event starts or ends a container.
+    pub fn enrich(&mut self, record: &mut Record) -> Option<Record> {
+        let mut lifecycle = None;
         match &mut record.body {
             Body::Exec(e) => {
-                let container = self
-                    .containers
-                    .resolve(e.cgroup.id, e.cgroup.v1_id.unwrap_or(0));
+                let container =
+                    self.containers
+                        .resolve(e.cgroup.id, e.cgroup.v1_id.unwrap_or(0), true);
+                if !container.is_host()
+                    && container.id != "unknown"
+                    && self.running.insert(container.id.clone())
+                {
+                    lifecycle = Some(Body::ContainerStart(ContainerLifecycle {
+                        container: container.clone(),
+                        pid: Some(e.process.pid),
+                    }));
+                }
                 self.table.insert(ProcessInfo {
                     pid: e.process.pid,
                     ppid: e.data.exec.ppid,
@@ -94,9 +113,9 @@ impl Enricher {
                 self.fill(e);
             }
             Body::Fork(e) => {
-                let container = self
-                    .containers
-                    .resolve(e.cgroup.id, e.cgroup.v1_id.unwrap_or(0));
+                let container =
+                    self.containers
+                        .resolve(e.cgroup.id, e.cgroup.v1_id.unwrap_or(0), false);
                 let ticks = self.ticks(e.data.fork.start_boottime_ns);
                 self.table
                     .fork(e.process.pid, e.data.fork.ppid, ticks, Some(container));
@@ -117,10 +136,27 @@ impl Enricher {
             Body::CgroupRmdir(e) => {
                 self.fill(e);
                 let d = &e.data.cgroup_dir;
-                self.containers.on_rmdir(d.hierarchy_id, d.id);
+                // Both hierarchies of a hybrid host remove the directory; the
+                // first removal ends the container.
+                if let Some(c) = self
+                    .containers
+                    .on_rmdir(d.hierarchy_id, d.id, &d.path.lossy())
+                    && self.running.remove(&c.id)
+                {
+                    lifecycle = Some(Body::ContainerStop(ContainerLifecycle {
+                        container: c,
+                        pid: None,
+                    }));
+                }
             }
-            Body::Loss(_) => {}
+            Body::Loss(_) | Body::ContainerStart(_) | Body::ContainerStop(_) => {}
         }
+        lifecycle.map(|body| Record {
+            schema: record.schema,
+            time: record.time.clone(),
+            boot_ns: record.boot_ns,
+            body,
+        })
     }
 
     fn fill<T>(&mut self, e: &mut Event<T>) {
@@ -129,9 +165,9 @@ impl Enricher {
         // on hybrid hosts where a runtime manages only v1 controllers the
         // cgroup2 id says "host", and the table (set at exec/fork from the
         // v1 id) knows better.
-        let mut container = self
-            .containers
-            .resolve(e.cgroup.id, e.cgroup.v1_id.unwrap_or(0));
+        let mut container =
+            self.containers
+                .resolve(e.cgroup.id, e.cgroup.v1_id.unwrap_or(0), false);
         if let Some(p) = self.table.get(pid) {
             e.process.ppid = Some(p.ppid);
             e.process.start_ticks = Some(p.start_ticks);

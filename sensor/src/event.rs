@@ -50,6 +50,20 @@ pub enum Body {
     CgroupRmdir(Event<Cgroup>),
     /// Records lost since the previous loss record.
     Loss(Loss),
+    /// The first process of a container exec'd (derived by the sensor).
+    ContainerStart(ContainerLifecycle),
+    /// A container's cgroup was removed (derived by the sensor).
+    ContainerStop(ContainerLifecycle),
+}
+
+/// `container_start` / `container_stop` fields.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ContainerLifecycle {
+    /// The container, with its metadata.
+    pub container: Arc<ContainerRef>,
+    /// For a start: the process whose exec revealed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
 }
 
 /// A kernel event: the acting process, its cgroups and container, the

@@ -173,3 +173,75 @@ fn processes_started_before_the_sensor_are_attributed() {
     assert_eq!(on_host[0]["process"]["exe"], "/usr/bin/dash");
     assert_eq!(on_host[0]["process"]["ppid"], std::process::id());
 }
+
+#[test]
+fn cri_metadata_mounts_and_lifecycle() {
+    let id = container_id(7);
+    let pod_ = POD_UID.replace('-', "_");
+    let path = format!(
+        "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{pod_}.slice/cri-containerd-{id}.scope"
+    );
+    let host_data = sensor_tests::unique_dir("hostdata");
+    let sock_dir = sensor_tests::unique_dir("sock");
+    std::fs::write(host_data.path().join("secrets.csv"), b"a,b\n").unwrap();
+    let sock = sock_dir.path().join("docker.sock");
+    std::fs::write(&sock, b"").unwrap();
+    let mut sensor = Sensor::start(&[]);
+    let (data_src, sock_src) = (
+        host_data.path().to_str().unwrap().to_owned(),
+        sock.to_str().unwrap().to_owned(),
+    );
+    RuncContainer::with_config(&id, &path, "cat /stage/secrets.csv > /dev/null; sleep 1", |config| {
+        // What containerd's CRI plugin writes for a pod container.
+        config["annotations"] = serde_json::json!({
+            "io.kubernetes.cri.container-type": "container",
+            "io.kubernetes.cri.container-name": "exfil",
+            "io.kubernetes.cri.sandbox-name": "web-7d9f",
+            "io.kubernetes.cri.sandbox-namespace": "prod",
+            "io.kubernetes.cri.sandbox-uid": POD_UID,
+            "io.kubernetes.cri.image-name": "registry.local/tools:1.0"
+        });
+        let mounts = config["mounts"].as_array_mut().unwrap();
+        mounts.push(serde_json::json!({"destination": "/stage", "type": "bind", "source": data_src, "options": ["rbind", "rw"]}));
+        mounts.push(serde_json::json!({"destination": "/var/run/docker.sock", "type": "bind", "source": sock_src, "options": ["bind", "ro"]}));
+    })
+    .run();
+
+    let start = sensor.expect_one("container_start", "the CRI container", |r| {
+        r["container"]["id"] == id.as_str()
+    });
+    let c = &start["container"];
+    assert_eq!(
+        (c["runtime"].as_str(), c["pod_uid"].as_str()),
+        (Some("containerd"), Some(POD_UID))
+    );
+    assert_eq!(
+        (
+            c["name"].as_str(),
+            c["pod_name"].as_str(),
+            c["pod_namespace"].as_str()
+        ),
+        (Some("exfil"), Some("web-7d9f"), Some("prod")),
+        "{start}"
+    );
+    assert_eq!(c["image"], "registry.local/tools:1.0");
+    assert_eq!(c["runtime_socket"], true);
+    let mounts = c["bind_mounts"].as_array().unwrap();
+    let stage = mounts
+        .iter()
+        .find(|m| m["destination"] == "/stage")
+        .expect("host path mount listed");
+    assert_eq!(
+        (stage["source"].as_str(), stage["read_only"].as_bool()),
+        (host_data.path().to_str(), Some(false))
+    );
+
+    // Every event in the container carries the same metadata.
+    let read = sensor.expect_one("open", "the staged file read in the CRI container", |r| {
+        r["open"]["path"] == "/stage/secrets.csv" && r["container"]["id"] == id.as_str()
+    });
+    assert_eq!(read["container"]["pod_name"], "web-7d9f");
+    sensor.expect_one("container_stop", "the CRI container", |r| {
+        r["container"]["id"] == id.as_str()
+    });
+}

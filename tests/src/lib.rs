@@ -186,6 +186,17 @@ pub struct RuncContainer {
 impl RuncContainer {
     /// Prepares a bundle whose process runs `script` with `sh -c`.
     pub fn new(id: &str, cgroups_path: &str, script: &str) -> Self {
+        Self::with_config(id, cgroups_path, script, |_| {})
+    }
+
+    /// Like [`RuncContainer::new`], with a final edit of the OCI config
+    /// (annotations, mounts) as a CRI runtime would write it.
+    pub fn with_config(
+        id: &str,
+        cgroups_path: &str,
+        script: &str,
+        edit: impl FnOnce(&mut Value),
+    ) -> Self {
         require_root();
         let busybox = Path::new("/usr/bin/busybox");
         assert!(
@@ -218,6 +229,7 @@ impl RuncContainer {
         config["process"]["args"] = serde_json::json!(["sh", "-c", script]);
         config["root"]["readonly"] = Value::Bool(false);
         config["linux"]["cgroupsPath"] = Value::String(cgroups_path.to_owned());
+        edit(&mut config);
         fs::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
         Self {
             id: id.to_owned(),

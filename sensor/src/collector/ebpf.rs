@@ -112,7 +112,10 @@ impl EbpfCollector {
         while let Some(item) = ring.next() {
             match decode(&item, &self.clock) {
                 Ok(mut record) => {
-                    self.enricher.enrich(&mut record);
+                    if let Some(lifecycle) = self.enricher.enrich(&mut record) {
+                        sink.write(&lifecycle)
+                            .context("writing a container event")?;
+                    }
                     sink.write(&record).context("writing an event")?;
                     self.stats.events += 1;
                 }

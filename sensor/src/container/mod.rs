@@ -1,12 +1,21 @@
 //! Container attribution: cgroup ids -> paths -> containers.
 pub mod cgroup_path;
 pub mod cgroups;
+pub mod metadata;
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use serde::{Deserialize, Serialize};
 
-use self::{cgroup_path::CgroupContainer, cgroups::CgroupIndex};
+use self::{
+    cgroup_path::CgroupContainer,
+    cgroups::CgroupIndex,
+    metadata::{ContainerMeta, STATE_ROOTS},
+};
 
 /// Where an event happened, as written on every event under `container`.
 /// Host processes read `{"id": "host", "runtime": "host"}` (Falco's
@@ -23,6 +32,13 @@ pub struct ContainerRef {
     /// Why the container is `unknown`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Name, image, pod, mounts, privileges from the runtime's state.
+    #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<ContainerMeta>,
+    /// Why `meta` is missing (the container's runtime state was not found
+    /// or unreadable); the event is attributed all the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_error: Option<String>,
 }
 
 impl ContainerRef {
@@ -33,6 +49,8 @@ impl ContainerRef {
             runtime: "host".into(),
             pod_uid: None,
             reason: None,
+            meta: None,
+            metadata_error: None,
         }
     }
 
@@ -43,6 +61,8 @@ impl ContainerRef {
             runtime: "unknown".into(),
             pod_uid: None,
             reason: Some(reason.into()),
+            meta: None,
+            metadata_error: None,
         }
     }
 
@@ -59,44 +79,81 @@ impl From<CgroupContainer> for ContainerRef {
             runtime: c.runtime,
             pod_uid: c.pod_uid,
             reason: None,
+            meta: None,
+            metadata_error: None,
         }
     }
 }
 
-/// Resolves cgroup ids to containers, caching per id.
+/// How long a failed metadata lookup is trusted before trying again (the
+/// runtime may not have written its state yet).
+const META_RETRY: Duration = Duration::from_secs(1);
+
+/// Resolves cgroup ids to containers with their metadata, caching both.
 pub struct Attributor {
     index: CgroupIndex,
-    cache: HashMap<(bool, u64), Arc<ContainerRef>>,
+    /// (is_v1, cgroup id) -> parsed path (None: not a container path).
+    by_cgroup: HashMap<(bool, u64), Option<CgroupContainer>>,
+    /// Container id -> what events carry, and when metadata was last tried.
+    by_id: HashMap<String, (Arc<ContainerRef>, Option<Instant>)>,
+    state_roots: Vec<String>,
     host: Arc<ContainerRef>,
 }
 
 impl Attributor {
-    /// Over a scanned index.
+    /// Over a scanned index, reading runtime state from the standard roots.
     pub fn new(index: CgroupIndex) -> Self {
+        Self::with_state_roots(index, STATE_ROOTS.iter().map(|s| (*s).to_owned()).collect())
+    }
+
+    /// Over a scanned index and custom runtime state roots.
+    pub fn with_state_roots(index: CgroupIndex, state_roots: Vec<String>) -> Self {
         Self {
             index,
-            cache: HashMap::new(),
+            by_cgroup: HashMap::new(),
+            by_id: HashMap::new(),
+            state_roots,
             host: Arc::new(ContainerRef::host()),
         }
+    }
+
+    /// The host.
+    pub fn host(&self) -> Arc<ContainerRef> {
+        self.host.clone()
     }
 
     /// The container of a task in cgroup2 `v2_id` and tracked-v1 `v1_id`
     /// (0 when unknown). cgroup2 is asked first; on hybrid hosts runtimes
     /// that only manage v1 controllers are found through the v1 id.
-    pub fn resolve(&mut self, v2_id: u64, v1_id: u64) -> Arc<ContainerRef> {
-        let v2 = self.lookup(false, v2_id);
-        if v2.as_ref().is_some_and(|c| !c.is_host()) || v1_id == 0 {
-            return v2.unwrap_or_else(|| self.unresolved(v2_id));
-        }
-        match (self.lookup(true, v1_id), v2) {
-            (Some(v1), _) => v1,
-            (None, Some(v2)) => v2,
-            (None, None) => self.unresolved(v2_id),
+    /// `is_exec` retries a missing metadata lookup at once: the runtime's
+    /// own setup runs in the container's cgroup before it writes its state,
+    /// and the workload's first exec comes after.
+    pub fn resolve(&mut self, v2_id: u64, v1_id: u64, is_exec: bool) -> Arc<ContainerRef> {
+        let v2 = self.parsed(false, v2_id);
+        let found = match v2 {
+            Some(Some(c)) => Some(Some(c)),
+            _ if v1_id != 0 => match self.parsed(true, v1_id) {
+                Some(Some(c)) => Some(Some(c)),
+                other => v2.or(other),
+            },
+            _ => v2,
+        };
+        match found {
+            Some(Some(c)) => self.container(c, is_exec),
+            Some(None) => self.host.clone(),
+            None => Arc::new(ContainerRef::unknown(format!(
+                "cgroup id {v2_id} not in the cgroup index"
+            ))),
         }
     }
 
-    fn lookup(&mut self, v1: bool, id: u64) -> Option<Arc<ContainerRef>> {
-        if let Some(c) = self.cache.get(&(v1, id)) {
+    /// The container a cgroup path names, with metadata.
+    pub fn resolve_path(&mut self, path: &str) -> Option<Arc<ContainerRef>> {
+        cgroup_path::parse(path).map(|c| self.container(c, false))
+    }
+
+    fn parsed(&mut self, v1: bool, id: u64) -> Option<Option<CgroupContainer>> {
+        if let Some(c) = self.by_cgroup.get(&(v1, id)) {
             return Some(c.clone());
         }
         let path = if v1 {
@@ -104,28 +161,59 @@ impl Attributor {
         } else {
             self.index.v2_path(id)
         }?;
-        let c = match cgroup_path::parse(path) {
-            Some(c) => Arc::new(ContainerRef::from(c)),
-            None => self.host.clone(),
-        };
-        self.cache.insert((v1, id), c.clone());
+        let c = cgroup_path::parse(path);
+        self.by_cgroup.insert((v1, id), c.clone());
         Some(c)
     }
 
-    fn unresolved(&self, id: u64) -> Arc<ContainerRef> {
-        Arc::new(ContainerRef::unknown(format!(
-            "cgroup id {id} not in the cgroup index"
-        )))
+    fn container(&mut self, c: CgroupContainer, retry_now: bool) -> Arc<ContainerRef> {
+        if let Some((known, retry_after)) = self.by_id.get(&c.id) {
+            let fresh = match retry_after {
+                None => true,
+                Some(t) => !retry_now && Instant::now() < *t,
+            };
+            if fresh {
+                return known.clone();
+            }
+        }
+        let roots: Vec<&str> = self.state_roots.iter().map(String::as_str).collect();
+        let mut r = ContainerRef::from(c);
+        let retry = match metadata::lookup(&r.id, &roots) {
+            Ok(meta) => {
+                r.meta = Some(meta);
+                None
+            }
+            Err(e) => {
+                r.metadata_error = Some(e.to_string());
+                Some(Instant::now() + META_RETRY)
+            }
+        };
+        let r = Arc::new(r);
+        self.by_id.insert(r.id.clone(), (r.clone(), retry));
+        r
     }
 
     /// A cgroup directory appeared.
     pub fn on_mkdir(&mut self, hierarchy_id: u32, id: u64, path: &str) {
         self.index.insert(hierarchy_id, id, path);
+        self.by_cgroup.remove(&(hierarchy_id != 0, id));
     }
 
-    /// A cgroup directory went away; its id can be reused.
-    pub fn on_rmdir(&mut self, hierarchy_id: u32, id: u64) {
+    /// A cgroup directory went away; its id can be reused. Returns the
+    /// container it belonged to, if its path named one.
+    pub fn on_rmdir(
+        &mut self,
+        hierarchy_id: u32,
+        id: u64,
+        path: &str,
+    ) -> Option<Arc<ContainerRef>> {
         self.index.remove(hierarchy_id, id);
-        self.cache.remove(&(hierarchy_id != 0, id));
+        self.by_cgroup.remove(&(hierarchy_id != 0, id));
+        let c = cgroup_path::parse(path)?;
+        Some(
+            self.by_id
+                .remove(&c.id)
+                .map_or_else(|| Arc::new(ContainerRef::from(c)), |(r, _)| r),
+        )
     }
 }

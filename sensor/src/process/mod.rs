@@ -196,12 +196,13 @@ mod tests {
 
     #[test]
     fn ancestry_stops_at_the_container_entry_point() {
-        let c = Arc::new(ContainerRef {
-            id: "abc".into(),
-            runtime: "docker".into(),
-            pod_uid: None,
-            reason: None,
-        });
+        let c = Arc::new(ContainerRef::from(
+            crate::container::cgroup_path::CgroupContainer {
+                id: "abc".into(),
+                runtime: "docker".into(),
+                pod_uid: None,
+            },
+        ));
         let host = Arc::new(ContainerRef::host());
         let mut t = ProcessTable::new(100);
         t.insert(info(1, 0, "/sbin/init", Some(&host)));

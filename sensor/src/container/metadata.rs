@@ -1,0 +1,272 @@
+//! Container metadata from the runtimes' on-disk state, no network and no
+//! runtime API needed: runc-family runtimes (runc directly, Docker,
+//! containerd, CRI-O, podman all drive runc here) keep a `state.json` whose
+//! labels point at the OCI bundle, and the bundle's `config.json` carries
+//! the CRI annotations (pod, namespace, container name, image), the mounts
+//! and the namespaces. Every read is a small local file; a missing or
+//! corrupt one gives an error with the file, never a panic.
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use thiserror::Error;
+
+/// Where runc-family runtimes keep container state (`<root>/<id>/state.json`);
+/// `*` stands for one level of namespaces (containerd).
+pub const STATE_ROOTS: &[&str] = &[
+    "/run/runc",
+    "/run/docker/runtime-runc/moby",
+    "/run/containerd/runc/*",
+    "/run/runc-ctrs",
+];
+
+/// What the runtime state says about a container.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerMeta {
+    /// Container name (CRI container name, or the runtime's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Image reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Kubernetes pod name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_name: Option<String>,
+    /// Kubernetes namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_namespace: Option<String>,
+    /// Host paths bind-mounted into the container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bind_mounts: Vec<BindMount>,
+    /// CAP_SYS_ADMIN in the bounding set (what `--privileged` grants and
+    /// most escapes need).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub privileged: bool,
+    /// Shares the host's pid namespace.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub host_pid: bool,
+    /// Shares the host's network namespace.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub host_network: bool,
+    /// A container runtime socket (docker.sock, containerd.sock, crio.sock,
+    /// podman.sock) is mounted in: control of the host.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub runtime_socket: bool,
+}
+
+/// One bind mount.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindMount {
+    /// Host path.
+    pub source: String,
+    /// Path inside the container.
+    pub destination: String,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Why metadata is unavailable.
+#[derive(Debug, Error)]
+pub enum MetaError {
+    /// No runtime state for the id (runtime not runc-based, or already gone).
+    #[error("no runtime state for container {0} under {roots}", roots = STATE_ROOTS.join(", "))]
+    NotFound(String),
+    /// A state file could not be read or parsed.
+    #[error("{path}: {reason}")]
+    Bad {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+fn read_json(path: &Path) -> Result<Value, MetaError> {
+    let bad = |reason: String| MetaError::Bad {
+        path: path.to_owned(),
+        reason,
+    };
+    let text = fs::read(path).map_err(|e| bad(e.to_string()))?;
+    serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))
+}
+
+/// The state.json of container `id`, searching `roots`.
+fn state_file(id: &str, roots: &[&str]) -> Option<PathBuf> {
+    for root in roots {
+        if let Some(parent) = root.strip_suffix("/*") {
+            let Ok(dirs) = fs::read_dir(parent) else {
+                continue;
+            };
+            for ns in dirs.flatten() {
+                let p = ns.path().join(id).join("state.json");
+                if p.exists() {
+                    return Some(p);
+                }
+            }
+        } else {
+            let p = Path::new(root).join(id).join("state.json");
+            if p.exists() {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+/// Metadata of container `id` from runtime state under `roots`.
+pub fn lookup(id: &str, roots: &[&str]) -> Result<ContainerMeta, MetaError> {
+    let state_path = state_file(id, roots).ok_or_else(|| MetaError::NotFound(id.to_owned()))?;
+    let state = read_json(&state_path)?;
+    let bundle = state["config"]["labels"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .find_map(|l| l.strip_prefix("bundle="))
+        .ok_or_else(|| MetaError::Bad {
+            path: state_path.clone(),
+            reason: "no bundle= label".into(),
+        })?;
+    let config = read_json(&Path::new(bundle).join("config.json"))?;
+    Ok(from_oci_config(&config))
+}
+
+/// Reads the fields we use from an OCI runtime config.
+pub fn from_oci_config(config: &Value) -> ContainerMeta {
+    let ann = |keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| config["annotations"][*k].as_str().map(str::to_owned))
+    };
+    let mut meta = ContainerMeta {
+        // containerd CRI, then CRI-O.
+        name: ann(&[
+            "io.kubernetes.cri.container-name",
+            "io.kubernetes.container.name",
+        ]),
+        image: ann(&[
+            "io.kubernetes.cri.image-name",
+            "io.kubernetes.cri-o.ImageName",
+            "org.opencontainers.image.ref.name",
+        ]),
+        pod_name: ann(&["io.kubernetes.cri.sandbox-name", "io.kubernetes.pod.name"]),
+        pod_namespace: ann(&[
+            "io.kubernetes.cri.sandbox-namespace",
+            "io.kubernetes.pod.namespace",
+        ]),
+        ..Default::default()
+    };
+    for m in config["mounts"].as_array().into_iter().flatten() {
+        let options: Vec<&str> = m["options"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let is_bind = m["type"] == "bind" || options.iter().any(|o| *o == "bind" || *o == "rbind");
+        let (Some(source), Some(destination)) = (m["source"].as_str(), m["destination"].as_str())
+        else {
+            continue;
+        };
+        if !is_bind {
+            continue;
+        }
+        if ["docker.sock", "containerd.sock", "crio.sock", "podman.sock"]
+            .iter()
+            .any(|s| source.ends_with(s))
+        {
+            meta.runtime_socket = true;
+        }
+        meta.bind_mounts.push(BindMount {
+            source: source.to_owned(),
+            destination: destination.to_owned(),
+            read_only: options.contains(&"ro"),
+        });
+    }
+    let namespaces: Vec<&Value> = config["linux"]["namespaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect();
+    // Absent from the list, or joined via the host's own /proc/1/ns path.
+    let shares_host = |kind: &str| {
+        !namespaces.iter().any(|n| {
+            n["type"] == kind
+                && n["path"]
+                    .as_str()
+                    .is_none_or(|p| !p.starts_with("/proc/1/ns/"))
+        })
+    };
+    meta.host_pid = shares_host("pid");
+    meta.host_network = shares_host("network");
+    meta.privileged = config["process"]["capabilities"]["bounding"]
+        .as_array()
+        .is_some_and(|caps| caps.iter().any(|c| c == "CAP_SYS_ADMIN"));
+    meta
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cri_annotations_mounts_and_namespaces() {
+        let config = serde_json::json!({
+            "annotations": {
+                "io.kubernetes.cri.container-name": "app",
+                "io.kubernetes.cri.sandbox-name": "web-1",
+                "io.kubernetes.cri.sandbox-namespace": "prod",
+                "io.kubernetes.cri.image-name": "registry.local/app:1.2"
+            },
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/host", "type": "bind", "source": "/", "options": ["rbind", "rw"]},
+                {"destination": "/var/run/docker.sock", "source": "/var/run/docker.sock", "options": ["bind", "ro"]}
+            ],
+            "linux": {"namespaces": [{"type": "mount"}, {"type": "network", "path": "/proc/1/ns/net"}]},
+            "process": {"capabilities": {"bounding": ["CAP_CHOWN", "CAP_SYS_ADMIN"]}}
+        });
+        let m = from_oci_config(&config);
+        assert_eq!(
+            (
+                m.name.as_deref(),
+                m.pod_name.as_deref(),
+                m.pod_namespace.as_deref()
+            ),
+            (Some("app"), Some("web-1"), Some("prod"))
+        );
+        assert_eq!(m.image.as_deref(), Some("registry.local/app:1.2"));
+        assert_eq!(m.bind_mounts.len(), 2);
+        assert!(!m.bind_mounts[0].read_only && m.bind_mounts[1].read_only);
+        assert!(m.runtime_socket && m.privileged && m.host_pid && m.host_network);
+    }
+
+    #[test]
+    fn isolated_container_has_no_flags() {
+        let config = serde_json::json!({
+            "linux": {"namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "mount"}]},
+            "process": {"capabilities": {"bounding": ["CAP_CHOWN"]}}
+        });
+        assert_eq!(from_oci_config(&config), ContainerMeta::default());
+    }
+
+    #[test]
+    fn missing_and_corrupt_state_name_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap();
+        assert!(matches!(
+            lookup("abc", &[root]),
+            Err(MetaError::NotFound(_))
+        ));
+        fs::create_dir_all(dir.path().join("abc")).unwrap();
+        fs::write(dir.path().join("abc/state.json"), b"{not json").unwrap();
+        let err = lookup("abc", &[root]).unwrap_err().to_string();
+        assert!(err.contains("state.json"), "{err}");
+    }
+}
