@@ -3,13 +3,18 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use std::sync::Arc;
+
 use sensor::{
     clock::BootClock,
+    container::{Attributor, cgroups::CgroupIndex},
     decode::{
         decode,
         fixture::{exec_payload, record},
     },
+    enrich::Enricher,
     output::{JsonLines, Sink},
+    process::{ExecImage, ProcessInfo, ProcessTable},
 };
 use sensor_common::{EventKind, OpenEvent, OpenSyscall, flags};
 
@@ -38,6 +43,34 @@ fn exec_record() -> Vec<u8> {
     record(EventKind::Exec, &e, &tail)
 }
 
+/// A warm enricher: the acting process (pid 10) five levels deep in a
+/// Docker container whose cgroup (id 42) is indexed and cached.
+fn warm_enricher() -> Enricher {
+    let mut index = CgroupIndex::default();
+    index.insert(
+        0,
+        42,
+        &format!("/system.slice/docker-{}.scope", "ab".repeat(32)),
+    );
+    let mut containers = Attributor::with_state_roots(index, vec!["/nonexistent".into()]);
+    let container = containers.resolve(42, 0, false);
+    let mut table = ProcessTable::new(1024);
+    for pid in 5..=10u32 {
+        let image = Arc::new(ExecImage {
+            exe: "/bin/sh".into(),
+            args: vec!["sh".into(), "-c".into(), "tar czf /tmp/x.tgz /data".into()],
+        });
+        table.insert(ProcessInfo {
+            pid,
+            ppid: pid - 1,
+            start_ticks: 100,
+            image,
+            container: Some(container.clone()),
+        });
+    }
+    Enricher::with_state(table, containers)
+}
+
 fn bench(c: &mut Criterion) {
     let clock = BootClock::new();
     let mut group = c.benchmark_group("decode_and_write_json");
@@ -52,6 +85,22 @@ fn bench(c: &mut Criterion) {
         });
         sink.flush().unwrap();
     }
+    group.finish();
+
+    // Attribution alone, steady state (issue 3 target: <= 1 us per event).
+    let mut enricher = warm_enricher();
+    let record = decode(&open_record(), &clock).unwrap();
+    let mut group = c.benchmark_group("enrich");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("open_in_container_depth_5", |b| {
+        b.iter_batched_ref(
+            || record.clone(),
+            |r| {
+                black_box(enricher.enrich(r));
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
     group.finish();
 }
 

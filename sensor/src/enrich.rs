@@ -67,6 +67,16 @@ impl Enricher {
         }
     }
 
+    /// Over a given table and attributor (tests, benchmarks, replay).
+    pub fn with_state(table: ProcessTable, containers: Attributor) -> Self {
+        Self {
+            table,
+            containers,
+            running: HashSet::new(),
+            ns_per_tick: 1_000_000_000 / proc_scan::ticks_per_second().max(1),
+        }
+    }
+
     /// Processes known.
     pub fn processes(&self) -> usize {
         self.table.len()
