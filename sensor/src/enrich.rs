@@ -7,10 +7,20 @@ use crate::{
     container::{
         Attributor,
         cgroups::{CgroupIndex, CgroupMounts},
+        metadata,
     },
     event::{Body, ContainerLifecycle, Event, Record},
     process::{ExecImage, ProcessInfo, ProcessTable, proc_scan},
+    text::Text,
 };
+
+/// Runtime processes name their state directories on the command line.
+fn learn_state_dir(containers: &mut Attributor, args: &[Text]) {
+    let args: Vec<&[u8]> = args.iter().map(Text::as_bytes).collect();
+    if let Some((kind, dir)) = metadata::state_dir_flag(&args) {
+        containers.learn_state_dir(kind, dir);
+    }
+}
 
 /// Processes the table holds before it evicts (a node with 10k live
 /// processes uses a fraction of this).
@@ -35,6 +45,7 @@ impl Enricher {
         let mut table = ProcessTable::new(TABLE_CAP);
         let mut running = HashSet::new();
         for p in proc_scan::scan() {
+            learn_state_dir(&mut containers, &p.args);
             let (v2, v1) = proc_scan::cgroup_paths(&p.cgroup, v1_controller);
             let container = v2
                 .and_then(|path| containers.resolve_path(path))
@@ -98,6 +109,7 @@ impl Enricher {
         let mut lifecycle = None;
         match &mut record.body {
             Body::Exec(e) => {
+                learn_state_dir(&mut self.containers, &e.data.exec.args);
                 let container =
                     self.containers
                         .resolve(e.cgroup.id, e.cgroup.v1_id.unwrap_or(0), true);

@@ -245,3 +245,56 @@ fn cri_metadata_mounts_and_lifecycle() {
         r["container"]["id"] == id.as_str()
     });
 }
+
+#[test]
+fn docker_container_carries_name_and_image() {
+    let dockerd = sensor_tests::Dockerd::start();
+    dockerd.import_busybox("sensor-test/busybox:1");
+    let name = format!("sensor-test-{}", std::process::id());
+    let mut sensor = Sensor::start(&[]);
+    let out = dockerd.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--name",
+        &name,
+        "sensor-test/busybox:1",
+        "sh",
+        "-c",
+        "cat /etc/hostname > /dev/null; sleep 1",
+    ]);
+    assert!(
+        out.status.success(),
+        "docker run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let exec = sensor.expect_one("exec", "cat in the docker container", |r| {
+        args_are(r, &["cat", "/etc/hostname"]) && r["container"]["name"] == name.as_str()
+    });
+    let c = &exec["container"];
+    assert_eq!(
+        (c["runtime"].as_str(), c["image"].as_str()),
+        (Some("docker"), Some("sensor-test/busybox:1")),
+        "{exec}"
+    );
+    assert_eq!(c["id"].as_str().map(str::len), Some(64));
+    let id = c["id"].clone();
+    sensor.expect_one("container_start", "docker container", |r| {
+        r["container"]["id"] == id
+    });
+    sensor.expect_one("container_stop", "docker container", |r| {
+        r["container"]["id"] == id
+    });
+    // dockerd and the docker CLI are host processes.
+    let cli = sensor.find("exec", |r| {
+        r["exec"]["args"][0] == "docker"
+            && r["exec"]["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a == "run")
+    });
+    assert!(!cli.is_empty() && cli.iter().all(|r| r["container"]["id"] == "host"));
+}

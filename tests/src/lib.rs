@@ -286,3 +286,116 @@ pub fn container_id(tag: u8) -> String {
         .as_nanos();
     format!("{:02x}{:030x}{:032x}", tag, std::process::id(), nanos)
 }
+
+/// A private dockerd (its own data root, exec root and socket, no iptables,
+/// no bridge) for tests; stopped on drop.
+pub struct Dockerd {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Dockerd {
+    /// Starts dockerd and waits until it answers.
+    pub fn start() -> Self {
+        require_root();
+        let dir = tempfile::Builder::new()
+            .prefix("sensor-dockerd-")
+            .tempdir_in("/tmp")
+            .expect("dockerd dir");
+        let log = fs::File::create(dir.path().join("dockerd.log")).unwrap();
+        let base = dir.path().to_path_buf();
+        let p = |name: &str| base.join(name);
+        let child = Command::new("dockerd")
+            .args([
+                "--iptables=false",
+                "--ip6tables=false",
+                "--bridge=none",
+                "--storage-driver=overlay2",
+            ])
+            .arg("--data-root")
+            .arg(p("root"))
+            .arg("--exec-root")
+            .arg(p("exec"))
+            .arg("--pidfile")
+            .arg(p("docker.pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", p("docker.sock").display()))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start dockerd (is docker.io installed?)");
+        let d = Self { child, dir };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if d.docker(&["version"]).status.success() {
+                return d;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "dockerd not up after 60 s:\n{}",
+                fs::read_to_string(p("dockerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Runs the docker CLI against this daemon.
+    pub fn docker(&self, args: &[&str]) -> std::process::Output {
+        Command::new("docker")
+            .arg("-H")
+            .arg(format!(
+                "unix://{}",
+                self.dir.path().join("docker.sock").display()
+            ))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("docker CLI")
+    }
+
+    /// Imports a busybox root filesystem built here as `tag` (no registry
+    /// is reachable).
+    pub fn import_busybox(&self, tag: &str) {
+        let root = self.dir.path().join("image-root");
+        for d in ["bin", "etc", "tmp"] {
+            fs::create_dir_all(root.join(d)).unwrap();
+        }
+        fs::copy("/usr/bin/busybox", root.join("bin/busybox")).expect("busybox-static");
+        for applet in ["sh", "cat", "echo", "sleep", "tar"] {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+        }
+        let tar = self.dir.path().join("image.tar");
+        let status = Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let out = self.docker(&["import", tar.to_str().unwrap(), tag]);
+        assert!(
+            out.status.success(),
+            "docker import: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        // SIGTERM lets dockerd stop its containerd and unmount cleanly.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -76,7 +76,7 @@ fn is_false(b: &bool) -> bool {
 #[derive(Debug, Error)]
 pub enum MetaError {
     /// No runtime state for the id (runtime not runc-based, or already gone).
-    #[error("no runtime state for container {0} under {roots}", roots = STATE_ROOTS.join(", "))]
+    #[error("no runtime state for container {0} under the known runc roots")]
     NotFound(String),
     /// A state file could not be read or parsed.
     #[error("{path}: {reason}")]
@@ -120,8 +120,76 @@ fn state_file(id: &str, roots: &[&str]) -> Option<PathBuf> {
     None
 }
 
-/// Metadata of container `id` from runtime state under `roots`.
-pub fn lookup(id: &str, roots: &[&str]) -> Result<ContainerMeta, MetaError> {
+/// Docker's default data root, where `containers/<id>/config.v2.json`
+/// holds the container's name and image.
+pub const DOCKER_DATA_ROOT: &str = "/var/lib/docker";
+
+/// Name and image from Docker's own container record, if present.
+fn docker_names(id: &str, data_roots: &[&str]) -> Option<(String, String)> {
+    data_roots.iter().find_map(|root| {
+        let v = read_json(
+            &Path::new(root)
+                .join("containers")
+                .join(id)
+                .join("config.v2.json"),
+        )
+        .ok()?;
+        let name = v["Name"].as_str()?.trim_start_matches('/').to_owned();
+        let image = v["Config"]["Image"].as_str().unwrap_or_default().to_owned();
+        Some((name, image))
+    })
+}
+
+/// Runtime flags that name where state lives, learned from the command
+/// lines of runtime processes: `runc --root <dir>` (one per shim
+/// invocation) and `dockerd --data-root <dir>`.
+pub fn state_dir_flag(args: &[&[u8]]) -> Option<(StateKind, String)> {
+    let name = args
+        .first()
+        .map(|a| a.rsplit(|&b| b == b'/').next().unwrap_or(a))?;
+    let (kind, flag): (StateKind, &[u8]) = match name {
+        b"runc" | b"crun" => (StateKind::RuncRoot, b"--root"),
+        b"dockerd" => (StateKind::DockerDataRoot, b"--data-root"),
+        _ => return None,
+    };
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        let value = if *a == flag {
+            it.next().copied()
+        } else {
+            a.strip_prefix(flag)
+                .and_then(|rest| rest.strip_prefix(b"="))
+        };
+        if let Some(v) = value.and_then(|v| std::str::from_utf8(v).ok()) {
+            return Some((kind, v.to_owned()));
+        }
+    }
+    None
+}
+
+/// Which kind of state directory a flag named.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateKind {
+    /// A runc `--root`: `<dir>/<id>/state.json`.
+    RuncRoot,
+    /// A dockerd `--data-root`: `<dir>/containers/<id>/config.v2.json`.
+    DockerDataRoot,
+}
+
+/// Metadata of container `id`: OCI bundle via the runc-family state under
+/// `roots`, then Docker's name and image under `docker_roots`.
+pub fn lookup(id: &str, roots: &[&str], docker_roots: &[&str]) -> Result<ContainerMeta, MetaError> {
+    let mut meta = lookup_runtime_state(id, roots)?;
+    if let Some((name, image)) = docker_names(id, docker_roots) {
+        meta.name = Some(name);
+        if !image.is_empty() {
+            meta.image = Some(image);
+        }
+    }
+    Ok(meta)
+}
+
+fn lookup_runtime_state(id: &str, roots: &[&str]) -> Result<ContainerMeta, MetaError> {
     let state_path = state_file(id, roots).ok_or_else(|| MetaError::NotFound(id.to_owned()))?;
     let state = read_json(&state_path)?;
     let bundle = state["config"]["labels"]
@@ -248,6 +316,34 @@ mod tests {
     }
 
     #[test]
+    fn state_dirs_from_runtime_command_lines() {
+        let args = |v: &[&'static str]| v.iter().map(|a| a.as_bytes()).collect::<Vec<_>>();
+        assert_eq!(
+            state_dir_flag(&args(&[
+                "/usr/sbin/runc",
+                "--root",
+                "/run/x/moby",
+                "--log",
+                "l",
+                "start",
+                "id"
+            ])),
+            Some((StateKind::RuncRoot, "/run/x/moby".into()))
+        );
+        assert_eq!(
+            state_dir_flag(&args(&[
+                "dockerd",
+                "--data-root=/srv/docker",
+                "-H",
+                "unix:///s"
+            ])),
+            Some((StateKind::DockerDataRoot, "/srv/docker".into()))
+        );
+        assert_eq!(state_dir_flag(&args(&["runc", "list"])), None);
+        assert_eq!(state_dir_flag(&args(&["bash", "--root", "/x"])), None);
+    }
+
+    #[test]
     fn isolated_container_has_no_flags() {
         let config = serde_json::json!({
             "linux": {"namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "mount"}]},
@@ -261,12 +357,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_str().unwrap();
         assert!(matches!(
-            lookup("abc", &[root]),
+            lookup("abc", &[root], &[]),
             Err(MetaError::NotFound(_))
         ));
         fs::create_dir_all(dir.path().join("abc")).unwrap();
         fs::write(dir.path().join("abc/state.json"), b"{not json").unwrap();
-        let err = lookup("abc", &[root]).unwrap_err().to_string();
+        let err = lookup("abc", &[root], &[]).unwrap_err().to_string();
         assert!(err.contains("state.json"), "{err}");
     }
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use self::{
     cgroup_path::CgroupContainer,
     cgroups::CgroupIndex,
-    metadata::{ContainerMeta, STATE_ROOTS},
+    metadata::{ContainerMeta, DOCKER_DATA_ROOT, STATE_ROOTS, StateKind},
 };
 
 /// Where an event happened, as written on every event under `container`.
@@ -97,6 +97,7 @@ pub struct Attributor {
     /// Container id -> what events carry, and when metadata was last tried.
     by_id: HashMap<String, (Arc<ContainerRef>, Option<Instant>)>,
     state_roots: Vec<String>,
+    docker_roots: Vec<String>,
     host: Arc<ContainerRef>,
 }
 
@@ -113,7 +114,22 @@ impl Attributor {
             by_cgroup: HashMap::new(),
             by_id: HashMap::new(),
             state_roots,
+            docker_roots: vec![DOCKER_DATA_ROOT.to_owned()],
             host: Arc::new(ContainerRef::host()),
+        }
+    }
+
+    /// Remembers a state directory a runtime's command line named, so
+    /// runtimes with private roots (as in tests, or a second dockerd) are
+    /// found too.
+    pub fn learn_state_dir(&mut self, kind: StateKind, dir: String) {
+        let list = match kind {
+            StateKind::RuncRoot => &mut self.state_roots,
+            StateKind::DockerDataRoot => &mut self.docker_roots,
+        };
+        if !list.contains(&dir) {
+            tracing::debug!(?kind, %dir, "learned a container runtime state directory");
+            list.push(dir);
         }
     }
 
@@ -177,8 +193,9 @@ impl Attributor {
             }
         }
         let roots: Vec<&str> = self.state_roots.iter().map(String::as_str).collect();
+        let docker_roots: Vec<&str> = self.docker_roots.iter().map(String::as_str).collect();
         let mut r = ContainerRef::from(c);
-        let retry = match metadata::lookup(&r.id, &roots) {
+        let retry = match metadata::lookup(&r.id, &roots, &docker_roots) {
             Ok(meta) => {
                 r.meta = Some(meta);
                 None
