@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use sensor::{
     clock::BootClock,
-    container::{Attributor, cgroups::CgroupIndex},
+    container::{Attributor, cgroups::CgroupIndex, metadata::StateDirs},
     decode::{
         decode,
         fixture::{exec_payload, record},
@@ -52,7 +52,12 @@ fn warm_enricher() -> Enricher {
         42,
         &format!("/system.slice/docker-{}.scope", "ab".repeat(32)),
     );
-    let mut containers = Attributor::with_state_roots(index, vec!["/nonexistent".into()]);
+    let dirs = StateDirs {
+        runc: vec!["/nonexistent".into()],
+        docker: vec![],
+        storage: vec![],
+    };
+    let mut containers = Attributor::with_state_dirs(index, dirs);
     let container = containers.resolve(42, 0, false);
     let mut table = ProcessTable::new(1024);
     for pid in 5..=10u32 {

@@ -298,3 +298,67 @@ fn docker_container_carries_name_and_image() {
     });
     assert!(!cli.is_empty() && cli.iter().all(|r| r["container"]["id"] == "host"));
 }
+
+#[test]
+fn podman_container_carries_name_and_image() {
+    // Flags that work on these hybrid-cgroup hosts (PLATFORM.md).
+    let podman = |args: &[&str]| {
+        std::process::Command::new("podman")
+            .args([
+                "--runtime=runc",
+                "--cgroup-manager=cgroupfs",
+                "--events-backend=file",
+            ])
+            .args(args)
+            .output()
+            .expect("podman (cargo xtask test installs it)")
+    };
+    let image = "localhost/sensor-test/busybox:1";
+    if !podman(&["image", "exists", image]).status.success() {
+        let tar = sensor_tests::busybox_rootfs_tar();
+        let out = podman(&[
+            "import",
+            tar.path().join("rootfs.tar").to_str().unwrap(),
+            image,
+        ]);
+        assert!(
+            out.status.success(),
+            "podman import: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let name = format!("sensor-test-podman-{}", std::process::id());
+    let mut sensor = Sensor::start(&[]);
+    let out = podman(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=4096:4096",
+        "--name",
+        &name,
+        image,
+        "sh",
+        "-c",
+        "cat /etc/hostname > /dev/null; sleep 1",
+    ]);
+    assert!(
+        out.status.success(),
+        "podman run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let exec = sensor.expect_one("exec", "cat in the podman container", |r| {
+        args_are(r, &["cat", "/etc/hostname"]) && r["container"]["name"] == name.as_str()
+    });
+    assert_eq!(
+        (
+            exec["container"]["runtime"].as_str(),
+            exec["container"]["image"].as_str()
+        ),
+        (Some("podman"), Some(image)),
+        "{exec}"
+    );
+}

@@ -208,13 +208,7 @@ impl RuncContainer {
             .tempdir()
             .expect("bundle dir");
         let rootfs = bundle.path().join("rootfs");
-        for d in ["bin", "etc", "proc", "dev", "sys", "tmp"] {
-            fs::create_dir_all(rootfs.join(d)).unwrap();
-        }
-        fs::copy(busybox, rootfs.join("bin/busybox")).unwrap();
-        for applet in ["sh", "cat", "echo", "sleep", "ls", "tar"] {
-            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
-        }
+        busybox_rootfs(&rootfs);
         fs::write(rootfs.join("etc/hostname"), format!("{id}\n")).unwrap();
         let status = Command::new("runc")
             .arg("spec")
@@ -398,4 +392,42 @@ impl Drop for Dockerd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A minimal root filesystem: busybox-static and its applets.
+pub fn busybox_rootfs(root: &Path) {
+    let busybox = Path::new("/usr/bin/busybox");
+    assert!(
+        busybox.exists(),
+        "busybox-static is needed for container tests (cargo xtask test installs it)"
+    );
+    for d in ["bin", "etc", "proc", "dev", "sys", "tmp"] {
+        fs::create_dir_all(root.join(d)).unwrap();
+    }
+    fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    for applet in ["sh", "cat", "echo", "sleep", "ls", "tar"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+}
+
+/// A directory holding `rootfs.tar`, a busybox root filesystem to import
+/// into Docker or podman as an image.
+pub fn busybox_rootfs_tar() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("sensor-image-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let root = dir.path().join("root");
+    busybox_rootfs(&root);
+    fs::write(root.join("etc/hostname"), b"image\n").unwrap();
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(dir.path().join("rootfs.tar"))
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    dir
 }

@@ -1,5 +1,5 @@
 //! Installs what building and testing need, once per machine:
-//! - Debian packages the kernel tests use (runc, busybox-static, docker.io);
+//! - Debian packages the kernel tests use (runc, busybox-static, docker.io, podman);
 //! - the nightly pinned in sensor-ebpf/rust-toolchain.toml, with rust-src;
 //! - bpf-linker built against that nightly's own libLLVM, so no LLVM package
 //!   is needed and the versions cannot drift apart.
@@ -50,7 +50,7 @@ fn tools_dir() -> PathBuf {
 
 /// Debian packages the kernel tests use: real containers run by runc and by
 /// a private dockerd, from a busybox root filesystem built on the spot.
-const TEST_PACKAGES: &[&str] = &["runc", "busybox-static", "docker.io"];
+const TEST_PACKAGES: &[&str] = &["runc", "busybox-static", "docker.io", "podman"];
 
 /// Makes sure every tool is present; quick when they are.
 pub fn ensure() -> Result<Env> {

@@ -140,9 +140,30 @@ fn docker_names(id: &str, data_roots: &[&str]) -> Option<(String, String)> {
     })
 }
 
+/// containers/storage (podman, CRI-O): `overlay-containers/containers.json`
+/// lists every container with its names and image.
+pub const CONTAINERS_STORAGE_ROOT: &str = "/var/lib/containers/storage";
+
+/// Name and image from containers/storage's container list, if present.
+fn storage_names(id: &str, storage_roots: &[&str]) -> Option<(String, String)> {
+    storage_roots.iter().find_map(|root| {
+        let list = read_json(&Path::new(root).join("overlay-containers/containers.json")).ok()?;
+        let entry = list.as_array()?.iter().find(|c| c["id"] == id)?;
+        let name = entry["names"][0].as_str()?.to_owned();
+        let meta: Value = entry["metadata"]
+            .as_str()
+            .and_then(|m| serde_json::from_str(m).ok())
+            .unwrap_or_default();
+        Some((
+            name,
+            meta["image-name"].as_str().unwrap_or_default().to_owned(),
+        ))
+    })
+}
+
 /// Runtime flags that name where state lives, learned from the command
 /// lines of runtime processes: `runc --root <dir>` (one per shim
-/// invocation) and `dockerd --data-root <dir>`.
+/// invocation), `dockerd --data-root <dir>`, `podman`/`crio --root <dir>`.
 pub fn state_dir_flag(args: &[&[u8]]) -> Option<(StateKind, String)> {
     let name = args
         .first()
@@ -150,6 +171,7 @@ pub fn state_dir_flag(args: &[&[u8]]) -> Option<(StateKind, String)> {
     let (kind, flag): (StateKind, &[u8]) = match name {
         b"runc" | b"crun" => (StateKind::RuncRoot, b"--root"),
         b"dockerd" => (StateKind::DockerDataRoot, b"--data-root"),
+        b"podman" | b"crio" => (StateKind::ContainersStorage, b"--root"),
         _ => return None,
     };
     let mut it = args.iter().skip(1);
@@ -174,19 +196,64 @@ pub enum StateKind {
     RuncRoot,
     /// A dockerd `--data-root`: `<dir>/containers/<id>/config.v2.json`.
     DockerDataRoot,
+    /// A containers/storage root (podman, CRI-O).
+    ContainersStorage,
 }
 
-/// Metadata of container `id`: OCI bundle via the runc-family state under
-/// `roots`, then Docker's name and image under `docker_roots`.
-pub fn lookup(id: &str, roots: &[&str], docker_roots: &[&str]) -> Result<ContainerMeta, MetaError> {
-    let mut meta = lookup_runtime_state(id, roots)?;
-    if let Some((name, image)) = docker_names(id, docker_roots) {
-        meta.name = Some(name);
+/// Directories where runtimes keep what [`lookup`] reads.
+#[derive(Clone, Debug)]
+pub struct StateDirs {
+    /// runc-family `--root`s.
+    pub runc: Vec<String>,
+    /// Docker data roots.
+    pub docker: Vec<String>,
+    /// containers/storage roots.
+    pub storage: Vec<String>,
+}
+
+impl Default for StateDirs {
+    fn default() -> Self {
+        Self {
+            runc: STATE_ROOTS.iter().map(|s| (*s).to_owned()).collect(),
+            docker: vec![DOCKER_DATA_ROOT.to_owned()],
+            storage: vec![CONTAINERS_STORAGE_ROOT.to_owned()],
+        }
+    }
+}
+
+impl StateDirs {
+    /// Adds a directory a runtime named; true if it was new.
+    pub fn learn(&mut self, kind: StateKind, dir: String) -> bool {
+        let list = match kind {
+            StateKind::RuncRoot => &mut self.runc,
+            StateKind::DockerDataRoot => &mut self.docker,
+            StateKind::ContainersStorage => &mut self.storage,
+        };
+        let new = !list.contains(&dir);
+        if new {
+            list.push(dir);
+        }
+        new
+    }
+}
+
+/// Metadata of container `id`: OCI bundle via the runc-family state, then
+/// name and image from Docker's or containers/storage's records.
+pub fn lookup(id: &str, dirs: &StateDirs) -> Result<ContainerMeta, MetaError> {
+    let mut meta = lookup_runtime_state(id, &strs(&dirs.runc))?;
+    let names =
+        docker_names(id, &strs(&dirs.docker)).or_else(|| storage_names(id, &strs(&dirs.storage)));
+    if let Some((name, image)) = names {
+        meta.name = meta.name.or(Some(name));
         if !image.is_empty() {
-            meta.image = Some(image);
+            meta.image = meta.image.or(Some(image));
         }
     }
     Ok(meta)
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
 }
 
 fn lookup_runtime_state(id: &str, roots: &[&str]) -> Result<ContainerMeta, MetaError> {

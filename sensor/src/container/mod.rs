@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use self::{
     cgroup_path::CgroupContainer,
     cgroups::CgroupIndex,
-    metadata::{ContainerMeta, DOCKER_DATA_ROOT, STATE_ROOTS, StateKind},
+    metadata::{ContainerMeta, StateDirs, StateKind},
 };
 
 /// Where an event happened, as written on every event under `container`.
@@ -96,25 +96,23 @@ pub struct Attributor {
     by_cgroup: HashMap<(bool, u64), Option<CgroupContainer>>,
     /// Container id -> what events carry, and when metadata was last tried.
     by_id: HashMap<String, (Arc<ContainerRef>, Option<Instant>)>,
-    state_roots: Vec<String>,
-    docker_roots: Vec<String>,
+    dirs: StateDirs,
     host: Arc<ContainerRef>,
 }
 
 impl Attributor {
     /// Over a scanned index, reading runtime state from the standard roots.
     pub fn new(index: CgroupIndex) -> Self {
-        Self::with_state_roots(index, STATE_ROOTS.iter().map(|s| (*s).to_owned()).collect())
+        Self::with_state_dirs(index, StateDirs::default())
     }
 
-    /// Over a scanned index and custom runtime state roots.
-    pub fn with_state_roots(index: CgroupIndex, state_roots: Vec<String>) -> Self {
+    /// Over a scanned index and custom runtime state directories.
+    pub fn with_state_dirs(index: CgroupIndex, dirs: StateDirs) -> Self {
         Self {
             index,
             by_cgroup: HashMap::new(),
             by_id: HashMap::new(),
-            state_roots,
-            docker_roots: vec![DOCKER_DATA_ROOT.to_owned()],
+            dirs,
             host: Arc::new(ContainerRef::host()),
         }
     }
@@ -123,13 +121,8 @@ impl Attributor {
     /// runtimes with private roots (as in tests, or a second dockerd) are
     /// found too.
     pub fn learn_state_dir(&mut self, kind: StateKind, dir: String) {
-        let list = match kind {
-            StateKind::RuncRoot => &mut self.state_roots,
-            StateKind::DockerDataRoot => &mut self.docker_roots,
-        };
-        if !list.contains(&dir) {
+        if self.dirs.learn(kind, dir.clone()) {
             tracing::debug!(?kind, %dir, "learned a container runtime state directory");
-            list.push(dir);
         }
     }
 
@@ -192,10 +185,8 @@ impl Attributor {
                 return known.clone();
             }
         }
-        let roots: Vec<&str> = self.state_roots.iter().map(String::as_str).collect();
-        let docker_roots: Vec<&str> = self.docker_roots.iter().map(String::as_str).collect();
         let mut r = ContainerRef::from(c);
-        let retry = match metadata::lookup(&r.id, &roots, &docker_roots) {
+        let retry = match metadata::lookup(&r.id, &self.dirs) {
             Ok(meta) => {
                 r.meta = Some(meta);
                 None
