@@ -420,16 +420,39 @@ mod tests {
     }
 
     #[test]
+    fn names_and_images_from_containers_storage() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("overlay-containers")).unwrap();
+        let list = serde_json::json!([
+            {"id": "other", "names": ["x"], "metadata": "{}"},
+            {"id": "abc", "names": ["web"], "metadata": "{\"image-name\":\"localhost/app:1\",\"name\":\"web\"}"}
+        ]);
+        fs::write(
+            dir.path().join("overlay-containers/containers.json"),
+            list.to_string(),
+        )
+        .unwrap();
+        let root = dir.path().to_str().unwrap();
+        assert_eq!(
+            storage_names("abc", &[root]),
+            Some(("web".into(), "localhost/app:1".into()))
+        );
+        assert_eq!(storage_names("missing", &[root]), None);
+    }
+
+    #[test]
     fn missing_and_corrupt_state_name_the_problem() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_str().unwrap();
-        assert!(matches!(
-            lookup("abc", &[root], &[]),
-            Err(MetaError::NotFound(_))
-        ));
+        let dirs = StateDirs {
+            runc: vec![root.into()],
+            docker: vec![],
+            storage: vec![],
+        };
+        assert!(matches!(lookup("abc", &dirs), Err(MetaError::NotFound(_))));
         fs::create_dir_all(dir.path().join("abc")).unwrap();
         fs::write(dir.path().join("abc/state.json"), b"{not json").unwrap();
-        let err = lookup("abc", &[root], &[]).unwrap_err().to_string();
+        let err = lookup("abc", &dirs).unwrap_err().to_string();
         assert!(err.contains("state.json"), "{err}");
     }
 }
