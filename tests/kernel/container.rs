@@ -362,3 +362,38 @@ fn podman_container_carries_name_and_image() {
         "{exec}"
     );
 }
+
+#[test]
+fn containerd_ctr_container_is_attributed_by_runtime_state() {
+    // `ctr run` puts containers in /<namespace>/<id>: no naming convention
+    // to parse, so attribution goes through the runtime's own state.
+    let containerd = sensor_tests::Containerd::start();
+    let rootfs = sensor_tests::unique_dir("ctr-rootfs");
+    sensor_tests::busybox_rootfs(rootfs.path());
+    std::fs::write(rootfs.path().join("etc/hostname"), b"ctr\n").unwrap();
+    let id = format!("sensor-ctr-{}", std::process::id());
+    let mut sensor = Sensor::start(&[]);
+    let out = containerd.ctr(&[
+        "run",
+        "--rm",
+        "--rootfs",
+        rootfs.path().to_str().unwrap(),
+        &id,
+        "/bin/busybox",
+        "sh",
+        "-c",
+        "cat /etc/hostname > /dev/null; sleep 1",
+    ]);
+    assert!(
+        out.status.success(),
+        "ctr run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let exec = sensor.expect_one("exec", "cat in the ctr container", |r| {
+        args_are(r, &["cat", "/etc/hostname"]) && r["container"]["id"] == id.as_str()
+    });
+    assert_eq!(exec["container"]["runtime"], "containerd", "{exec}");
+    sensor.expect_one("container_start", "ctr container", |r| {
+        r["container"]["id"] == id.as_str()
+    });
+}

@@ -431,3 +431,67 @@ pub fn busybox_rootfs_tar() -> tempfile::TempDir {
     assert!(status.success());
     dir
 }
+
+/// A private containerd (own root, state and socket) for `ctr` tests;
+/// stopped on drop.
+pub struct Containerd {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Containerd {
+    /// Starts containerd and waits for its socket to answer.
+    pub fn start() -> Self {
+        require_root();
+        let dir = tempfile::Builder::new()
+            .prefix("sensor-containerd-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let log = fs::File::create(dir.path().join("containerd.log")).unwrap();
+        let child = Command::new("containerd")
+            .arg("--root")
+            .arg(dir.path().join("root"))
+            .arg("--state")
+            .arg(dir.path().join("state"))
+            .arg("--address")
+            .arg(dir.path().join("containerd.sock"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start containerd (cargo xtask test installs it with docker.io)");
+        let c = Self { child, dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !c.ctr(&["version"]).status.success() {
+            assert!(Instant::now() < deadline, "containerd not up after 30 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        c
+    }
+
+    /// Runs `ctr` against this containerd.
+    pub fn ctr(&self, args: &[&str]) -> std::process::Output {
+        Command::new("ctr")
+            .arg("--address")
+            .arg(self.dir.path().join("containerd.sock"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("ctr")
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -97,6 +97,34 @@ fn read_json(path: &Path) -> Result<Value, MetaError> {
     serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))
 }
 
+/// A container that only runtime state identifies: runc with a cgroup path
+/// that follows no naming convention, e.g. `ctr run`'s `/<namespace>/<id>`.
+/// The path's last segment is taken as the id and confirmed by the
+/// runtime's own state directory; the runtime is named after that root.
+pub fn container_by_state(
+    path: &str,
+    dirs: &StateDirs,
+) -> Option<super::cgroup_path::CgroupContainer> {
+    let candidate = path
+        .rsplit('/')
+        .next()
+        .filter(|s| !s.is_empty() && !s.contains(".."))?;
+    let state = state_file(candidate, &strs(&dirs.runc))?;
+    let root = state.to_string_lossy();
+    let runtime = if root.contains("containerd") {
+        "containerd"
+    } else if root.contains("docker") {
+        "docker"
+    } else {
+        "runc"
+    };
+    Some(super::cgroup_path::CgroupContainer {
+        id: candidate.to_owned(),
+        runtime: runtime.to_owned(),
+        pod_uid: None,
+    })
+}
+
 /// The state.json of container `id`, searching `roots`.
 fn state_file(id: &str, roots: &[&str]) -> Option<PathBuf> {
     for root in roots {

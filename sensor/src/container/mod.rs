@@ -138,10 +138,10 @@ impl Attributor {
     /// own setup runs in the container's cgroup before it writes its state,
     /// and the workload's first exec comes after.
     pub fn resolve(&mut self, v2_id: u64, v1_id: u64, is_exec: bool) -> Arc<ContainerRef> {
-        let v2 = self.parsed(false, v2_id);
+        let v2 = self.parsed(false, v2_id, is_exec);
         let found = match v2 {
             Some(Some(c)) => Some(Some(c)),
-            _ if v1_id != 0 => match self.parsed(true, v1_id) {
+            _ if v1_id != 0 => match self.parsed(true, v1_id, is_exec) {
                 Some(Some(c)) => Some(Some(c)),
                 other => v2.or(other),
             },
@@ -158,11 +158,18 @@ impl Attributor {
 
     /// The container a cgroup path names, with metadata.
     pub fn resolve_path(&mut self, path: &str) -> Option<Arc<ContainerRef>> {
-        cgroup_path::parse(path).map(|c| self.container(c, false))
+        cgroup_path::parse(path)
+            .or_else(|| metadata::container_by_state(path, &self.dirs))
+            .map(|c| self.container(c, false))
     }
 
-    fn parsed(&mut self, v1: bool, id: u64) -> Option<Option<CgroupContainer>> {
-        if let Some(c) = self.by_cgroup.get(&(v1, id)) {
+    /// The container a cgroup names, by path convention or, failing that,
+    /// by runtime state. A "not a container" answer is cached, but an exec
+    /// checks the state again: runc creates the cgroup before its state.
+    fn parsed(&mut self, v1: bool, id: u64, is_exec: bool) -> Option<Option<CgroupContainer>> {
+        if let Some(c) = self.by_cgroup.get(&(v1, id))
+            && (c.is_some() || !is_exec)
+        {
             return Some(c.clone());
         }
         let path = if v1 {
@@ -170,7 +177,7 @@ impl Attributor {
         } else {
             self.index.v2_path(id)
         }?;
-        let c = cgroup_path::parse(path);
+        let c = cgroup_path::parse(path).or_else(|| metadata::container_by_state(path, &self.dirs));
         self.by_cgroup.insert((v1, id), c.clone());
         Some(c)
     }
@@ -216,8 +223,10 @@ impl Attributor {
         path: &str,
     ) -> Option<Arc<ContainerRef>> {
         self.index.remove(hierarchy_id, id);
-        self.by_cgroup.remove(&(hierarchy_id != 0, id));
-        let c = cgroup_path::parse(path)?;
+        // What the cgroup was resolved to while it lived (runtime state is
+        // already gone by now for containers found through it).
+        let cached = self.by_cgroup.remove(&(hierarchy_id != 0, id)).flatten();
+        let c = cached.or_else(|| cgroup_path::parse(path))?;
         Some(
             self.by_id
                 .remove(&c.id)
