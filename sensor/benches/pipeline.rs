@@ -56,6 +56,7 @@ fn warm_enricher() -> Enricher {
         runc: vec!["/nonexistent".into()],
         docker: vec![],
         storage: vec![],
+        docker_sockets: vec![],
     };
     let mut containers = Attributor::with_state_dirs(index, dirs);
     let container = containers.resolve(42, 0, false);

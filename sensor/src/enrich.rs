@@ -17,7 +17,7 @@ use crate::{
 /// Runtime processes name their state directories on the command line.
 fn learn_state_dir(containers: &mut Attributor, args: &[Text]) {
     let args: Vec<&[u8]> = args.iter().map(Text::as_bytes).collect();
-    if let Some((kind, dir)) = metadata::state_dir_flag(&args) {
+    for (kind, dir) in metadata::state_dir_flags(&args) {
         containers.learn_state_dir(kind, dir);
     }
 }

@@ -334,6 +334,11 @@ impl Dockerd {
         }
     }
 
+    /// The daemon's API socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("docker.sock")
+    }
+
     /// Runs the docker CLI against this daemon.
     pub fn docker(&self, args: &[&str]) -> std::process::Output {
         Command::new("docker")

@@ -191,30 +191,50 @@ fn storage_names(id: &str, storage_roots: &[&str]) -> Option<(String, String)> {
 
 /// Runtime flags that name where state lives, learned from the command
 /// lines of runtime processes: `runc --root <dir>` (one per shim
-/// invocation), `dockerd --data-root <dir>`, `podman`/`crio --root <dir>`.
-pub fn state_dir_flag(args: &[&[u8]]) -> Option<(StateKind, String)> {
-    let name = args
+/// invocation), `dockerd --data-root <dir>` and `-H unix://<socket>`,
+/// `podman`/`crio --root <dir>`.
+pub fn state_dir_flags(args: &[&[u8]]) -> Vec<(StateKind, String)> {
+    let Some(name) = args
         .first()
-        .map(|a| a.rsplit(|&b| b == b'/').next().unwrap_or(a))?;
-    let (kind, flag): (StateKind, &[u8]) = match name {
-        b"runc" | b"crun" => (StateKind::RuncRoot, b"--root"),
-        b"dockerd" => (StateKind::DockerDataRoot, b"--data-root"),
-        b"podman" | b"crio" => (StateKind::ContainersStorage, b"--root"),
-        _ => return None,
+        .map(|a| a.rsplit(|&b| b == b'/').next().unwrap_or(a))
+    else {
+        return Vec::new();
     };
+    let flags: &[(StateKind, &[u8])] = match name {
+        b"runc" | b"crun" => &[(StateKind::RuncRoot, b"--root")],
+        b"dockerd" => &[
+            (StateKind::DockerDataRoot, b"--data-root"),
+            (StateKind::DockerSocket, b"-H"),
+            (StateKind::DockerSocket, b"--host"),
+        ],
+        b"podman" | b"crio" => &[(StateKind::ContainersStorage, b"--root")],
+        _ => return Vec::new(),
+    };
+    let mut found = Vec::new();
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
-        let value = if *a == flag {
-            it.next().copied()
-        } else {
-            a.strip_prefix(flag)
-                .and_then(|rest| rest.strip_prefix(b"="))
-        };
-        if let Some(v) = value.and_then(|v| std::str::from_utf8(v).ok()) {
-            return Some((kind, v.to_owned()));
+        for (kind, flag) in flags {
+            let value = if a == flag {
+                it.clone().next().copied()
+            } else {
+                a.strip_prefix(*flag)
+                    .and_then(|rest| rest.strip_prefix(b"="))
+            };
+            let Some(v) = value.and_then(|v| std::str::from_utf8(v).ok()) else {
+                continue;
+            };
+            match kind {
+                // Only unix sockets; tcp:// hosts are not read.
+                StateKind::DockerSocket => {
+                    if let Some(path) = v.strip_prefix("unix://") {
+                        found.push((*kind, path.to_owned()));
+                    }
+                }
+                _ => found.push((*kind, v.to_owned())),
+            }
         }
     }
-    None
+    found
 }
 
 /// Which kind of state directory a flag named.
@@ -226,6 +246,8 @@ pub enum StateKind {
     DockerDataRoot,
     /// A containers/storage root (podman, CRI-O).
     ContainersStorage,
+    /// A dockerd API socket.
+    DockerSocket,
 }
 
 /// Directories where runtimes keep what [`lookup`] reads.
@@ -237,6 +259,8 @@ pub struct StateDirs {
     pub docker: Vec<String>,
     /// containers/storage roots.
     pub storage: Vec<String>,
+    /// Docker Engine API sockets.
+    pub docker_sockets: Vec<String>,
 }
 
 impl Default for StateDirs {
@@ -245,6 +269,7 @@ impl Default for StateDirs {
             runc: STATE_ROOTS.iter().map(|s| (*s).to_owned()).collect(),
             docker: vec![DOCKER_DATA_ROOT.to_owned()],
             storage: vec![CONTAINERS_STORAGE_ROOT.to_owned()],
+            docker_sockets: vec!["/var/run/docker.sock".to_owned()],
         }
     }
 }
@@ -256,6 +281,7 @@ impl StateDirs {
             StateKind::RuncRoot => &mut self.runc,
             StateKind::DockerDataRoot => &mut self.docker,
             StateKind::ContainersStorage => &mut self.storage,
+            StateKind::DockerSocket => &mut self.docker_sockets,
         };
         let new = !list.contains(&dir);
         if new {
@@ -413,29 +439,36 @@ mod tests {
     #[test]
     fn state_dirs_from_runtime_command_lines() {
         let args = |v: &[&'static str]| v.iter().map(|a| a.as_bytes()).collect::<Vec<_>>();
+        let runc = args(&[
+            "/usr/sbin/runc",
+            "--root",
+            "/run/x/moby",
+            "--log",
+            "l",
+            "start",
+            "id",
+        ]);
         assert_eq!(
-            state_dir_flag(&args(&[
-                "/usr/sbin/runc",
-                "--root",
-                "/run/x/moby",
-                "--log",
-                "l",
-                "start",
-                "id"
-            ])),
-            Some((StateKind::RuncRoot, "/run/x/moby".into()))
+            state_dir_flags(&runc),
+            vec![(StateKind::RuncRoot, "/run/x/moby".into())]
         );
+        let dockerd = args(&[
+            "dockerd",
+            "--data-root=/srv/docker",
+            "-H",
+            "unix:///s",
+            "-H",
+            "tcp://0:2375",
+        ]);
         assert_eq!(
-            state_dir_flag(&args(&[
-                "dockerd",
-                "--data-root=/srv/docker",
-                "-H",
-                "unix:///s"
-            ])),
-            Some((StateKind::DockerDataRoot, "/srv/docker".into()))
+            state_dir_flags(&dockerd),
+            vec![
+                (StateKind::DockerDataRoot, "/srv/docker".into()),
+                (StateKind::DockerSocket, "/s".into())
+            ]
         );
-        assert_eq!(state_dir_flag(&args(&["runc", "list"])), None);
-        assert_eq!(state_dir_flag(&args(&["bash", "--root", "/x"])), None);
+        assert!(state_dir_flags(&args(&["runc", "list"])).is_empty());
+        assert!(state_dir_flags(&args(&["bash", "--root", "/x"])).is_empty());
     }
 
     #[test]
@@ -476,6 +509,7 @@ mod tests {
             runc: vec![root.into()],
             docker: vec![],
             storage: vec![],
+            docker_sockets: vec![],
         };
         assert!(matches!(lookup("abc", &dirs), Err(MetaError::NotFound(_))));
         fs::create_dir_all(dir.path().join("abc")).unwrap();

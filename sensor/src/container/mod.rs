@@ -1,10 +1,12 @@
 //! Container attribution: cgroup ids -> paths -> containers.
 pub mod cgroup_path;
 pub mod cgroups;
+pub mod docker_api;
 pub mod metadata;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
+    path::Path,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -89,6 +91,9 @@ impl From<CgroupContainer> for ContainerRef {
 /// runtime may not have written its state yet).
 const META_RETRY: Duration = Duration::from_secs(1);
 
+/// Deadline for each Docker API socket operation.
+const DOCKER_API_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Resolves cgroup ids to containers with their metadata, caching both.
 pub struct Attributor {
     index: CgroupIndex,
@@ -98,6 +103,11 @@ pub struct Attributor {
     by_id: HashMap<String, (Arc<ContainerRef>, Option<Instant>)>,
     dirs: StateDirs,
     host: Arc<ContainerRef>,
+    /// Docker API lookups run off the event path; started on first need.
+    docker_api: Option<docker_api::Worker>,
+    api_requested: HashSet<String>,
+    /// (name, image) the API returned, merged into later lookups.
+    api_names: HashMap<String, (String, String)>,
 }
 
 impl Attributor {
@@ -114,6 +124,9 @@ impl Attributor {
             by_id: HashMap::new(),
             dirs,
             host: Arc::new(ContainerRef::host()),
+            docker_api: None,
+            api_requested: HashSet::new(),
+            api_names: HashMap::new(),
         }
     }
 
@@ -138,6 +151,7 @@ impl Attributor {
     /// own setup runs in the container's cgroup before it writes its state,
     /// and the workload's first exec comes after.
     pub fn resolve(&mut self, v2_id: u64, v1_id: u64, is_exec: bool) -> Arc<ContainerRef> {
+        self.apply_api_results();
         let v2 = self.parsed(false, v2_id, is_exec);
         let found = match v2 {
             Some(Some(c)) => Some(Some(c)),
@@ -193,7 +207,7 @@ impl Attributor {
             }
         }
         let mut r = ContainerRef::from(c);
-        let retry = match metadata::lookup(&r.id, &self.dirs) {
+        let mut retry = match metadata::lookup(&r.id, &self.dirs) {
             Ok(meta) => {
                 r.meta = Some(meta);
                 None
@@ -203,9 +217,63 @@ impl Attributor {
                 Some(Instant::now() + META_RETRY)
             }
         };
+        if r.runtime == "docker" && r.meta.as_ref().and_then(|m| m.name.as_ref()).is_none() {
+            if let Some((name, image)) = self.api_names.get(&r.id) {
+                merge_names(&mut r, name, image);
+                retry = None;
+            } else {
+                self.request_docker_api(&r.id);
+            }
+        }
         let r = Arc::new(r);
         self.by_id.insert(r.id.clone(), (r.clone(), retry));
         r
+    }
+
+    /// Asks the Docker API for a container's name and image, once, when
+    /// Docker's on-disk record is not visible.
+    fn request_docker_api(&mut self, id: &str) {
+        if self.api_requested.contains(id) {
+            return;
+        }
+        let Some(socket) = self
+            .dirs
+            .docker_sockets
+            .iter()
+            .find(|s| Path::new(s).exists())
+        else {
+            return;
+        };
+        self.api_requested.insert(id.to_owned());
+        let worker = self
+            .docker_api
+            .get_or_insert_with(|| docker_api::Worker::start(DOCKER_API_TIMEOUT));
+        worker.request(socket.into(), id.to_owned());
+    }
+
+    /// Folds finished Docker API lookups into the cached containers.
+    fn apply_api_results(&mut self) {
+        let Some(worker) = &self.docker_api else {
+            return;
+        };
+        for (id, result) in worker.finished() {
+            let Some((known, retry)) = self.by_id.get(&id) else {
+                continue;
+            };
+            let mut updated = (**known).clone();
+            match result {
+                Ok((name, image)) => {
+                    merge_names(&mut updated, &name, &image);
+                    self.api_names.insert(id.clone(), (name, image));
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "docker API lookup failed");
+                    updated.metadata_error.get_or_insert(e.to_string());
+                }
+            }
+            let retry = *retry;
+            self.by_id.insert(id, (Arc::new(updated), retry));
+        }
     }
 
     /// A cgroup directory appeared.
@@ -232,5 +300,16 @@ impl Attributor {
                 .remove(&c.id)
                 .map_or_else(|| Arc::new(ContainerRef::from(c)), |(r, _)| r),
         )
+    }
+}
+
+/// Sets name and image from the Docker API where the state had none.
+fn merge_names(r: &mut ContainerRef, name: &str, image: &str) {
+    let meta = r.meta.get_or_insert_with(ContainerMeta::default);
+    if meta.name.is_none() && !name.is_empty() {
+        meta.name = Some(name.to_owned());
+    }
+    if meta.image.is_none() && !image.is_empty() {
+        meta.image = Some(image.to_owned());
     }
 }
