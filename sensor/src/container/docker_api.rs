@@ -95,11 +95,14 @@ pub fn inspect(socket: &Path, id: &str, timeout: Duration) -> Result<(String, St
     Ok((name, image))
 }
 
+/// A finished lookup: container id and (name, image) or why not.
+pub type Finished = (String, Result<(String, String), ApiError>);
+
 /// Runs [`inspect`] calls on a worker thread; results are collected without
 /// waiting.
 pub struct Worker {
     requests: mpsc::Sender<(PathBuf, String)>,
-    results: mpsc::Receiver<(String, Result<(String, String), ApiError>)>,
+    results: mpsc::Receiver<Finished>,
 }
 
 impl Worker {
@@ -127,7 +130,7 @@ impl Worker {
     }
 
     /// Finished lookups, without blocking.
-    pub fn finished(&self) -> Vec<(String, Result<(String, String), ApiError>)> {
+    pub fn finished(&self) -> Vec<Finished> {
         self.results.try_iter().collect()
     }
 }
