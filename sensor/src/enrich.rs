@@ -22,13 +22,44 @@ fn learn_state_dir(containers: &mut Attributor, args: &[Text]) {
     }
 }
 
+/// A table entry from a /proc read.
+fn from_proc(
+    containers: &mut Attributor,
+    p: proc_scan::Scanned,
+    v1_controller: Option<&str>,
+) -> ProcessInfo {
+    learn_state_dir(containers, &p.args);
+    let (v2, v1) = proc_scan::cgroup_paths(&p.cgroup, v1_controller);
+    let container = v2
+        .and_then(|path| containers.resolve_path(path))
+        .or_else(|| v1.and_then(|path| containers.resolve_path(path)))
+        .unwrap_or_else(|| containers.host());
+    ProcessInfo {
+        pid: p.pid,
+        ppid: p.ppid,
+        start_ticks: p.start_ticks,
+        image: Arc::new(ExecImage {
+            exe: p.exe,
+            args: p.args,
+        }),
+        container: Some(container),
+    }
+}
+
 /// Processes the table holds before it evicts (a node with 10k live
 /// processes uses a fraction of this).
 const TABLE_CAP: usize = 256 * 1024;
 
+/// Bound on remembered failed /proc lookups.
+const PROC_MISSES_CAP: usize = 64 * 1024;
+
 /// Adds process and container context to records.
 pub struct Enricher {
     table: ProcessTable,
+    /// Pids already looked up in /proc without success (they exited): not
+    /// retried until they fork or exec again.
+    proc_misses: HashSet<u32>,
+    v1_controller: Option<&'static str>,
     containers: Attributor,
     /// Containers whose start was reported (or that ran before the sensor).
     running: HashSet<String>,
@@ -38,32 +69,18 @@ pub struct Enricher {
 impl Enricher {
     /// Scans cgroup hierarchies and /proc. Call after the hooks are
     /// attached, so anything that starts meanwhile arrives as an event.
-    pub fn new(v1_controller: Option<&str>) -> Self {
+    pub fn new(v1_controller: Option<&'static str>) -> Self {
         let mounts = CgroupMounts::discover(v1_controller);
         let index = CgroupIndex::scan(&mounts, v1_controller);
         let mut containers = Attributor::new(index);
         let mut table = ProcessTable::new(TABLE_CAP);
         let mut running = HashSet::new();
         for p in proc_scan::scan() {
-            learn_state_dir(&mut containers, &p.args);
-            let (v2, v1) = proc_scan::cgroup_paths(&p.cgroup, v1_controller);
-            let container = v2
-                .and_then(|path| containers.resolve_path(path))
-                .or_else(|| v1.and_then(|path| containers.resolve_path(path)))
-                .unwrap_or_else(|| containers.host());
-            if !container.is_host() {
-                running.insert(container.id.clone());
+            let info = from_proc(&mut containers, p, v1_controller);
+            if let Some(c) = info.container.as_ref().filter(|c| !c.is_host()) {
+                running.insert(c.id.clone());
             }
-            table.insert(ProcessInfo {
-                pid: p.pid,
-                ppid: p.ppid,
-                start_ticks: p.start_ticks,
-                image: Arc::new(ExecImage {
-                    exe: p.exe,
-                    args: p.args,
-                }),
-                container: Some(container),
-            });
+            table.insert(info);
         }
         tracing::info!(
             processes = table.len(),
@@ -72,6 +89,8 @@ impl Enricher {
         );
         Self {
             table,
+            proc_misses: HashSet::new(),
+            v1_controller,
             containers,
             running,
             ns_per_tick: 1_000_000_000 / proc_scan::ticks_per_second().max(1),
@@ -82,6 +101,8 @@ impl Enricher {
     pub fn with_state(table: ProcessTable, containers: Attributor) -> Self {
         Self {
             table,
+            proc_misses: HashSet::new(),
+            v1_controller: None,
             containers,
             running: HashSet::new(),
             ns_per_tick: 1_000_000_000 / proc_scan::ticks_per_second().max(1),
@@ -109,6 +130,7 @@ impl Enricher {
         let mut lifecycle = None;
         match &mut record.body {
             Body::Exec(e) => {
+                self.proc_misses.remove(&e.process.pid);
                 learn_state_dir(&mut self.containers, &e.data.exec.args);
                 let container =
                     self.containers
@@ -135,6 +157,7 @@ impl Enricher {
                 self.fill(e);
             }
             Body::Fork(e) => {
+                self.proc_misses.remove(&e.process.pid);
                 let container =
                     self.containers
                         .resolve(e.cgroup.id, e.cgroup.v1_id.unwrap_or(0), false);
@@ -190,6 +213,20 @@ impl Enricher {
         let mut container =
             self.containers
                 .resolve(e.cgroup.id, e.cgroup.v1_id.unwrap_or(0), false);
+        if self.table.get(pid).is_none() && !self.proc_misses.contains(&pid) {
+            match proc_scan::scan_one(pid) {
+                Some(p) => {
+                    let info = from_proc(&mut self.containers, p, self.v1_controller);
+                    self.table.insert(info);
+                }
+                None => {
+                    if self.proc_misses.len() >= PROC_MISSES_CAP {
+                        self.proc_misses.clear();
+                    }
+                    self.proc_misses.insert(pid);
+                }
+            }
+        }
         if let Some(p) = self.table.get(pid) {
             e.process.ppid = Some(p.ppid);
             e.process.start_ticks = Some(p.start_ticks);

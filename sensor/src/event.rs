@@ -324,6 +324,14 @@ pub struct LossData {
     pub malformed: u64,
     /// Everything lost since start.
     pub total_since_start: u64,
+    /// Process table entries evicted because the table was full (their
+    /// events lose ancestry, not existence).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub process_table_evicted: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn is_false(b: &bool) -> bool {

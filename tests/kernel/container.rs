@@ -43,6 +43,17 @@ fn cases() -> Vec<Case> {
             None,
             "/machine.slice/libpod-{}.scope".to_owned(),
         ),
+        // Nested: a Docker-in-Docker container inside another's cgroup;
+        // the innermost one is the actor.
+        (
+            6,
+            "docker",
+            None,
+            format!(
+                "/system.slice/docker-{}.scope/docker/{{}}",
+                container_id(16)
+            ),
+        ),
     ] {
         let id = container_id(tag);
         out.push(Case {

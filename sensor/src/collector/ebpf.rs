@@ -131,7 +131,7 @@ impl EbpfCollector {
     fn report_losses(&mut self, sink: &mut dyn Sink) -> anyhow::Result<()> {
         let per_cpu = self.losses.get(&0, 0).context("reading LOSSES")?;
         let snapshot: Vec<LossCounters> = per_cpu.iter().copied().collect();
-        if let Some(loss) = self.tracker.update(&snapshot) {
+        if let Some(loss) = self.tracker.update(&snapshot, self.enricher.evicted()) {
             warn!(
                 ring_full = sum(&loss.ring_full),
                 kernel_error = sum(&loss.kernel_error),

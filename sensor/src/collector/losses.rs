@@ -10,6 +10,7 @@ use crate::event::LossData;
 #[derive(Default)]
 pub struct LossTracker {
     last_per_cpu: Vec<LossCounters>,
+    last_evicted: u64,
     malformed_reported: u64,
     /// Records userspace rejected.
     pub malformed: u64,
@@ -31,10 +32,12 @@ fn kind_name(i: usize) -> String {
 }
 
 impl LossTracker {
-    /// Compares a fresh per-CPU snapshot with the last one; returns the
-    /// delta if anything was lost since.
-    pub fn update(&mut self, per_cpu: &[LossCounters]) -> Option<LossData> {
+    /// Compares a fresh per-CPU snapshot (and the process table's eviction
+    /// total) with the last; returns the delta if anything was lost since.
+    pub fn update(&mut self, per_cpu: &[LossCounters], evicted_total: u64) -> Option<LossData> {
         let mut d = LossData::default();
+        d.process_table_evicted = evicted_total.saturating_sub(self.last_evicted);
+        self.last_evicted = evicted_total;
         let mut moved = 0u64;
         for (cpu, now) in per_cpu.iter().enumerate() {
             let before = self.last_per_cpu.get(cpu).copied().unwrap_or_default();
@@ -61,7 +64,7 @@ impl LossTracker {
         moved += d.malformed;
         self.total += moved;
         d.total_since_start = self.total;
-        (moved > 0).then_some(d)
+        (moved > 0 || d.process_table_evicted > 0).then_some(d)
     }
 }
 
@@ -78,14 +81,16 @@ mod tests {
     fn reports_deltas_only_when_something_moved() {
         let mut t = LossTracker::default();
         let mut c = LossCounters::default();
-        assert!(t.update(&[c, c]).is_none());
+        assert!(t.update(&[c, c], 0).is_none());
         c.ring_full[EventKind::Open as usize] = 5;
-        let d = t.update(&[LossCounters::default(), c]).unwrap();
+        let d = t.update(&[LossCounters::default(), c], 0).unwrap();
         assert_eq!(d.ring_full["open"], 5);
         assert_eq!(d.ring_full_by_cpu[&1], 5);
-        assert!(t.update(&[LossCounters::default(), c]).is_none());
+        assert!(t.update(&[LossCounters::default(), c], 0).is_none());
         t.malformed += 2;
-        let d = t.update(&[LossCounters::default(), c]).unwrap();
+        let d = t.update(&[LossCounters::default(), c], 0).unwrap();
         assert_eq!((d.malformed, d.total_since_start), (2, 7));
+        let d = t.update(&[LossCounters::default(), c], 3).unwrap();
+        assert_eq!((d.process_table_evicted, d.total_since_start), (3, 7));
     }
 }

@@ -28,24 +28,30 @@ pub fn scan() -> Vec<Scanned> {
     let Ok(all) = procfs::process::all_processes() else {
         return Vec::new();
     };
-    all.flatten()
-        .filter_map(|p| {
-            let stat = p.stat().ok()?;
-            let exe = p
-                .exe()
-                .map(|e| Text::from(e.as_os_str().as_bytes()))
-                .unwrap_or_default();
-            let cmdline = fs::read(format!("/proc/{}/cmdline", p.pid)).unwrap_or_default();
-            Some(Scanned {
-                pid: p.pid as u32,
-                ppid: stat.ppid as u32,
-                start_ticks: stat.starttime,
-                exe,
-                args: split_cmdline(&cmdline),
-                cgroup: fs::read_to_string(format!("/proc/{}/cgroup", p.pid)).unwrap_or_default(),
-            })
-        })
-        .collect()
+    all.flatten().filter_map(|p| read(&p)).collect()
+}
+
+/// One process, for a pid that events mention but the table lacks (an
+/// event lost before it, or a race with the start-up scan).
+pub fn scan_one(pid: u32) -> Option<Scanned> {
+    read(&procfs::process::Process::new(pid as i32).ok()?)
+}
+
+fn read(p: &procfs::process::Process) -> Option<Scanned> {
+    let stat = p.stat().ok()?;
+    let exe = p
+        .exe()
+        .map(|e| Text::from(e.as_os_str().as_bytes()))
+        .unwrap_or_default();
+    let cmdline = fs::read(format!("/proc/{}/cmdline", p.pid)).unwrap_or_default();
+    Some(Scanned {
+        pid: p.pid as u32,
+        ppid: stat.ppid as u32,
+        start_ticks: stat.starttime,
+        exe,
+        args: split_cmdline(&cmdline),
+        cgroup: fs::read_to_string(format!("/proc/{}/cgroup", p.pid)).unwrap_or_default(),
+    })
 }
 
 /// cmdline is NUL-separated with a trailing NUL; bytes kept exactly.
