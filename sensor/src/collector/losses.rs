@@ -35,8 +35,10 @@ impl LossTracker {
     /// Compares a fresh per-CPU snapshot (and the process table's eviction
     /// total) with the last; returns the delta if anything was lost since.
     pub fn update(&mut self, per_cpu: &[LossCounters], evicted_total: u64) -> Option<LossData> {
-        let mut d = LossData::default();
-        d.process_table_evicted = evicted_total.saturating_sub(self.last_evicted);
+        let mut d = LossData {
+            process_table_evicted: evicted_total.saturating_sub(self.last_evicted),
+            ..LossData::default()
+        };
         self.last_evicted = evicted_total;
         let mut moved = 0u64;
         for (cpu, now) in per_cpu.iter().enumerate() {
