@@ -386,16 +386,7 @@ impl Dockerd {
 impl Drop for Dockerd {
     fn drop(&mut self) {
         // SIGTERM lets dockerd stop its containerd and unmount cleanly.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_daemon(&mut self.child, Duration::from_secs(20));
     }
 }
 
@@ -488,15 +479,21 @@ impl Containerd {
 
 impl Drop for Containerd {
     fn drop(&mut self) {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_daemon(&mut self.child, Duration::from_secs(10));
     }
+}
+
+/// SIGTERM, a grace period, then SIGKILL.
+fn stop_daemon(child: &mut Child, grace: Duration) {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
