@@ -80,7 +80,9 @@ fn every_cgroup_naming_style_is_attributed() {
         RuncContainer::new(
             &c.id,
             &c.cgroups_path,
-            "cat /etc/hostname > /dev/null; echo staged > /tmp/out",
+            // Its own network namespace: nothing listens, the connect is
+            // refused and reported all the same.
+            "cat /etc/hostname > /dev/null; echo staged > /tmp/out; nc 127.0.0.1 9 < /dev/null 2> /dev/null; true",
         )
         .run();
     }
@@ -118,6 +120,11 @@ fn every_cgroup_naming_style_is_attributed() {
             r["open"]["path"] == "/tmp/out" && r["container"]["id"] == c.id.as_str()
         });
         assert_eq!(write["open"]["access"], "write");
+        let connect = sensor.expect_one("connect", "nc's connect in the container", |r| {
+            r["connect"]["port"] == 9 && r["container"]["id"] == c.id.as_str()
+        });
+        assert_eq!(connect["connect"]["address"], "127.0.0.1");
+        assert!(connect["connect"]["error"].is_string(), "{connect}");
     }
     // runc itself runs on the host.
     let runc = sensor.find("exec", |r| {

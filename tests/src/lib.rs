@@ -401,7 +401,7 @@ pub fn busybox_rootfs(root: &Path) {
         fs::create_dir_all(root.join(d)).unwrap();
     }
     fs::copy(busybox, root.join("bin/busybox")).unwrap();
-    for applet in ["sh", "cat", "echo", "sleep", "ls", "tar"] {
+    for applet in ["sh", "cat", "echo", "sleep", "ls", "tar", "nc"] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
     }
 }
