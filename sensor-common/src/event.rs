@@ -95,6 +95,14 @@ pub mod flags {
     pub const PATH_JOINED: u32 = 1 << 3;
     /// Path components are stored leaf first, NUL separated (a kernel walk).
     pub const PATH_COMPONENTS: u32 = 1 << 4;
+    /// The walk ended at a dentry that is its own parent but not a mount
+    /// root: an object with no place in the tree (memfd, pipe, anon inode,
+    /// a disconnected dentry). The components are relative to it and the
+    /// top one is the object's own name (e.g. `memfd:payload`).
+    pub const PATH_PSEUDO: u32 = 1 << 5;
+    /// The syscall came through the 32-bit compat entry (int 0x80,
+    /// sysenter); its number and argument registers were mapped.
+    pub const COMPAT_SYSCALL: u32 = 1 << 6;
 }
 
 /// Payload of [`EventKind::Exec`]. Tail: `path_len` bytes of path
@@ -228,8 +236,8 @@ pub struct ConnectEvent {
     pub addr: [u8; 16],
     /// Length of the unix path tail.
     pub unix_path_len: u32,
-    /// Keeps alignment.
-    pub _pad: u32,
+    /// [`flags`] bits ([`flags::COMPAT_SYSCALL`]).
+    pub flags: u32,
 }
 
 /// Payload of [`EventKind::CgroupMkdir`] and [`EventKind::CgroupRmdir`].

@@ -134,11 +134,27 @@ pub struct KernelOffsets {
     pub regs_arg2: u32,
     /// `pt_regs` offset of syscall argument 3 (x86_64 `r10`).
     pub regs_arg3: u32,
+    /// `pt_regs` offset of compat (ia32) syscall argument 0 (`bx`).
+    pub regs_compat_arg0: u32,
+    /// `pt_regs` offset of compat syscall argument 1 (`cx`).
+    pub regs_compat_arg1: u32,
+    /// `pt_regs` offset of compat syscall argument 2 (`dx`).
+    pub regs_compat_arg2: u32,
+    /// `pt_regs` offset of compat syscall argument 3 (`si`).
+    pub regs_compat_arg3: u32,
+    /// `task_struct.thread_info.status` (x86 `TS_COMPAT` lives there);
+    /// [`UNAVAILABLE`] where the architecture has no such field.
+    pub task_thread_status: u32,
+    /// `inode.i_mode`
+    pub inode_mode: u32,
+    /// `css_set.dfl_cgrp`
+    pub css_set_dfl_cgrp: u32,
+    /// Index of `sched_process_exit`'s `group_dead` argument (6.16+), or
+    /// [`UNAVAILABLE`].
+    pub exit_group_dead_arg: u32,
     /// Index into `css_set.subsys[]` of the v1 controller whose cgroup is
     /// reported as `cgroup_v1_id`; [`UNAVAILABLE`] on pure cgroup2 hosts.
     pub v1_subsys_index: u32,
-    /// Keeps the struct 8-byte aligned.
-    pub _pad: u32,
 }
 
 /// Offset value meaning "this kernel has no usable field"; the programs then

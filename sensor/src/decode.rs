@@ -103,8 +103,9 @@ pub fn decode(bytes: &[u8], clock: &BootClock) -> Result<Record, DecodeError> {
                         pid_ns: e.pid_ns,
                         mnt_ns: e.mnt_ns,
                         start_boottime_ns: e.start_boottime,
-                        path: Text(path_from_components(path)),
+                        path: Text(path_from_components(path, e.flags)),
                         path_truncated: e.flags & flags::PATH_TRUNCATED != 0,
+                        path_pseudo: e.flags & flags::PATH_PSEUDO != 0,
                         args: split_argv(argv),
                         args_truncated: e.flags & flags::ARGV_TRUNCATED != 0,
                     },
@@ -221,16 +222,22 @@ fn cstr(b: &[u8]) -> &[u8] {
 
 /// Kernel walks store components leaf first, each NUL-terminated
 /// (`c\0b\0a\0` for `/a/b/c`). Names cannot contain NUL or '/', so the
-/// split is unambiguous.
-fn path_from_components(raw: &[u8]) -> Vec<u8> {
+/// split is unambiguous. A pseudo path (`flags::PATH_PSEUDO`) starts at the
+/// object's own name, not at `/`: `memfd:x`.
+fn path_from_components(raw: &[u8], bits: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len() + 1);
     let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
+    let pseudo = bits & flags::PATH_PSEUDO != 0;
     if raw.is_empty() {
-        out.push(b'/');
+        if !pseudo {
+            out.push(b'/');
+        }
         return out;
     }
-    for part in raw.rsplit(|&c| c == 0) {
-        out.push(b'/');
+    for (i, part) in raw.rsplit(|&c| c == 0).enumerate() {
+        if i > 0 || !pseudo {
+            out.push(b'/');
+        }
         out.extend_from_slice(part);
     }
     out
@@ -247,16 +254,18 @@ fn split_argv(raw: &[u8]) -> Vec<Text> {
 
 fn open_data(e: &OpenEvent, rel: &[u8], path: &[u8]) -> OpenData {
     let (path, source) = if e.flags & flags::PATH_RESOLVED != 0 {
-        (path_from_components(path), PathSource::File)
+        (path_from_components(path, e.flags), PathSource::File)
     } else if e.flags & flags::PATH_JOINED != 0 {
-        let mut p = path_from_components(path);
-        if p != b"/" {
+        let mut p = path_from_components(path, e.flags);
+        if !p.is_empty() && p != b"/" {
             p.push(b'/');
         }
         p.extend_from_slice(rel);
         (p, PathSource::Joined)
-    } else {
+    } else if rel.starts_with(b"/") {
         (rel.to_vec(), PathSource::Caller)
+    } else {
+        (rel.to_vec(), PathSource::Unresolved)
     };
     let syscall = match OpenSyscall::try_from(e.syscall) {
         Ok(OpenSyscall::Open) => "open".to_owned(),
@@ -270,12 +279,15 @@ fn open_data(e: &OpenEvent, rel: &[u8], path: &[u8]) -> OpenData {
         1 => "write",
         _ => "read_write",
     };
-    let creates = e.open_flags & (libc::O_CREAT | libc::O_TMPFILE) as u32 != 0;
+    let tmpfile = libc::O_TMPFILE as u32;
+    let creates = e.open_flags & libc::O_CREAT as u32 != 0 || e.open_flags & tmpfile == tmpfile;
     OpenData {
         syscall,
         path: Text(path),
         path_source: source,
         path_truncated: e.flags & flags::PATH_TRUNCATED != 0,
+        path_pseudo: e.flags & flags::PATH_PSEUDO != 0,
+        compat: e.flags & flags::COMPAT_SYSCALL != 0,
         access: access.to_owned(),
         flags: open_flag_names(e.open_flags),
         flags_raw: e.open_flags,
@@ -316,13 +328,15 @@ fn open_flag_names(f: u32) -> Vec<String> {
     } else if f & libc::O_DIRECTORY as u32 != 0 {
         out.push("O_DIRECTORY".into());
     }
-    if f & libc::O_SYNC as u32 == libc::O_SYNC as u32 {
+    // O_SYNC includes O_DSYNC's bit: likewise.
+    let sync = f & libc::O_SYNC as u32 == libc::O_SYNC as u32;
+    if sync {
         out.push("O_SYNC".into());
     }
     out.extend(
         NAMES
             .iter()
-            .filter(|(bit, _)| f & *bit as u32 != 0)
+            .filter(|(bit, _)| f & *bit as u32 != 0 && !(sync && *bit == libc::O_DSYNC))
             .map(|(_, n)| (*n).to_owned()),
     );
     out
@@ -330,6 +344,18 @@ fn open_flag_names(f: u32) -> Vec<String> {
 
 /// Symbolic errno ("ENOENT"), or "E<n>" for numbers the table lacks.
 pub fn errno_name(n: i32) -> String {
+    // Kernel-internal codes a syscall exit shows when a signal interrupted
+    // it: the call is restarted (another event follows) or fails EINTR.
+    const RESTART: [&str; 5] = [
+        "ERESTARTSYS",
+        "ERESTARTNOINTR",
+        "ERESTARTNOHAND",
+        "ENOIOCTLCMD",
+        "ERESTART_RESTARTBLOCK",
+    ];
+    if let Some(name) = n.checked_sub(512).and_then(|i| RESTART.get(i as usize)) {
+        return (*name).to_owned();
+    }
     let e = nix::errno::Errno::from_raw(n);
     if e == nix::errno::Errno::UnknownErrno {
         format!("E{n}")
@@ -388,6 +414,7 @@ fn connect_data(e: &ConnectEvent, unix: &[u8]) -> ConnectData {
         fd: e.fd,
         ret: e.ret,
         error: (e.ret < 0).then(|| errno_name(-e.ret)),
+        compat: e.flags & flags::COMPAT_SYSCALL != 0,
     }
 }
 

@@ -148,6 +148,9 @@ pub struct ExecData {
     /// The path walk was cut short (very deep path).
     #[serde(default, skip_serializing_if = "is_false")]
     pub path_truncated: bool,
+    /// `path` names an object outside the file tree (e.g. `memfd:x`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub path_pseudo: bool,
     /// argv, exactly.
     pub args: Vec<Text>,
     /// argv was longer than the kernel copy limit.
@@ -210,6 +213,9 @@ pub enum PathSource {
     Joined,
     /// The caller's absolute string (failure).
     Caller,
+    /// The caller's relative string alone: the directory it was relative to
+    /// could not be read (failure).
+    Unresolved,
 }
 
 /// open/openat/openat2/creat returned.
@@ -224,6 +230,12 @@ pub struct OpenData {
     /// The path walk was cut short.
     #[serde(default, skip_serializing_if = "is_false")]
     pub path_truncated: bool,
+    /// `path` names an object outside the file tree (e.g. `memfd:x`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub path_pseudo: bool,
+    /// Made through the 32-bit compat syscall entry.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub compat: bool,
     /// `read`, `write` or `read_write`.
     pub access: String,
     /// Symbolic open flags.
@@ -281,6 +293,9 @@ pub struct ConnectData {
     /// Error name on failure ("EINPROGRESS" is a non-blocking connect under way).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Made through the 32-bit compat syscall entry (connect or socketcall).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub compat: bool,
 }
 
 /// `cgroup_mkdir` / `cgroup_rmdir` fields.

@@ -1,4 +1,8 @@
-use std::{fs, os::unix::fs::MetadataExt as _, path::PathBuf};
+use std::{
+    fs,
+    os::{fd::AsRawFd as _, unix::fs::MetadataExt as _},
+    path::PathBuf,
+};
 
 use sensor_tests::{Sensor, text_bytes};
 
@@ -81,4 +85,89 @@ fn events_carry_the_callers_cgroup() {
     });
     fs::remove_dir(&dir).unwrap();
     assert_eq!(exec["cgroup"]["id"], ino);
+}
+
+/// clone3(2) arguments (include/uapi/linux/sched.h, CLONE_ARGS_SIZE_VER2).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Forks with clone3; the child exits at once. Returns the child's pid.
+fn clone3(args: &CloneArgs) -> i32 {
+    // SAFETY: no stack given, so the child continues like fork() and only
+    // calls _exit, which is async-signal-safe.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if pid == 0 {
+        unsafe { libc::_exit(0) };
+    }
+    assert!(pid > 0, "clone3: {}", std::io::Error::last_os_error());
+    pid as i32
+}
+
+#[test]
+fn fork_reports_the_childs_own_cgroup_and_parent() {
+    const CLONE_PARENT: u64 = 0x8000;
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let dir = cgroup2_root().join(format!("sensor-clone-{}", std::process::id()));
+    fs::create_dir(&dir).unwrap();
+    let cg_id = fs::metadata(&dir).unwrap().ino();
+    let cg = fs::File::open(&dir).unwrap();
+    let mut sensor = Sensor::start(&["--hooks", "exec"]);
+
+    let into = clone3(&CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cg.as_raw_fd() as u64,
+        ..Default::default()
+    });
+    // SAFETY: our child.
+    unsafe { libc::waitpid(into, std::ptr::null_mut(), 0) };
+    // Its parent becomes ours (the test runner). clone3 refuses an exit
+    // signal with CLONE_PARENT; the legacy clone(2) takes one, like fork.
+    // SAFETY: as in clone3() above.
+    let sibling = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            CLONE_PARENT | libc::SIGCHLD as u64,
+            0,
+            0,
+            0,
+            0,
+        )
+    } as i32;
+    if sibling == 0 {
+        unsafe { libc::_exit(0) };
+    }
+    assert!(sibling > 0);
+
+    let fork = sensor.expect_one("fork", "the child cloned into a cgroup", |r| {
+        r["process"]["pid"] == into
+    });
+    assert_eq!(fork["cgroup"]["id"], cg_id, "{fork}");
+    assert_eq!(fork["fork"]["ppid"], std::process::id());
+    let fork = sensor.expect_one("fork", "the CLONE_PARENT child", |r| {
+        r["process"]["pid"] == sibling
+    });
+    // SAFETY: getppid cannot fail.
+    assert_eq!(fork["fork"]["ppid"], unsafe { libc::getppid() }, "{fork}");
+    assert_eq!(fork["fork"]["parent_tid"], unsafe { libc::gettid() });
+    fs::remove_dir(&dir).unwrap();
 }

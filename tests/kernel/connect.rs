@@ -106,3 +106,26 @@ fn unix_path_and_abstract_connects() {
         mine(r) && r["connect"]["unix_path"] == "@sensor-test-abstract"
     });
 }
+
+#[test]
+fn failed_connect_on_a_non_socket_reads_no_socket_fields() {
+    // SAFETY: eventfd(2); its private_data is not a struct socket.
+    let efd = unsafe { libc::eventfd(0, 0) };
+    assert!(efd >= 0);
+    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    sa.sin_family = libc::AF_INET as u16;
+    sa.sin_port = 9u16.to_be();
+    let mut sensor = Sensor::start(&["--hooks", "connect"]);
+    // An oversized address length fails before the socket check.
+    // SAFETY: valid pointer; the length is wrong on purpose.
+    let r = unsafe { libc::connect(efd, (&raw const sa).cast(), 4096) };
+    assert_eq!(r, -1);
+    let c = sensor.expect_one("connect", "connect on an eventfd", |r| {
+        mine(r) && r["connect"]["fd"] == efd
+    });
+    assert_eq!(c["connect"]["error"], "EINVAL");
+    assert!(c["connect"].get("sock_type").is_none(), "{c}");
+    assert!(c["connect"].get("protocol").is_none(), "{c}");
+    // SAFETY: our eventfd.
+    unsafe { libc::close(efd) };
+}

@@ -90,3 +90,30 @@ fn exit_reports_signal() {
     let exit = sensor.expect_one("exit", "killed sleep", |r| r["process"]["pid"] == pid);
     assert_eq!(exit["exit"]["signal"], libc::SIGKILL);
 }
+
+#[test]
+fn fileless_exec_from_memfd_names_the_memfd() {
+    let name = c"payload-memfd";
+    // SAFETY: memfd_create(2); the fd is inherited by the child on purpose.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), 0) };
+    assert!(fd >= 0);
+    let image = std::fs::read("/bin/true").unwrap();
+    // SAFETY: writing our own buffer to our own fd.
+    let n = unsafe { libc::write(fd, image.as_ptr().cast(), image.len()) };
+    assert_eq!(n as usize, image.len());
+    let mut sensor = Sensor::start(&["--hooks", "exec"]);
+    let status = Command::new(format!("/proc/self/fd/{fd}"))
+        .arg("marker-memfd")
+        .status()
+        .expect("exec from memfd");
+    assert!(status.success());
+    let exec = sensor.expect_one("exec", "the memfd exec", |r| {
+        r["exec"]["args"]
+            .as_array()
+            .is_some_and(|a| a.len() == 2 && a[1] == "marker-memfd")
+    });
+    assert_eq!(exec["exec"]["path"], "memfd:payload-memfd", "{exec}");
+    assert_eq!(exec["exec"]["path_pseudo"], true);
+    // SAFETY: our memfd.
+    unsafe { libc::close(fd) };
+}

@@ -1,5 +1,7 @@
 //! Kernel tests: one module per hook family, mirroring sensor-ebpf/src/probes.
 mod cgroup;
+#[cfg(target_arch = "x86_64")]
+mod compat;
 mod connect;
 mod container;
 mod errors;

@@ -106,9 +106,11 @@ pub fn write_path(s: *mut Scratch, base: usize, start: PathStart) -> (usize, u32
         let parent: u64 = w.get(parent_off);
         let name: u64 = w.get(name_off);
         let name_len = w.get::<u32>(len_off) as usize;
-        if parent == dentry {
-            result &= !flags::PATH_TRUNCATED;
-            break;
+        // Its own parent but not a mount root: a pseudo object (memfd, pipe,
+        // anon inode) or a disconnected dentry. Its name is all there is.
+        let detached = parent == dentry;
+        if detached {
+            result = (result & !flags::PATH_TRUNCATED) | flags::PATH_PSEUDO;
         }
         if parent == 0 || name == 0 {
             break;
@@ -139,6 +141,9 @@ pub fn write_path(s: *mut Scratch, base: usize, start: PathStart) -> (usize, u32
             break;
         }
         unsafe { core::ptr::write_volatile(&raw mut (*s).cursor, (len + n as usize) as u64) };
+        if detached {
+            break;
+        }
         dentry = parent;
     }
     let len = unsafe { core::ptr::read_volatile(&raw const (*s).cursor) } as usize;

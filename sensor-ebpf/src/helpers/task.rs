@@ -51,8 +51,11 @@ pub fn ns_pid<M: Mem>(task: u64) -> Result<(u32, u32), ReadError> {
     let pid = M::ptr(task, off!(task_thread_pid))?;
     let level: u32 = M::read(pid, off!(pid_level))?;
     // numbers[level] is a variable index: plain probes from here.
-    // Pid namespaces nest at most 32 deep (MAX_PID_NS_LEVEL).
-    let upid = pid + off!(pid_numbers) as u64 + (level & 31) as u64 * off!(upid_size) as u64;
+    // Levels run 0..=MAX_PID_NS_LEVEL (32).
+    if level > 32 {
+        return Err(ReadError);
+    }
+    let upid = pid + off!(pid_numbers) as u64 + (level & 63) as u64 * off!(upid_size) as u64;
     let nr: u32 = Probe::read(upid, off!(upid_nr))?;
     let ns = Probe::ptr(upid, off!(upid_ns))?;
     Ok((nr, Probe::read(ns, off!(pid_ns_inum))?))
@@ -64,6 +67,16 @@ pub fn group_dead<M: Mem>(task: u64) -> Result<bool, ReadError> {
     let signal = M::ptr(task, off!(task_signal))?;
     let live: i32 = M::read(signal, off!(signal_live))?;
     Ok(live == 0)
+}
+
+/// kernfs id of the task's cgroup2 cgroup (what `bpf_get_current_cgroup_id`
+/// returns for the current task).
+#[inline(always)]
+pub fn cgroup2_id<M: Mem>(task: u64) -> Result<u64, ReadError> {
+    let cset = M::ptr(task, off!(task_cgroups))?;
+    let cgroup = M::ptr(cset, off!(css_set_dfl_cgrp))?;
+    let kn = M::ptr(cgroup, off!(cgroup_kn))?;
+    M::read(kn, off!(kernfs_node_id))
 }
 
 /// kernfs id of the task's cgroup in the tracked v1 hierarchy, or 0.

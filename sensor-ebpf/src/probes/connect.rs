@@ -70,11 +70,12 @@ pub fn on_exit<M: Mem>(args: &Args, ret: i64) {
         _ => {}
     }
     let (mut sock_type, mut protocol) = (0u16, 0u16);
-    // private_data is a `struct socket` only when connect got past the fd
-    // checks.
+    // private_data is a `struct socket` only on a socket inode; the fd may
+    // name anything when connect failed early (or was swapped since).
     if ret != -EBADF
         && ret != -ENOTSOCK
         && let Ok(file) = task::fd_file::<M>(current, fd as i64)
+        && is_socket(file)
         && let Ok(sock) = kptr(file, off!(file_private_data))
     {
         sock_type = kread::<i16>(sock, off!(socket_type)).unwrap_or(0) as u16;
@@ -94,7 +95,16 @@ pub fn on_exit<M: Mem>(args: &Args, ret: i64) {
         (*e).protocol = protocol;
         (*e).addr = addr;
         (*e).unix_path_len = unix_len as u32;
-        (*e)._pad = 0;
+        (*e).flags = args.flags();
     }
     submit(s, TAIL + unix_len, EventKind::Connect);
+}
+
+#[inline(always)]
+fn is_socket(file: u64) -> bool {
+    const S_IFMT: u16 = 0o170000;
+    const S_IFSOCK: u16 = 0o140000;
+    kptr(file, off!(file_inode))
+        .and_then(|inode| kread::<u16>(inode, off!(inode_mode)))
+        .is_ok_and(|mode| mode & S_IFMT == S_IFSOCK)
 }

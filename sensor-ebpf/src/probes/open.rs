@@ -2,7 +2,7 @@
 use aya_ebpf::helpers::generated::bpf_probe_read_user_str;
 use sensor_common::{EventKind, OpenEvent, OpenSyscall, PATH_MAX, flags};
 
-use super::syscall::{Args, nr};
+use super::syscall::Args;
 use crate::{
     globals::off,
     helpers::{
@@ -19,37 +19,33 @@ const O_CREAT: u32 = 0o100;
 const O_TRUNC: u32 = 0o1000;
 const TAIL: usize = HEADER + core::mem::size_of::<OpenEvent>();
 
-pub fn on_exit<M: Mem>(syscall_nr: u64, args: &Args, ret: i64) {
+pub fn on_exit<M: Mem>(syscall: OpenSyscall, args: &Args, ret: i64) {
     // (syscall, dirfd, user path pointer, flags, mode)
-    let (syscall, dfd, upath, open_flags, mode) = match syscall_nr {
-        nr::OPEN => (
-            OpenSyscall::Open,
+    let (dfd, upath, open_flags, mode) = match syscall {
+        OpenSyscall::Open => (
             AT_FDCWD,
             args.get::<M>(0),
             args.get::<M>(1) as u32,
             args.get::<M>(2) as u32,
         ),
-        nr::CREAT => (
-            OpenSyscall::Creat,
+        OpenSyscall::Creat => (
             AT_FDCWD,
             args.get::<M>(0),
             O_CREAT | O_WRONLY | O_TRUNC,
             args.get::<M>(1) as u32,
         ),
-        nr::OPENAT => (
-            OpenSyscall::Openat,
+        OpenSyscall::Openat => (
             args.get::<M>(0) as i32 as i64,
             args.get::<M>(1),
             args.get::<M>(2) as u32,
             args.get::<M>(3) as u32,
         ),
-        _ => {
+        OpenSyscall::Openat2 => {
             // openat2: flags and mode live in the caller's struct open_how.
             let how = args.get::<M>(2);
             let f: u64 = uread(how).unwrap_or(0);
             let m: u64 = uread(how + 8).unwrap_or(0);
             (
-                OpenSyscall::Openat2,
                 args.get::<M>(0) as i32 as i64,
                 args.get::<M>(1),
                 f as u32,
@@ -118,7 +114,7 @@ pub fn on_exit<M: Mem>(syscall_nr: u64, args: &Args, ret: i64) {
         (*e).mode = mode;
         (*e).ret = ret as i32;
         (*e).ino = ino;
-        (*e).flags = bits;
+        (*e).flags = bits | args.flags();
         (*e).path_len = path_len as u32;
         (*e).rel_len = rel_len as u32;
         (*e)._pad = 0;

@@ -8,7 +8,7 @@
 //!   sched_process_exit(struct task_struct *p, ...)
 use aya_ebpf::helpers::generated::bpf_probe_read_user;
 use sensor_common::{
-    ARGV_MAX, EventKind, ExecEvent, ExitEvent, ForkEvent, PATH_MAX, flags, hook_bits,
+    ARGV_MAX, EventKind, ExecEvent, ExitEvent, ForkEvent, PATH_MAX, UNAVAILABLE, flags, hook_bits,
 };
 
 use super::{arg, tiered};
@@ -133,13 +133,18 @@ fn fork<M: Mem>(ctx: *const u64) {
     };
     header::<M>(s, EventKind::Fork, Some(child));
     let e = payload::<ForkEvent>(s);
+    // The header describes the forking task; the child may differ in parent
+    // (CLONE_PARENT) and cgroup (CLONE_INTO_CGROUP).
     // SAFETY: scratch value of this CPU.
     unsafe {
         let h = (*s).buf.as_mut_ptr() as *mut sensor_common::EventHeader;
         (*e).parent_tid = (*h).tid;
-        (*e).ppid = (*h).pid;
+        (*e).ppid = task::ppid::<M>(child).unwrap_or((*h).pid);
         (*h).tid = child_tid;
         (*h).pid = child_pid;
+        if let Ok(id) = task::cgroup2_id::<M>(child) {
+            (*h).cgroup_id = id;
+        }
         (*e).start_boottime = task::start_boottime::<M>(child).unwrap_or(0);
     }
     submit(
@@ -154,8 +159,15 @@ fn exit<M: Mem>(ctx: *const u64) {
         return;
     }
     let t = arg(ctx, 0);
-    // Only the last thread out reports the process exit.
-    if !matches!(task::group_dead::<M>(t), Ok(true)) {
+    // Only the last thread out reports the process exit. signal->live is
+    // decremented before this point, so two threads exiting together can
+    // both see 0; the tracepoint's own group_dead (6.16+) cannot.
+    let group_dead = if off!(exit_group_dead_arg) != UNAVAILABLE as usize {
+        arg(ctx, 1) as u8 != 0
+    } else {
+        matches!(task::group_dead::<M>(t), Ok(true))
+    };
+    if !group_dead {
         return;
     }
     let Some(s) = scratch() else {

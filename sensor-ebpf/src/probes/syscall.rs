@@ -5,45 +5,125 @@
 //!
 //! Kernel prototype relied on: sys_exit(struct pt_regs *regs, long ret).
 //! The argument registers are still the caller's at exit; the syscall number
-//! is `orig_ax` on x86_64 and `syscallno` on arm64 (offsets from BTF).
-use sensor_common::hook_bits;
+//! is `orig_ax` (offsets from BTF). A 32-bit caller (int 0x80 works from
+//! 64-bit code too) uses other numbers and registers; `TS_COMPAT` in
+//! `thread_info.status` is still set at this point and tells them apart.
+use sensor_common::{OpenSyscall, UNAVAILABLE, hook_bits};
 
 use super::{arg, connect, open, tiered};
 use crate::{
     globals::{filter, off},
-    helpers::read::Mem,
+    helpers::read::{Mem, uread},
 };
 
 tiered!("sys_exit", tp_btf_sys_exit, raw_tp_sys_exit, sys_exit);
 
-/// Syscall numbers of this architecture.
-#[cfg(bpf_target_arch = "x86_64")]
-pub mod nr {
-    pub const OPEN: u64 = 2;
-    pub const CREAT: u64 = 85;
-    pub const OPENAT: u64 = 257;
-    pub const OPENAT2: u64 = 437;
-    pub const CONNECT: u64 = 42;
-}
-#[cfg(bpf_target_arch = "aarch64")]
-pub mod nr {
-    // arm64 has no open(2) or creat(2); u64::MAX never matches.
-    pub const OPEN: u64 = u64::MAX;
-    pub const CREAT: u64 = u64::MAX - 1;
-    pub const OPENAT: u64 = 56;
-    pub const OPENAT2: u64 = 437;
-    pub const CONNECT: u64 = 203;
+/// The syscalls this hook reports, whatever their number on this ABI.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Call {
+    Open(OpenSyscall),
+    Connect,
+    /// ia32 socketcall(2): connect when its first argument is SYS_CONNECT.
+    Socketcall,
 }
 
-/// Syscall arguments read from the saved user registers.
+#[cfg(bpf_target_arch = "x86_64")]
+mod abi {
+    use super::{Call, OpenSyscall};
+
+    /// x32 syscalls are the 64-bit numbers with this bit set.
+    pub const X32_BIT: u64 = 0x4000_0000;
+    /// `thread_info.status` bit of a syscall entered through a compat gate.
+    pub const TS_COMPAT: u32 = 0x0002;
+
+    /// Any number either table reports: one compare chain for the common
+    /// case before the compat status is read.
+    #[inline(always)]
+    pub fn maybe_interesting(nr: u64) -> bool {
+        matches!(nr, 2 | 85 | 257 | 437 | 42 | 5 | 8 | 295 | 362 | 102)
+    }
+
+    #[inline(always)]
+    pub fn native(nr: u64) -> Option<Call> {
+        Some(match nr {
+            2 => Call::Open(OpenSyscall::Open),
+            85 => Call::Open(OpenSyscall::Creat),
+            257 => Call::Open(OpenSyscall::Openat),
+            437 => Call::Open(OpenSyscall::Openat2),
+            42 => Call::Connect,
+            _ => return None,
+        })
+    }
+
+    /// arch/x86/entry/syscalls/syscall_32.tbl
+    #[inline(always)]
+    pub fn ia32(nr: u64) -> Option<Call> {
+        Some(match nr {
+            5 => Call::Open(OpenSyscall::Open),
+            8 => Call::Open(OpenSyscall::Creat),
+            295 => Call::Open(OpenSyscall::Openat),
+            437 => Call::Open(OpenSyscall::Openat2),
+            362 => Call::Connect,
+            102 => Call::Socketcall,
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(bpf_target_arch = "aarch64")]
+mod abi {
+    use super::{Call, OpenSyscall};
+
+    pub const X32_BIT: u64 = 0;
+    pub const TS_COMPAT: u32 = 0;
+
+    #[inline(always)]
+    pub fn maybe_interesting(nr: u64) -> bool {
+        matches!(nr, 56 | 437 | 203)
+    }
+
+    /// arm64 has no open(2) or creat(2).
+    #[inline(always)]
+    pub fn native(nr: u64) -> Option<Call> {
+        Some(match nr {
+            56 => Call::Open(OpenSyscall::Openat),
+            437 => Call::Open(OpenSyscall::Openat2),
+            203 => Call::Connect,
+            _ => return None,
+        })
+    }
+
+    #[inline(always)]
+    pub fn ia32(_nr: u64) -> Option<Call> {
+        None
+    }
+}
+
+/// Syscall arguments: saved registers, or for socketcall(2) the caller's
+/// array of 32-bit words.
 pub struct Args {
     regs: u64,
+    compat: bool,
+    socketcall_args: u64,
 }
 
 impl Args {
     /// Argument `i` (0..4).
     #[inline(always)]
     pub fn get<M: Mem>(&self, i: usize) -> u64 {
+        if self.socketcall_args != 0 {
+            return uread::<u32>(self.socketcall_args + 4 * i as u64).unwrap_or(0) as u64;
+        }
+        if self.compat {
+            let o = match i {
+                0 => off!(regs_compat_arg0),
+                1 => off!(regs_compat_arg1),
+                2 => off!(regs_compat_arg2),
+                _ => off!(regs_compat_arg3),
+            };
+            // The ia32 entry truncates every argument to 32 bits.
+            return M::read::<u64>(self.regs, o).unwrap_or(0) as u32 as u64;
+        }
         let o = match i {
             0 => off!(regs_arg0),
             1 => off!(regs_arg1),
@@ -51,6 +131,16 @@ impl Args {
             _ => off!(regs_arg3),
         };
         M::read(self.regs, o).unwrap_or(0)
+    }
+
+    /// [`sensor_common::flags::COMPAT_SYSCALL`] when the call was 32-bit.
+    #[inline(always)]
+    pub fn flags(&self) -> u32 {
+        if self.compat {
+            sensor_common::flags::COMPAT_SYSCALL
+        } else {
+            0
+        }
     }
 }
 
@@ -61,13 +151,29 @@ fn sys_exit<M: Mem>(ctx: *const u64) {
     }
     let regs = arg(ctx, 0);
     let ret = arg(ctx, 1) as i64;
-    let Ok(nr) = M::read::<u64>(regs, off!(regs_syscall_nr)) else {
+    let Ok(raw_nr) = M::read::<u64>(regs, off!(regs_syscall_nr)) else {
         return;
     };
-    let is_open = matches!(nr, nr::OPEN | nr::OPENAT | nr::OPENAT2 | nr::CREAT);
-    if !(is_open && hooks & hook_bits::OPEN != 0
-        || nr == nr::CONNECT && hooks & hook_bits::CONNECT != 0)
-    {
+    let nr = raw_nr & !abi::X32_BIT;
+    if !abi::maybe_interesting(nr) {
+        return;
+    }
+    let status_off = off!(task_thread_status);
+    let compat = status_off != UNAVAILABLE as usize
+        && M::read::<u32>(M::current(), status_off).is_ok_and(|s| s & abi::TS_COMPAT != 0);
+    let call = if compat {
+        abi::ia32(nr)
+    } else {
+        abi::native(nr)
+    };
+    let Some(call) = call else {
+        return;
+    };
+    let wanted = match call {
+        Call::Open(_) => hook_bits::OPEN,
+        Call::Connect | Call::Socketcall => hook_bits::CONNECT,
+    };
+    if hooks & wanted == 0 {
         return;
     }
     // The sensor's own file activity would feed back into its output.
@@ -75,10 +181,22 @@ fn sys_exit<M: Mem>(ctx: *const u64) {
     if pid == filter!(self_pid) {
         return;
     }
-    let args = Args { regs };
-    if is_open {
-        open::on_exit::<M>(nr, &args, ret);
-    } else {
-        connect::on_exit::<M>(&args, ret);
+    let mut args = Args {
+        regs,
+        compat,
+        socketcall_args: 0,
+    };
+    match call {
+        Call::Open(syscall) => open::on_exit::<M>(syscall, &args, ret),
+        Call::Connect => connect::on_exit::<M>(&args, ret),
+        Call::Socketcall => {
+            const SYS_CONNECT: u64 = 3;
+            if args.get::<M>(0) == SYS_CONNECT {
+                args.socketcall_args = args.get::<M>(1);
+                if args.socketcall_args != 0 {
+                    connect::on_exit::<M>(&args, ret);
+                }
+            }
+        }
     }
 }

@@ -161,7 +161,7 @@ fn connect_payload(family: i32, port: u16, addr: [u8; 16], unix_len: usize) -> C
         protocol: libc::IPPROTO_TCP as u16,
         addr,
         unix_path_len: unix_len as u32,
-        _pad: 0,
+        flags: 0,
     }
 }
 
@@ -222,4 +222,65 @@ fn json_line_is_one_line_and_round_trips() {
         e.data.exec.args[2].as_bytes(),
         b"echo hi\n{\"kind\":\"exec\"}"
     );
+}
+
+#[test]
+fn failed_relative_open_with_unreadable_directory_is_unresolved() {
+    let raw = record(EventKind::Open, &open_payload(-2, 0, 7, 0), b"missing");
+    let Body::Open(e) = decode(&raw, &BootClock::new()).unwrap().body else {
+        panic!()
+    };
+    assert_eq!(e.data.open.path.as_bytes(), b"missing");
+    assert_eq!(e.data.open.path_source, PathSource::Unresolved);
+}
+
+#[test]
+fn pseudo_path_starts_at_the_objects_name() {
+    let tail = b"memfd:payload\0";
+    let bits = flags::PATH_RESOLVED | flags::PATH_COMPONENTS | flags::PATH_PSEUDO;
+    let raw = record(
+        EventKind::Open,
+        &open_payload(3, bits | flags::COMPAT_SYSCALL, 0, tail.len()),
+        tail,
+    );
+    let Body::Open(e) = decode(&raw, &BootClock::new()).unwrap().body else {
+        panic!()
+    };
+    assert_eq!(e.data.open.path.as_bytes(), b"memfd:payload");
+    assert!(e.data.open.path_pseudo && e.data.open.compat);
+    let json = serde_json::to_value(&e.data.open).unwrap();
+    assert_eq!(json["path_pseudo"], true);
+    assert_eq!(json["compat"], true);
+}
+
+#[test]
+fn mode_only_for_creating_opens_and_sync_named_once() {
+    let (o_dir, o_sync) = (libc::O_DIRECTORY as u32, libc::O_SYNC as u32);
+    let mut p = open_payload(3, flags::PATH_RESOLVED | flags::PATH_COMPONENTS, 0, 1);
+    p.open_flags = o_dir | o_sync;
+    let Body::Open(e) = decode(&record(EventKind::Open, &p, b"\0"), &BootClock::new())
+        .unwrap()
+        .body
+    else {
+        panic!()
+    };
+    let o = e.data.open;
+    assert_eq!(o.mode, None, "O_DIRECTORY is not O_TMPFILE");
+    assert_eq!(o.flags, ["O_RDONLY", "O_DIRECTORY", "O_SYNC"]);
+    p.open_flags = libc::O_TMPFILE as u32 | libc::O_RDWR as u32;
+    let Body::Open(e) = decode(&record(EventKind::Open, &p, b"\0"), &BootClock::new())
+        .unwrap()
+        .body
+    else {
+        panic!()
+    };
+    assert_eq!(e.data.open.mode.as_deref(), Some("0644"));
+}
+
+#[test]
+fn restart_codes_have_names() {
+    assert_eq!(errno_name(512), "ERESTARTSYS");
+    assert_eq!(errno_name(516), "ERESTART_RESTARTBLOCK");
+    assert_eq!(errno_name(2), "ENOENT");
+    assert_eq!(errno_name(4000), "E4000");
 }

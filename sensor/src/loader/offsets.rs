@@ -167,6 +167,32 @@ impl KernelBtf {
         Err(no_field())
     }
 
+    /// Number of arguments of a tracepoint (from its `btf_trace_<name>`
+    /// typedef, minus the leading `void *__data`).
+    pub fn tracepoint_arity(&self, tracepoint: &str) -> Result<usize, OffsetError> {
+        let name = format!("btf_trace_{tracepoint}");
+        let missing = || OffsetError::NoStruct(name.clone());
+        let types = self
+            .btf
+            .resolve_types_by_name(&name)
+            .map_err(|_| missing())?;
+        let typedef = types
+            .into_iter()
+            .find(|t| matches!(t, Type::Typedef(_)))
+            .ok_or_else(missing)?;
+        let ptr = typedef
+            .as_btf_type()
+            .and_then(|bt| self.btf.resolve_chained_type(bt).ok())
+            .ok_or_else(missing)?;
+        match ptr
+            .as_btf_type()
+            .and_then(|bt| self.btf.resolve_chained_type(bt).ok())
+        {
+            Some(Type::FuncProto(proto)) => Ok(proto.parameters.len().saturating_sub(1)),
+            _ => Err(missing()),
+        }
+    }
+
     /// The first of several alternative field names this kernel has.
     fn first_of<'f>(&self, strukt: &str, fields: &[&'f str]) -> Result<&'f str, OffsetError> {
         fields
@@ -211,7 +237,7 @@ impl KernelBtf {
         v1_controller: Option<&str>,
     ) -> Result<KernelOffsets, OffsetError> {
         let o = |s: &str, f: &str| self.offset(s, f);
-        let (regs_nr, regs_args) = pt_regs_fields();
+        let (regs_nr, regs_args, regs_compat) = pt_regs_fields();
         // Renamed in 6.14 (union shortname_store).
         let iname = self.first_of("dentry", &["d_shortname.string", "d_iname"])?;
         let offsets = KernelOffsets {
@@ -277,11 +303,29 @@ impl KernelBtf {
             regs_arg1: o("pt_regs", regs_args[1])?,
             regs_arg2: o("pt_regs", regs_args[2])?,
             regs_arg3: o("pt_regs", regs_args[3])?,
+            regs_compat_arg0: o("pt_regs", regs_compat[0])?,
+            regs_compat_arg1: o("pt_regs", regs_compat[1])?,
+            regs_compat_arg2: o("pt_regs", regs_compat[2])?,
+            regs_compat_arg3: o("pt_regs", regs_compat[3])?,
+            // Only x86 keeps TS_COMPAT there; elsewhere compat is not mapped.
+            task_thread_status: if cfg!(target_arch = "x86_64") {
+                o("task_struct", "thread_info.status")?
+            } else {
+                UNAVAILABLE
+            },
+            inode_mode: o("inode", "i_mode")?,
+            css_set_dfl_cgrp: o("css_set", "dfl_cgrp")?,
+            // 6.16 added `bool group_dead` as the exit tracepoint's second
+            // argument; older kernels leave signal->live to race.
+            exit_group_dead_arg: if self.tracepoint_arity("sched_process_exit")? >= 2 {
+                1
+            } else {
+                UNAVAILABLE
+            },
             v1_subsys_index: match v1_controller {
                 Some(c) => self.enum_value("cgroup_subsys_id", &format!("{c}_cgrp_id"))?,
                 None => UNAVAILABLE,
             },
-            _pad: 0,
         };
         check_windows(&offsets)?;
         Ok(offsets)
@@ -322,14 +366,20 @@ fn check_windows(o: &KernelOffsets) -> Result<(), OffsetError> {
     Ok(())
 }
 
-/// pt_regs fields holding the syscall number and arguments 0..4 at syscall
-/// exit. arm64 overwrites x0 with the return value, hence `orig_x0`.
+type RegNames = [&'static str; 4];
+
+/// pt_regs fields holding the syscall number, arguments 0..4 at syscall
+/// exit, and arguments 0..4 of a compat (ia32) syscall.
 #[cfg(target_arch = "x86_64")]
-fn pt_regs_fields() -> (&'static str, [&'static str; 4]) {
-    ("orig_ax", ["di", "si", "dx", "r10"])
+fn pt_regs_fields() -> (&'static str, RegNames, RegNames) {
+    (
+        "orig_ax",
+        ["di", "si", "dx", "r10"],
+        ["bx", "cx", "dx", "si"],
+    )
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn pt_regs_fields() -> (&'static str, [&'static str; 4]) {
+fn pt_regs_fields() -> (&'static str, RegNames, RegNames) {
     compile_error!("syscall argument registers are only mapped for x86_64 so far");
 }
