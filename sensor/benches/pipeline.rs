@@ -1,5 +1,6 @@
 //! Userspace cost per event: decode a ring record and write it as a JSON
-//! line, the work the collector does for every event.
+//! line, attribute it, and run the shipped rules over it: the work the
+//! collector does for every event.
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -15,14 +16,19 @@ use sensor::{
     enrich::Enricher,
     output::{JsonLines, Sink},
     process::{ExecImage, ProcessInfo, ProcessTable},
+    rules::{RuleSource, engine::Engine},
 };
-use sensor_common::{EventKind, OpenEvent, OpenSyscall, flags};
+use sensor_common::{ConnectEvent, EventKind, OpenEvent, OpenSyscall, flags};
 
 fn open_record() -> Vec<u8> {
-    let tail = b"bench-open\0sensor-bench\0tmp\0";
+    open_at(b"bench-open\0sensor-bench\0tmp\0", libc::O_RDONLY)
+}
+
+/// An open of the path given as kernel components (leaf first).
+fn open_at(tail: &[u8], access: i32) -> Vec<u8> {
     let e = OpenEvent {
         syscall: OpenSyscall::Openat as u32,
-        open_flags: (libc::O_RDONLY | libc::O_CLOEXEC) as u32,
+        open_flags: (access | libc::O_CLOEXEC) as u32,
         mode: 0,
         ret: 3,
         ino: 1234,
@@ -35,12 +41,63 @@ fn open_record() -> Vec<u8> {
 }
 
 fn exec_record() -> Vec<u8> {
-    let path = b"curl\0bin\0usr\0";
-    let argv = b"curl\0-fsSL\0https://example.invalid/install.sh\0-o\0/tmp/x\0";
+    exec_of(
+        b"curl\0bin\0usr\0",
+        b"curl\0-fsSL\0https://example.invalid/install.sh\0-o\0/tmp/x\0",
+    )
+}
+
+fn exec_of(path: &[u8], argv: &[u8]) -> Vec<u8> {
     let mut tail = path.to_vec();
     tail.extend_from_slice(argv);
     let e = exec_payload(path.len(), argv.len(), flags::PATH_COMPONENTS);
     record(EventKind::Exec, &e, &tail)
+}
+
+fn connect_record(addr: [u8; 4], port: u16) -> Vec<u8> {
+    let mut a = [0u8; 16];
+    a[..4].copy_from_slice(&addr);
+    let e = ConnectEvent {
+        ret: 0,
+        fd: 3,
+        family: libc::AF_INET as u16,
+        port,
+        sock_type: libc::SOCK_STREAM as u16,
+        protocol: libc::IPPROTO_TCP as u16,
+        addr: a,
+        unix_path_len: 0,
+        flags: 0,
+    };
+    record(EventKind::Connect, &e, &[])
+}
+
+/// A workload's mix after attribution, in a container: mostly read-only
+/// opens (libraries, config), some writes, execs of build tools, a connect
+/// to a database. Nothing in it alerts, as on a healthy node.
+fn workload_mix(enricher: &mut Enricher, clock: &BootClock) -> Vec<sensor::event::Record> {
+    let mut raw = Vec::new();
+    for _ in 0..7 {
+        raw.push(open_at(
+            b"libc.so.6\0x86_64-linux-gnu\0lib\0usr\0",
+            libc::O_RDONLY,
+        ));
+    }
+    raw.push(open_at(
+        b"main.o\0build\0src\0",
+        libc::O_WRONLY | libc::O_CREAT,
+    ));
+    raw.push(exec_of(
+        b"gcc-12\0bin\0usr\0",
+        b"gcc\0-c\0-O2\0main.c\0-o\0build/main.o\0",
+    ));
+    raw.push(connect_record([10, 0, 0, 5], 5432));
+    raw.iter()
+        .map(|r| {
+            let mut rec = decode(r, clock).unwrap();
+            enricher.enrich(&mut rec);
+            rec
+        })
+        .collect()
 }
 
 /// A warm enricher: the acting process (pid 10) five levels deep in a
@@ -110,5 +167,34 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// The shipped rules over an attributed event mix (issue 4 target: at
+/// least 1M events/s per core), and the baseline of the same loop with no
+/// rule set loaded, measured in the same run.
+fn bench_rules(c: &mut Criterion) {
+    let clock = BootClock::new();
+    let mut enricher = warm_enricher();
+    let mix = workload_mix(&mut enricher, &clock);
+    let builtin = Arc::new(RuleSource::Builtin.load().expect("built-in rules"));
+    let empty = Arc::new(sensor::rules::compile_files(Vec::new(), "none").unwrap());
+    let mut alerts = 0usize;
+    let mut group = c.benchmark_group("rules");
+    group.throughput(Throughput::Elements(mix.len() as u64));
+    for (name, set) in [
+        ("no_rules_baseline", empty),
+        ("builtin_rules_workload_mix", builtin),
+    ] {
+        let mut engine = Engine::new(set);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                for rec in &mix {
+                    engine.check(black_box(rec), &mut |_| alerts += 1);
+                }
+            })
+        });
+    }
+    group.finish();
+    assert_eq!(alerts, 0, "the benign mix must not alert");
+}
+
+criterion_group!(benches, bench, bench_rules);
 criterion_main!(benches);

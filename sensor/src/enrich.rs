@@ -194,7 +194,7 @@ impl Enricher {
                     }));
                 }
             }
-            Body::Loss(_) | Body::ContainerStart(_) | Body::ContainerStop(_) => {}
+            Body::Loss(_) | Body::ContainerStart(_) | Body::ContainerStop(_) | Body::Alert(_) => {}
         }
         lifecycle.map(|body| Record {
             schema: record.schema,

@@ -54,6 +54,8 @@ pub enum Body {
     ContainerStart(ContainerLifecycle),
     /// A container's cgroup was removed (derived by the sensor).
     ContainerStop(ContainerLifecycle),
+    /// A rule matched (see docs/RULES.md).
+    Alert(Box<crate::rules::engine::Alert>),
 }
 
 /// `container_start` / `container_stop` fields.

@@ -2,7 +2,8 @@
 //!
 //! Data flows one way: `loader` puts the eBPF programs in the kernel,
 //! `collector` drains their ring buffer, `decode` turns records into typed
-//! [`event::Event`]s, and `output` writes them as JSON lines.
+//! [`event::Event`]s, `enrich` attaches process and container context,
+//! `rules` raises alerts, and `output` writes both as JSON lines.
 #![deny(missing_docs)]
 
 pub mod clock;
@@ -14,4 +15,5 @@ pub mod event;
 pub mod loader;
 pub mod output;
 pub mod process;
+pub mod rules;
 pub mod text;

@@ -1,19 +1,26 @@
 //! `sensor`: eBPF runtime-security sensor.
-use std::path::PathBuf;
+use std::{
+    io::{BufRead as _, BufReader},
+    path::PathBuf,
+    process::ExitCode,
+    sync::Arc,
+};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use sensor::{
     collector::ebpf::EbpfCollector,
     enrich::Enricher,
+    event::Record,
     loader::{
         self, LoadOptions,
         hooks::{HookSet, TierChoice},
     },
     output,
+    rules::{RuleSource, engine::Engine},
 };
 use tokio::signal::unix::{SignalKind, signal};
-use tracing::info;
+use tracing::{error, info, warn};
 
 #[derive(Parser)]
 #[command(
@@ -28,8 +35,57 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Load the kernel hooks and stream events until SIGINT/SIGTERM.
+    /// Load the kernel hooks and stream events and alerts until
+    /// SIGINT/SIGTERM; SIGHUP reloads the rules.
     Run(RunArgs),
+    /// Rule files.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Run the rules over recorded events (JSON lines, e.g. a capture from
+    /// `sensor run` or the fallback collector) and print the alerts.
+    Replay(ReplayArgs),
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Validate rule files: every error as file:line:col; non-zero exit.
+    Check {
+        /// Rule files or directories; none: the built-in set.
+        paths: Vec<PathBuf>,
+    },
+}
+
+#[derive(Parser)]
+struct RuleArgs {
+    /// Rule files or directories (repeatable); default: the built-in set.
+    #[arg(long = "rules", env = "SENSOR_RULES", value_delimiter = ',')]
+    rules: Vec<PathBuf>,
+    /// Run without rules: events only.
+    #[arg(long, conflicts_with = "rules")]
+    no_rules: bool,
+}
+
+impl RuleArgs {
+    fn source(&self) -> Option<RuleSource> {
+        if self.no_rules {
+            None
+        } else if self.rules.is_empty() {
+            Some(RuleSource::Builtin)
+        } else {
+            Some(RuleSource::Paths(self.rules.clone()))
+        }
+    }
+}
+
+#[derive(Parser)]
+struct ReplayArgs {
+    /// Recorded events, one JSON record per line (`-` for stdin).
+    file: PathBuf,
+    #[command(flatten)]
+    rules: RuleArgs,
+    /// Write the events too, not only the alerts.
+    #[arg(long)]
+    events: bool,
 }
 
 #[derive(Parser)]
@@ -49,9 +105,11 @@ struct RunArgs {
     /// Created once every hook is attached (for supervisors and tests).
     #[arg(long)]
     ready_file: Option<PathBuf>,
+    #[command(flatten)]
+    rules: RuleArgs,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -61,8 +119,93 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(args).map(|()| ExitCode::SUCCESS),
+        Command::Rules(RulesCommand::Check { paths }) => Ok(check(paths)),
+        Command::Replay(args) => replay(args).map(|()| ExitCode::SUCCESS),
     }
+}
+
+fn check(paths: Vec<PathBuf>) -> ExitCode {
+    let source = if paths.is_empty() {
+        RuleSource::Builtin
+    } else {
+        RuleSource::Paths(paths)
+    };
+    match source.load() {
+        Ok(set) => {
+            println!(
+                "ok: {} rules and {} sequences in {} packs ({})",
+                set.rules.len(),
+                set.sequences.len(),
+                set.packs.len(),
+                set.origin
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("{} error(s)", errors.0.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_rules(source: &RuleSource) -> anyhow::Result<Engine> {
+    let set = source
+        .load()
+        .map_err(|e| anyhow::anyhow!("rules refused:\n{e}"))?;
+    info!(
+        rules = set.rules.len(),
+        sequences = set.sequences.len(),
+        packs = set.packs.len(),
+        origin = %set.origin,
+        "rules loaded"
+    );
+    Ok(Engine::new(Arc::new(set)))
+}
+
+fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    let source = args.rules.source();
+    let mut engine = source.as_ref().map(load_rules).transpose()?;
+    let input: Box<dyn std::io::Read> = if args.file.as_os_str() == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(
+            std::fs::File::open(&args.file)
+                .with_context(|| format!("opening {}", args.file.display()))?,
+        )
+    };
+    let mut sink = output::open(std::path::Path::new("-"))?;
+    let (mut records, mut malformed, mut alerts) = (0u64, 0u64, 0u64);
+    let mut pending = Vec::new();
+    for (n, line) in BufReader::new(input).split(b'\n').enumerate() {
+        let line = line.with_context(|| format!("reading {}", args.file.display()))?;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let record: Record = match serde_json::from_slice(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                malformed += 1;
+                warn!(line = n + 1, error = %e, "malformed record skipped");
+                continue;
+            }
+        };
+        records += 1;
+        if args.events {
+            sink.write(&record)?;
+        }
+        if let Some(engine) = &mut engine {
+            engine.check(&record, &mut |a| pending.push(a));
+            for a in pending.drain(..) {
+                sink.write(&a)?;
+                alerts += 1;
+            }
+        }
+    }
+    sink.flush()?;
+    info!(records, alerts, malformed, "replay done");
+    Ok(())
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -82,13 +225,35 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         // (about a second) must still stop the sensor cleanly afterwards.
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut sigterm = signal(SignalKind::terminate())?;
+        let mut sighup = signal(SignalKind::hangup())?;
+        // A bad rule set is refused before anything is loaded.
+        let rule_source = args.rules.source();
+        let engine = rule_source.as_ref().map(load_rules).transpose()?;
         let loaded = loader::load(&opts)?;
         for a in &loaded.attached {
             info!(tracepoint = a.hook.tracepoint, tier = %a.tier, "hook attached");
         }
         // After attaching: whatever starts during the /proc scan arrives as events.
         let enricher = Enricher::new(loaded.v1_controller);
-        let collector = EbpfCollector::new(loaded, enricher)?;
+        let mut collector = EbpfCollector::new(loaded, enricher)?;
+        if let (Some(engine), Some(source)) = (engine, rule_source) {
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            collector = collector.with_rules(engine, rx);
+            tokio::spawn(async move {
+                while sighup.recv().await.is_some() {
+                    match source.load() {
+                        Ok(set) => {
+                            if tx.send(Arc::new(set)).await.is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            error!("rule reload refused; the previous rules stay active:\n{e}")
+                        }
+                    }
+                }
+            });
+        }
         if let Some(ready) = &args.ready_file {
             std::fs::write(ready, format!("{}\n", std::process::id()))
                 .with_context(|| format!("writing ready file {}", ready.display()))?;
@@ -102,7 +267,12 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
                 }
             })
             .await?;
-        info!(events = stats.events, lost = stats.lost, "sensor stopped");
+        info!(
+            events = stats.events,
+            alerts = stats.alerts,
+            lost = stats.lost,
+            "sensor stopped"
+        );
         Ok(())
     })
 }

@@ -4,6 +4,7 @@ mod cgroup;
 mod compat;
 mod connect;
 mod container;
+mod detect;
 mod errors;
 mod exec;
 mod loss;

@@ -92,6 +92,54 @@ impl Sensor {
         fs::read_to_string(self.dir.path().join("sensor.log")).unwrap_or_default()
     }
 
+    /// Sends `signal` to the running sensor.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    /// Records written so far while the sensor runs (it flushes after each
+    /// drain); a line still being written is left out.
+    pub fn records_so_far(&self) -> Vec<Value> {
+        let text = fs::read_to_string(self.dir.path().join("events.jsonl")).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Waits up to 10 s for a record of `kind` matching `pred`.
+    pub fn wait_for(&self, kind: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(r) = self
+                .records_so_far()
+                .into_iter()
+                .find(|r| r["kind"] == kind && pred(r))
+            {
+                return r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {kind} for {what} after 10 s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits up to 10 s for `text` in the sensor's log.
+    pub fn wait_log(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.log().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "{text:?} not logged after 10 s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Sends SIGINT, waits for the drain, and returns every record written.
     /// Each line must be a complete JSON object.
     pub fn stop(&mut self) -> &[Value] {
@@ -232,6 +280,51 @@ impl RuncContainer {
         }
     }
 
+    /// The container's root filesystem, to add files before it runs.
+    pub fn rootfs(&self) -> PathBuf {
+        self.bundle.path().join("rootfs")
+    }
+
+    /// Copies a host program and the shared libraries it links into the
+    /// root filesystem, at the same paths (busybox has no openssl or rsync).
+    pub fn add_host_program(&self, name: &str) {
+        let program = ["/usr/bin", "/bin", "/usr/sbin"]
+            .iter()
+            .map(|d| Path::new(d).join(name))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("{name} is not installed (cargo xtask test installs it)"));
+        let ldd = Command::new("ldd").arg(&program).output().expect("ldd");
+        let text = String::from_utf8_lossy(&ldd.stdout);
+        let libs = text
+            .split_whitespace()
+            .filter(|w| w.starts_with('/'))
+            .map(PathBuf::from);
+        for file in std::iter::once(program.clone()).chain(libs) {
+            let dest = self.rootfs().join(file.strip_prefix("/").unwrap());
+            fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            fs::copy(&file, &dest).unwrap_or_else(|e| panic!("copy {}: {e}", file.display()));
+        }
+    }
+
+    /// Shares the host's network namespace (to reach listeners the test
+    /// opens on the host's loopback).
+    pub fn host_network(config: &mut Value) {
+        if let Some(ns) = config["linux"]["namespaces"].as_array_mut() {
+            ns.retain(|n| n["type"] != "network");
+        }
+    }
+
+    /// Adds a read-write bind mount of a host directory.
+    pub fn bind_mount(config: &mut Value, source: &Path, destination: &str) {
+        config["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "destination": destination, "type": "bind",
+                "source": source.to_str().unwrap(), "options": ["rbind", "rw"]
+            }));
+    }
+
     /// Runs to completion in the foreground.
     pub fn run(&self) {
         let out = Command::new("runc")
@@ -356,24 +449,8 @@ impl Dockerd {
     /// Imports a busybox root filesystem built here as `tag` (no registry
     /// is reachable).
     pub fn import_busybox(&self, tag: &str) {
-        let root = self.dir.path().join("image-root");
-        for d in ["bin", "etc", "tmp"] {
-            fs::create_dir_all(root.join(d)).unwrap();
-        }
-        fs::copy("/usr/bin/busybox", root.join("bin/busybox")).expect("busybox-static");
-        for applet in ["sh", "cat", "echo", "sleep", "tar"] {
-            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-        }
-        let tar = self.dir.path().join("image.tar");
-        let status = Command::new("tar")
-            .arg("-C")
-            .arg(&root)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .unwrap();
-        assert!(status.success());
+        let image = busybox_rootfs_tar();
+        let tar = image.path().join("rootfs.tar");
         let out = self.docker(&["import", tar.to_str().unwrap(), tag]);
         assert!(
             out.status.success(),
@@ -401,7 +478,10 @@ pub fn busybox_rootfs(root: &Path) {
         fs::create_dir_all(root.join(d)).unwrap();
     }
     fs::copy(busybox, root.join("bin/busybox")).unwrap();
-    for applet in ["sh", "cat", "echo", "sleep", "ls", "tar", "nc"] {
+    for applet in [
+        "sh", "cat", "echo", "sleep", "ls", "tar", "nc", "id", "uname", "hostname", "gzip", "wget",
+        "chmod", "mkdir", "cp", "grep", "rm", "env",
+    ] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
     }
 }

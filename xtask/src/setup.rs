@@ -49,8 +49,23 @@ fn tools_dir() -> PathBuf {
 }
 
 /// Debian packages the kernel tests use: real containers run by runc and by
-/// a private dockerd, from a busybox root filesystem built on the spot.
-const TEST_PACKAGES: &[&str] = &["runc", "busybox-static", "docker.io", "podman"];
+/// a private dockerd, from a busybox root filesystem built on the spot, and
+/// the tools the detection tests run inside them (the seeds' validation
+/// steps: openssl, gpg, zip, rsync, scp) and beside them (a C build for the
+/// benign suite).
+const TEST_PACKAGES: &[&str] = &[
+    "runc",
+    "busybox-static",
+    "docker.io",
+    "podman",
+    "openssl",
+    "gnupg",
+    "zip",
+    "rsync",
+    "openssh-client",
+    "gcc",
+    "make",
+];
 
 /// Makes sure every tool is present; quick when they are.
 pub fn ensure() -> Result<Env> {

@@ -74,7 +74,11 @@ pub fn submit(s: *mut Scratch, len: usize, kind: EventKind) {
         // would cost an irq_work per event exactly when the reader lags.
         let pending = EVENTS.query(BPF_RB_AVAIL_DATA);
         let threshold = filter!(wakeup_bytes);
-        let flags = if pending < threshold && pending + len as u64 >= threshold {
+        // Exec records wake it at once: attribution reads runtime state
+        // (runc's state.json) that a short-lived container takes with it
+        // when it exits, and execs are rare enough for a wakeup each.
+        let crossing = pending < threshold && pending + len as u64 >= threshold;
+        let flags = if crossing || kind as u32 == EventKind::Exec as u32 {
             BPF_RB_FORCE_WAKEUP
         } else {
             BPF_RB_NO_WAKEUP

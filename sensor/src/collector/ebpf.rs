@@ -4,12 +4,15 @@
 //! `helpers::emit`); the reader wakes on epoll when enough is pending and on
 //! a short timer otherwise, which bounds latency while sparing a wakeup per
 //! event.
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use sensor_common::{LossCounters, maps};
-use tokio::io::{Interest, unix::AsyncFd};
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    sync::mpsc,
+};
 use tracing::{info, warn};
 
 use super::losses::{LossTracker, sum};
@@ -20,6 +23,7 @@ use crate::{
     event::{Body, Loss, Record, SCHEMA_VERSION},
     loader::Loaded,
     output::Sink,
+    rules::{RuleSet, engine::Engine},
 };
 
 /// Longest a record waits in the ring when no wakeup comes.
@@ -34,6 +38,8 @@ pub struct RunStats {
     pub events: u64,
     /// Records lost (kernel and userspace).
     pub lost: u64,
+    /// Alerts raised.
+    pub alerts: u64,
 }
 
 /// Reads the ring of a loaded sensor.
@@ -44,6 +50,9 @@ pub struct EbpfCollector {
     tracker: LossTracker,
     clock: BootClock,
     enricher: Enricher,
+    engine: Option<Engine>,
+    rule_updates: Option<mpsc::Receiver<Arc<RuleSet>>>,
+    alerts: Vec<Record>,
     stats: RunStats,
 }
 
@@ -70,8 +79,19 @@ impl EbpfCollector {
             tracker: LossTracker::default(),
             clock: BootClock::new(),
             enricher,
+            engine: None,
+            rule_updates: None,
+            alerts: Vec::new(),
             stats: RunStats::default(),
         })
+    }
+
+    /// Evaluates `engine`'s rules on every record; rule sets sent on
+    /// `updates` replace it (already validated: a bad reload never gets here).
+    pub fn with_rules(mut self, engine: Engine, updates: mpsc::Receiver<Arc<RuleSet>>) -> Self {
+        self.engine = Some(engine);
+        self.rule_updates = Some(updates);
+        self
     }
 
     /// Runs until `shutdown` resolves; then detaches the programs, drains
@@ -94,6 +114,12 @@ impl EbpfCollector {
                 }
                 _ = poll.tick() => {}
                 _ = loss_tick.tick() => self.report_losses(sink)?,
+                Some(set) = next_rules(&mut self.rule_updates) => {
+                    if let Some(engine) = &mut self.engine {
+                        info!(rules = set.rules.len(), sequences = set.sequences.len(), "rules reloaded");
+                        engine.replace(set);
+                    }
+                }
             }
             self.drain(sink)?;
             sink.flush().context("flushing output")?;
@@ -104,6 +130,16 @@ impl EbpfCollector {
         self.report_losses(sink)?;
         sink.flush().context("flushing output")?;
         self.stats.lost = self.tracker.total;
+        if let Some(engine) = &self.engine {
+            let s = engine.stats;
+            info!(
+                evaluated = s.evaluated,
+                alerts = s.alerts,
+                sequence_state_full = s.sequence_state_full,
+                sequence_expired = s.sequence_expired,
+                "detection stopped"
+            );
+        }
         Ok(self.stats)
     }
 
@@ -112,11 +148,18 @@ impl EbpfCollector {
         while let Some(item) = ring.next() {
             match decode(&item, &self.clock) {
                 Ok(mut record) => {
-                    if let Some(lifecycle) = self.enricher.enrich(&mut record) {
-                        sink.write(&lifecycle)
-                            .context("writing a container event")?;
+                    let lifecycle = self.enricher.enrich(&mut record);
+                    for r in lifecycle.iter().chain(std::iter::once(&record)) {
+                        sink.write(r).context("writing an event")?;
+                        if let Some(engine) = &mut self.engine {
+                            let alerts = &mut self.alerts;
+                            engine.check(r, &mut |a| alerts.push(a));
+                        }
+                        for alert in self.alerts.drain(..) {
+                            sink.write(&alert).context("writing an alert")?;
+                            self.stats.alerts += 1;
+                        }
                     }
-                    sink.write(&record).context("writing an event")?;
                     self.stats.events += 1;
                 }
                 Err(e) => {
@@ -149,5 +192,12 @@ impl EbpfCollector {
             sink.write(&record).context("writing a loss record")?;
         }
         Ok(())
+    }
+}
+
+async fn next_rules(rx: &mut Option<mpsc::Receiver<Arc<RuleSet>>>) -> Option<Arc<RuleSet>> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }

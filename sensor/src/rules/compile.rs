@@ -1,0 +1,511 @@
+//! Conditions compiled once at load into predicate trees: fields resolved to
+//! accessors, values parsed to their field's type, globs and regexes built,
+//! lists and macros expanded. Evaluation then only compares.
+use std::{
+    collections::HashMap, ffi::OsStr, net::IpAddr, os::unix::ffi::OsStrExt as _, path::Path,
+};
+
+use globset::{GlobBuilder, GlobSetBuilder};
+use ipnet::IpNet;
+use memchr::memmem;
+
+use super::{
+    condition::{Expr, Op, Operand, Spanned},
+    fields::{self, Field, Needs, Prepared, Type, Val},
+};
+use crate::event::Record;
+
+/// A compile error at a byte offset of the condition text.
+#[derive(Debug, Clone)]
+pub struct CompileError {
+    /// Byte offset in the condition where the problem is.
+    pub at: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn err<T>(at: usize, message: impl Into<String>) -> Result<T, CompileError> {
+    Err(CompileError {
+        at,
+        message: message.into(),
+    })
+}
+
+/// Every record kind `evt.type` can name, as bits for rule indexing.
+pub const KINDS: &[&str] = &[
+    "exec",
+    "fork",
+    "exit",
+    "open",
+    "connect",
+    "cgroup_mkdir",
+    "cgroup_rmdir",
+    "container_start",
+    "container_stop",
+];
+
+/// Bit of a kind in [`KINDS`].
+pub fn kind_bit(kind: &str) -> Option<u32> {
+    KINDS.iter().position(|k| *k == kind).map(|i| 1 << i)
+}
+
+/// All kinds.
+pub const ANY_KIND: u32 = (1 << KINDS.len() as u32) - 1;
+
+/// A value test on one field value.
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    /// The field has a value.
+    Exists,
+    /// Equal to one of (small lists: a linear scan beats hashing).
+    StrIn(Vec<Box<[u8]>>),
+    /// Starts with one of.
+    Prefix(Vec<Box<[u8]>>),
+    /// Ends with one of.
+    Suffix(Vec<Box<[u8]>>),
+    /// Contains one of.
+    Contains(Vec<memmem::Finder<'static>>),
+    /// Contains one of, ASCII case-insensitively (needles lowercased).
+    IContains(Vec<Box<[u8]>>),
+    /// Matches one of the globs.
+    Glob(globset::GlobSet),
+    /// Matches one of the regexes.
+    Regex(regex::bytes::RegexSet),
+    /// Numeric comparison.
+    IntCmp(Op, i64),
+    /// Equal to one of.
+    IntIn(Vec<i64>),
+    /// Boolean equality.
+    Bool(bool),
+    /// Inside one of the networks (a plain address is a /32 or /128).
+    Net(Vec<IpNet>),
+}
+
+impl Matcher {
+    #[inline]
+    fn test(&self, v: Val<'_>) -> bool {
+        match (self, v) {
+            (Self::Exists, _) => true,
+            (Self::StrIn(set), Val::Str(s)) => set.iter().any(|x| **x == *s),
+            (Self::Prefix(set), Val::Str(s)) => set.iter().any(|x| s.starts_with(x)),
+            (Self::Suffix(set), Val::Str(s)) => set.iter().any(|x| s.ends_with(x)),
+            (Self::Contains(set), Val::Str(s)) => set.iter().any(|f| f.find(s).is_some()),
+            (Self::IContains(set), Val::Str(s)) => set.iter().any(|n| icontains(s, n)),
+            (Self::Glob(g), Val::Str(s)) => g.is_match(Path::new(OsStr::from_bytes(s))),
+            (Self::Regex(r), Val::Str(s)) => r.is_match(s),
+            (Self::IntCmp(op, x), Val::Int(v)) => match op {
+                Op::Eq => v == *x,
+                Op::Lt => v < *x,
+                Op::Le => v <= *x,
+                Op::Gt => v > *x,
+                Op::Ge => v >= *x,
+                _ => false,
+            },
+            (Self::IntIn(set), Val::Int(v)) => set.contains(&v),
+            (Self::Bool(b), Val::Bool(v)) => *b == v,
+            (Self::Net(nets), Val::Ip(a)) => nets.iter().any(|n| n.contains(&a)),
+            _ => false,
+        }
+    }
+}
+
+fn icontains(hay: &[u8], needle_lower: &[u8]) -> bool {
+    needle_lower.is_empty()
+        || hay.windows(needle_lower.len()).any(|w| {
+            w.iter()
+                .zip(needle_lower)
+                .all(|(a, b)| a.to_ascii_lowercase() == *b)
+        })
+}
+
+/// A compiled condition.
+#[derive(Debug, Clone)]
+pub enum Pred {
+    /// All of.
+    And(Vec<Pred>),
+    /// Any of.
+    Or(Vec<Pred>),
+    /// Negation.
+    Not(Box<Pred>),
+    /// Some value of the field passes.
+    Test(Field, Matcher),
+}
+
+impl Pred {
+    /// Evaluates against a record.
+    #[inline]
+    pub fn eval(&self, rec: &Record, prep: &Prepared) -> bool {
+        match self {
+            Self::And(v) => v.iter().all(|p| p.eval(rec, prep)),
+            Self::Or(v) => v.iter().any(|p| p.eval(rec, prep)),
+            Self::Not(p) => !p.eval(rec, prep),
+            Self::Test(field, m) => field.any(rec, prep, &mut |v| m.test(v)),
+        }
+    }
+
+    /// The kinds of record this can match (bits of [`KINDS`]): lets the
+    /// engine skip rules that constrain `evt.type` to other kinds.
+    pub fn kinds(&self) -> u32 {
+        match self {
+            Self::And(v) => v.iter().fold(ANY_KIND, |acc, p| acc & p.kinds()),
+            Self::Or(v) => v.iter().fold(0, |acc, p| acc | p.kinds()),
+            Self::Test(Field::EvtType, Matcher::StrIn(set)) => set
+                .iter()
+                .filter_map(|k| std::str::from_utf8(k).ok().and_then(kind_bit))
+                .fold(0, |a, b| a | b),
+            Self::Not(_) | Self::Test(..) => ANY_KIND,
+        }
+    }
+
+    fn fields(&self, out: &mut Needs) {
+        match self {
+            Self::And(v) | Self::Or(v) => v.iter().for_each(|p| p.fields(out)),
+            Self::Not(p) => p.fields(out),
+            Self::Test(f, _) => out.add(*f),
+        }
+    }
+
+    /// Which per-event derived values this reads.
+    pub fn needs(&self) -> Needs {
+        let mut n = Needs::default();
+        self.fields(&mut n);
+        n
+    }
+}
+
+/// Named lists and macros visible to conditions.
+pub struct Scope<'a> {
+    /// List name -> values.
+    pub lists: &'a HashMap<String, Vec<String>>,
+    /// Macro name -> parsed condition.
+    pub macros: &'a HashMap<String, Expr>,
+}
+
+/// Compile failure: in this condition, or inside the text of a macro it
+/// uses (reported where that macro is defined).
+#[derive(Debug, Clone)]
+pub enum Failure {
+    /// At an offset of the condition being compiled.
+    Here(CompileError),
+    /// At an offset of macro `name`'s condition.
+    InMacro {
+        /// The macro whose text has the error.
+        name: String,
+        /// The error in it.
+        error: CompileError,
+    },
+}
+
+impl From<CompileError> for Failure {
+    fn from(e: CompileError) -> Self {
+        Self::Here(e)
+    }
+}
+
+fn fail(at: usize, message: impl Into<String>) -> Failure {
+    Failure::Here(CompileError {
+        at,
+        message: message.into(),
+    })
+}
+
+/// Compiles a parsed condition.
+pub fn compile(e: &Expr, scope: &Scope<'_>) -> Result<Pred, Failure> {
+    compile_in(e, scope, &mut Vec::new())
+}
+
+/// Compiles macro `name`'s own condition, so that its errors (a reference
+/// to itself included) are reported in its text even when no rule uses it.
+pub fn compile_macro(name: &str, e: &Expr, scope: &Scope<'_>) -> Result<Pred, Failure> {
+    compile_in(e, scope, &mut vec![name.to_owned()])
+}
+
+fn compile_in(e: &Expr, scope: &Scope<'_>, stack: &mut Vec<String>) -> Result<Pred, Failure> {
+    Ok(match e {
+        Expr::And(v) => Pred::And(
+            v.iter()
+                .map(|x| compile_in(x, scope, stack))
+                .collect::<Result<_, _>>()?,
+        ),
+        Expr::Or(v) => Pred::Or(
+            v.iter()
+                .map(|x| compile_in(x, scope, stack))
+                .collect::<Result<_, _>>()?,
+        ),
+        Expr::Not(x) => Pred::Not(Box::new(compile_in(x, scope, stack)?)),
+        Expr::Exists(f) => Pred::Test(field(f)?.0, Matcher::Exists),
+        Expr::Macro(name) => {
+            let Some(body) = scope.macros.get(&name.text) else {
+                let hint = if name.text.contains('.') {
+                    fields::closest(&name.text)
+                        .map(|c| format!(" (a field test needs an operator; did you mean {c}?)"))
+                        .unwrap_or_else(|| " (a field test needs an operator)".into())
+                } else {
+                    String::new()
+                };
+                return Err(fail(
+                    name.at,
+                    format!("unknown macro '{}'{hint}", name.text),
+                ));
+            };
+            if stack.contains(&name.text) {
+                return Err(fail(
+                    name.at,
+                    format!(
+                        "macro '{}' uses itself (through {})",
+                        name.text,
+                        stack.join(" -> ")
+                    ),
+                ));
+            }
+            stack.push(name.text.clone());
+            let r = compile_in(body, scope, stack);
+            stack.pop();
+            r.map_err(|f| match f {
+                Failure::Here(error) => Failure::InMacro {
+                    name: name.text.clone(),
+                    error,
+                },
+                inner => inner,
+            })?
+        }
+        Expr::Test {
+            field: f,
+            op,
+            op_at,
+            operand,
+        } => {
+            let (fld, ty) = field(f)?;
+            let values = expand(operand, scope);
+            if *op != Op::In && matches!(operand, Operand::List(_)) && !list_ok(*op) {
+                return Err(fail(
+                    *op_at,
+                    format!("operator {op} takes one value, not a list"),
+                ));
+            }
+            if *op == Op::In
+                && matches!(operand, Operand::Value(v) if v.quoted || !scope.lists.contains_key(&v.text))
+            {
+                return Err(fail(
+                    *op_at,
+                    "'in' takes a list: (a, b) or the name of a list",
+                ));
+            }
+            if *op == Op::Ne {
+                Pred::Not(Box::new(Pred::Test(
+                    fld,
+                    matcher(f, ty, Op::Eq, *op_at, &values)?,
+                )))
+            } else {
+                Pred::Test(fld, matcher(f, ty, *op, *op_at, &values)?)
+            }
+        }
+    })
+}
+
+fn list_ok(op: Op) -> bool {
+    matches!(
+        op,
+        Op::StartsWith
+            | Op::EndsWith
+            | Op::Contains
+            | Op::IContains
+            | Op::Glob
+            | Op::Regex
+            | Op::Cidr
+    )
+}
+
+fn field(f: &Spanned) -> Result<(Field, Type), CompileError> {
+    fields::lookup(&f.text).map_or_else(
+        || {
+            let hint = fields::closest(&f.text)
+                .map(|c| format!(" (did you mean {c}?)"))
+                .unwrap_or_default();
+            err(f.at, format!("unknown field '{}'{hint}", f.text))
+        },
+        Ok,
+    )
+}
+
+/// One value with its offset (list items inherit their list name's).
+struct Value<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+fn expand<'a>(operand: &'a Operand, scope: &'a Scope<'_>) -> Vec<Value<'a>> {
+    let one = |v: &'a Spanned, out: &mut Vec<Value<'a>>| match scope.lists.get(&v.text) {
+        Some(items) if !v.quoted => out.extend(items.iter().map(|t| Value { text: t, at: v.at })),
+        _ => out.push(Value {
+            text: &v.text,
+            at: v.at,
+        }),
+    };
+    let mut out = Vec::new();
+    match operand {
+        Operand::Value(v) => one(v, &mut out),
+        Operand::List(items) => items.iter().for_each(|v| one(v, &mut out)),
+    }
+    out
+}
+
+fn matcher(
+    f: &Spanned,
+    ty: Type,
+    op: Op,
+    op_at: usize,
+    values: &[Value<'_>],
+) -> Result<Matcher, CompileError> {
+    let bad_op = || {
+        err(
+            op_at,
+            format!("operator {op} does not apply to {} ({})", f.text, ty.name()),
+        )
+    };
+    let bytes = || {
+        values
+            .iter()
+            .map(|v| v.text.as_bytes().into())
+            .collect::<Vec<Box<[u8]>>>()
+    };
+    match ty {
+        Type::Str => Ok(match op {
+            Op::Eq | Op::In => {
+                if f.text == "evt.type" {
+                    for v in values {
+                        if kind_bit(v.text).is_none() {
+                            return err(
+                                v.at,
+                                format!(
+                                    "unknown evt.type '{}' (one of: {})",
+                                    v.text,
+                                    KINDS.join(", ")
+                                ),
+                            );
+                        }
+                    }
+                }
+                Matcher::StrIn(bytes())
+            }
+            Op::StartsWith => Matcher::Prefix(bytes()),
+            Op::EndsWith => Matcher::Suffix(bytes()),
+            Op::Contains => Matcher::Contains(
+                values
+                    .iter()
+                    .map(|v| memmem::Finder::new(v.text.as_bytes()).into_owned())
+                    .collect(),
+            ),
+            Op::IContains => Matcher::IContains(
+                values
+                    .iter()
+                    .map(|v| v.text.to_ascii_lowercase().into_bytes().into())
+                    .collect(),
+            ),
+            Op::Glob => {
+                let mut set = GlobSetBuilder::new();
+                for v in values {
+                    let g = GlobBuilder::new(v.text)
+                        .literal_separator(true)
+                        .backslash_escape(true)
+                        .build()
+                        .or_else(|e| err(v.at, format!("bad glob '{}': {}", v.text, e.kind())))?;
+                    set.add(g);
+                }
+                Matcher::Glob(
+                    set.build()
+                        .or_else(|e| err(op_at, format!("bad glob set: {e}")))?,
+                )
+            }
+            Op::Regex => {
+                for v in values {
+                    if let Err(e) = regex::bytes::Regex::new(v.text) {
+                        return err(
+                            v.at,
+                            format!("bad regex '{}': {}", v.text, last_line(&e.to_string())),
+                        );
+                    }
+                }
+                Matcher::Regex(
+                    regex::bytes::RegexSet::new(values.iter().map(|v| v.text))
+                        .or_else(|e| err(op_at, format!("bad regex: {e}")))?,
+                )
+            }
+            _ => return bad_op(),
+        }),
+        Type::Int => {
+            let nums = values
+                .iter()
+                .map(|v| {
+                    v.text.parse::<i64>().or_else(|_| {
+                        err(v.at, format!("{} is a number; '{}' is not", f.text, v.text))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(match op {
+                Op::In => Matcher::IntIn(nums),
+                Op::Eq | Op::Lt | Op::Le | Op::Gt | Op::Ge => {
+                    Matcher::IntCmp(op, one(&nums, op_at)?)
+                }
+                _ => return bad_op(),
+            })
+        }
+        Type::Bool => {
+            let b = values
+                .iter()
+                .map(|v| match v.text {
+                    "true" => Ok(true),
+                    "false" => Ok(false),
+                    other => err(
+                        v.at,
+                        format!("{} is true or false; '{other}' is neither", f.text),
+                    ),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            match op {
+                Op::Eq => Ok(Matcher::Bool(one(&b, op_at)?)),
+                _ => bad_op(),
+            }
+        }
+        Type::Ip => {
+            let nets = values
+                .iter()
+                .map(|v| {
+                    v.text
+                        .parse::<IpNet>()
+                        .or_else(|_| v.text.parse::<IpAddr>().map(IpNet::from))
+                        .or_else(|_| {
+                            err(
+                                v.at,
+                                format!(
+                                    "'{}' is not an address or network (a.b.c.d, a::b, a.b.c.d/n)",
+                                    v.text
+                                ),
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            match op {
+                Op::Eq | Op::In | Op::Cidr => Ok(Matcher::Net(nets)),
+                _ => bad_op(),
+            }
+        }
+    }
+}
+
+fn one<T: Copy>(v: &[T], at: usize) -> Result<T, CompileError> {
+    match v {
+        [x] => Ok(*x),
+        _ => err(at, "this operator takes exactly one value"),
+    }
+}
+
+fn last_line(s: &str) -> String {
+    // regex errors end with their one-line summary.
+    s.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(s)
+        .trim()
+        .to_owned()
+}

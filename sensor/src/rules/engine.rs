@@ -1,0 +1,260 @@
+//! Evaluation: every record against the rules indexed for its kind, and
+//! sequence progress per container. Alerts are records of their own.
+use std::{collections::HashMap, sync::Arc};
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    RuleInfo, RuleSet,
+    compile::{KINDS, kind_bit},
+    fields::{self, Field, Prepared, Val},
+};
+use crate::{
+    container::ContainerRef,
+    event::{Body, Process, Record, SCHEMA_VERSION},
+    text::Text,
+};
+
+/// An alert: the rule, where it happened, and the events that made it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Alert {
+    /// The rule that fired.
+    pub rule: Arc<RuleInfo>,
+    /// For sequences: the step names, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<String>,
+    /// The container (`id: host` for the host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<Arc<ContainerRef>>,
+    /// The process of the last event, with its ancestry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<Process>,
+    /// The rule's output fields, from the last event.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// Every event of the match, oldest first.
+    pub evidence: Vec<Record>,
+}
+
+/// Counters for what the engine dropped or could not track.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EngineStats {
+    /// Records evaluated.
+    pub evaluated: u64,
+    /// Alerts raised.
+    pub alerts: u64,
+    /// Sequences not started because the state cap was reached.
+    pub sequence_state_full: u64,
+    /// Sequences that expired before completing.
+    pub sequence_expired: u64,
+}
+
+/// Partial match of one sequence in one container.
+struct Progress {
+    next: usize,
+    first_ns: u64,
+    evidence: Vec<Record>,
+}
+
+/// Most containers tracked at once per sequence rule; beyond that new
+/// sequences are counted, not started (bounded memory under a flood).
+pub const SEQUENCE_STATE_CAP: usize = 4096;
+
+/// Runs a rule set over records.
+pub struct Engine {
+    set: Arc<RuleSet>,
+    /// Rule indexes per kind bit position.
+    by_kind: Vec<Vec<usize>>,
+    seq_by_kind: Vec<Vec<usize>>,
+    prepared: Prepared,
+    /// Per sequence rule: container id -> progress.
+    progress: Vec<HashMap<Box<str>, Progress>>,
+    /// What was dropped.
+    pub stats: EngineStats,
+}
+
+impl Engine {
+    /// Indexes a rule set.
+    pub fn new(set: Arc<RuleSet>) -> Self {
+        let mut by_kind = vec![Vec::new(); KINDS.len()];
+        let mut seq_by_kind = vec![Vec::new(); KINDS.len()];
+        for (i, r) in set.rules.iter().enumerate() {
+            let kinds = r.pred.kinds();
+            for (k, list) in by_kind.iter_mut().enumerate() {
+                if kinds & (1 << k) != 0 {
+                    list.push(i);
+                }
+            }
+        }
+        for (i, s) in set.sequences.iter().enumerate() {
+            let kinds = s.steps.iter().fold(0, |a, (_, p)| a | p.kinds());
+            for (k, list) in seq_by_kind.iter_mut().enumerate() {
+                if kinds & (1 << k) != 0 {
+                    list.push(i);
+                }
+            }
+        }
+        let progress = set.sequences.iter().map(|_| HashMap::new()).collect();
+        Self {
+            set,
+            by_kind,
+            seq_by_kind,
+            prepared: Prepared::default(),
+            progress,
+            stats: EngineStats::default(),
+        }
+    }
+
+    /// The loaded rules.
+    pub fn rules(&self) -> &Arc<RuleSet> {
+        &self.set
+    }
+
+    /// Swaps in a new rule set (SIGHUP); sequence progress starts over.
+    pub fn replace(&mut self, set: Arc<RuleSet>) {
+        let stats = self.stats;
+        *self = Self::new(set);
+        self.stats = stats;
+    }
+
+    /// Evaluates one record; alerts go to `emit`.
+    pub fn check(&mut self, rec: &Record, emit: &mut dyn FnMut(Record)) {
+        let Some(bit) = kind_bit(fields::kind_name(rec)) else {
+            return; // loss records, alerts
+        };
+        let k = bit.trailing_zeros() as usize;
+        self.stats.evaluated += 1;
+        if self.by_kind[k].is_empty() && self.seq_by_kind[k].is_empty() {
+            return;
+        }
+        self.prepared.prepare(self.set.needs, rec);
+        for &i in &self.by_kind[k] {
+            let rule = &self.set.rules[i];
+            if rule.pred.eval(rec, &self.prepared) {
+                self.stats.alerts += 1;
+                emit(alert(
+                    &rule.info,
+                    Vec::new(),
+                    &rule.output,
+                    &self.prepared,
+                    vec![rec.clone()],
+                ));
+            }
+        }
+        for j in 0..self.seq_by_kind[k].len() {
+            self.advance(self.seq_by_kind[k][j], rec, emit);
+        }
+    }
+
+    fn advance(&mut self, i: usize, rec: &Record, emit: &mut dyn FnMut(Record)) {
+        let seq = &self.set.sequences[i];
+        let key = fields::container_of(rec).map_or("unknown", |c| c.id.as_str());
+        let within = seq.within.as_nanos() as u64;
+        let table = &mut self.progress[i];
+        if let Some(p) = table.get_mut(key) {
+            if rec.boot_ns.saturating_sub(p.first_ns) > within {
+                table.remove(key);
+                self.stats.sequence_expired += 1;
+            } else {
+                if !seq.steps[p.next].1.eval(rec, &self.prepared) {
+                    // A newer first step restarts the window from it.
+                    if p.next == 1 && seq.steps[0].1.eval(rec, &self.prepared) {
+                        p.first_ns = rec.boot_ns;
+                        p.evidence[0] = rec.clone();
+                    }
+                    return;
+                }
+                p.evidence.push(rec.clone());
+                p.next += 1;
+                if p.next < seq.steps.len() {
+                    return;
+                }
+                let done = table.remove(key).map(|p| p.evidence).unwrap_or_default();
+                self.stats.alerts += 1;
+                let names = seq.steps.iter().map(|(n, _)| n.clone()).collect();
+                emit(alert(&seq.info, names, &seq.output, &self.prepared, done));
+                return;
+            }
+        }
+        if !seq.steps[0].1.eval(rec, &self.prepared) {
+            return;
+        }
+        if table.len() >= SEQUENCE_STATE_CAP {
+            let before = table.len();
+            table.retain(|_, p| rec.boot_ns.saturating_sub(p.first_ns) <= within);
+            self.stats.sequence_expired += (before - table.len()) as u64;
+            if table.len() >= SEQUENCE_STATE_CAP {
+                self.stats.sequence_state_full += 1;
+                return;
+            }
+        }
+        table.insert(
+            key.into(),
+            Progress {
+                next: 1,
+                first_ns: rec.boot_ns,
+                evidence: vec![rec.clone()],
+            },
+        );
+    }
+}
+
+fn alert(
+    info: &Arc<RuleInfo>,
+    steps: Vec<String>,
+    output: &[(&'static str, Field)],
+    prep: &Prepared,
+    evidence: Vec<Record>,
+) -> Record {
+    let last = evidence.last().expect("an alert has evidence");
+    let mut out = serde_json::Map::new();
+    for (name, f) in output {
+        let mut values = Vec::new();
+        f.any(last, prep, &mut |v| {
+            values.push(json(v));
+            false
+        });
+        let value = match values.len() {
+            0 => continue,
+            1 if !multi_valued(*f) => values.pop().unwrap_or_default(),
+            _ => serde_json::Value::Array(values),
+        };
+        out.insert((*name).to_owned(), value);
+    }
+    Record {
+        schema: SCHEMA_VERSION,
+        time: last.time.clone(),
+        boot_ns: last.boot_ns,
+        body: Body::Alert(Box::new(Alert {
+            rule: info.clone(),
+            steps,
+            container: fields::container_of(last).map(|c| Arc::new(c.clone())),
+            process: fields::process_of(last).cloned(),
+            fields: out,
+            evidence,
+        })),
+    }
+}
+
+fn multi_valued(f: Field) -> bool {
+    matches!(
+        f,
+        Field::ProcArgs
+            | Field::AncestorExe
+            | Field::AncestorName
+            | Field::AncestorCmdline
+            | Field::MountSource
+            | Field::MountDestination
+            | Field::MountRwSource
+            | Field::OpenFlags
+    )
+}
+
+fn json(v: Val<'_>) -> serde_json::Value {
+    match v {
+        Val::Str(s) => serde_json::to_value(Text(s.to_vec())).unwrap_or_default(),
+        Val::Int(i) => i.into(),
+        Val::Bool(b) => b.into(),
+        Val::Ip(a) => a.to_string().into(),
+    }
+}

@@ -1,0 +1,495 @@
+//! The fields conditions can test, and how each is read from a record
+//! without allocating: values are borrowed from the record, or from
+//! [`Prepared`] buffers refilled per event for the joined command lines.
+use std::net::IpAddr;
+
+use crate::event::{Body, Event, Process, Record};
+
+/// What a field holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Type {
+    /// Bytes (paths and argv may not be UTF-8).
+    Str,
+    /// A number.
+    Int,
+    /// true/false.
+    Bool,
+    /// An IP address.
+    Ip,
+}
+
+impl Type {
+    /// For error messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Str => "a string",
+            Self::Int => "a number",
+            Self::Bool => "a boolean",
+            Self::Ip => "an IP address",
+        }
+    }
+}
+
+/// One value of a field.
+#[derive(Debug, Clone, Copy)]
+pub enum Val<'a> {
+    /// Bytes.
+    Str(&'a [u8]),
+    /// Number.
+    Int(i64),
+    /// Boolean.
+    Bool(bool),
+    /// Address.
+    Ip(IpAddr),
+}
+
+macro_rules! fields {
+    ($($variant:ident = $name:literal : $ty:ident, $doc:literal;)*) => {
+        /// A field of the condition language.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Field {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        /// Every field: name, type, meaning (docs/RULES.md lists them).
+        pub const CATALOG: &[(&str, Field, Type, &str)] = &[
+            $(($name, Field::$variant, Type::$ty, $doc),)*
+        ];
+    };
+}
+
+fields! {
+    EvtType = "evt.type": Str, "record kind: exec, fork, exit, open, connect, cgroup_mkdir, cgroup_rmdir, container_start, container_stop";
+    ProcPid = "proc.pid": Int, "process id";
+    ProcPpid = "proc.ppid": Int, "parent process id";
+    ProcUid = "proc.uid": Int, "real uid";
+    ProcComm = "proc.comm": Str, "thread name (15 bytes)";
+    ProcExe = "proc.exe": Str, "executable path";
+    ProcName = "proc.name": Str, "the name it was started as: comm (a busybox applet reads `tar`, not `busybox`), or argv[0]'s file name when it re-executed itself through /proc/self/exe";
+    ProcExeName = "proc.exe_name": Str, "file name of the executable";
+    ProcScript = "proc.script": Str, "for a #! script: the script's path (proc.exe is its interpreter)";
+    ProcArgs = "proc.args": Str, "each argument after argv[0] (multi-valued)";
+    ProcCmdline = "proc.cmdline": Str, "argv joined with spaces";
+    ParentExe = "proc.pexe": Str, "parent's executable path";
+    ParentName = "proc.pname": Str, "parent's name (file name of its argv[0], else of its executable)";
+    ParentCmdline = "proc.pcmdline": Str, "parent's argv joined with spaces";
+    AncestorExe = "proc.aexe": Str, "every ancestor's executable path (multi-valued)";
+    AncestorName = "proc.aname": Str, "every ancestor's name, as proc.pname (multi-valued)";
+    AncestorCmdline = "proc.acmdline": Str, "every ancestor's command line (multi-valued)";
+    ContainerId = "container.id": Str, "container id, `host`, or `unknown`";
+    ContainerRuntime = "container.runtime": Str, "docker, containerd, cri-o, podman, cri, host, unknown";
+    ContainerName = "container.name": Str, "container name";
+    ContainerImage = "container.image": Str, "image reference";
+    ContainerPrivileged = "container.privileged": Bool, "CAP_SYS_ADMIN in the bounding set";
+    ContainerHostPid = "container.host_pid": Bool, "shares the host pid namespace";
+    ContainerHostNetwork = "container.host_network": Bool, "shares the host network namespace";
+    ContainerRuntimeSocket = "container.runtime_socket": Bool, "a runtime socket (docker.sock, ...) is mounted in";
+    MountSource = "container.mount.source": Str, "host path of each bind mount (multi-valued)";
+    MountDestination = "container.mount.dest": Str, "container path of each bind mount (multi-valued)";
+    MountRwSource = "container.mount.rw_source": Str, "host path of each read-write bind mount (multi-valued)";
+    K8sPod = "k8s.pod.name": Str, "Kubernetes pod name";
+    K8sNs = "k8s.ns.name": Str, "Kubernetes namespace";
+    K8sPodUid = "k8s.pod.uid": Str, "Kubernetes pod uid";
+    OpenPath = "open.path": Str, "opened path";
+    OpenName = "open.name": Str, "opened file name (last component)";
+    OpenDir = "open.dir": Str, "directory of the opened path";
+    OpenOnHostMount = "open.on_host_mount": Bool, "the path lies in a read-write bind mount of a host path";
+    OpenWrite = "open.write": Bool, "opened for writing, or with O_CREAT/O_TRUNC";
+    OpenCreate = "open.create": Bool, "opened with O_CREAT or O_TMPFILE";
+    OpenFlags = "open.flags": Str, "each symbolic open flag (multi-valued)";
+    OpenSuccess = "open.success": Bool, "the open returned a descriptor";
+    OpenError = "open.error": Str, "errno name of a failed open";
+    ConnectFamily = "connect.family": Str, "inet, inet6, unix";
+    ConnectAddress = "connect.address": Ip, "destination address (IPv4-mapped IPv6 reads as IPv4)";
+    ConnectPort = "connect.port": Int, "destination port";
+    ConnectProtocol = "connect.protocol": Str, "tcp, udp, ...";
+    ConnectUnixPath = "connect.unix_path": Str, "unix socket path";
+    ConnectSuccess = "connect.success": Bool, "connected, or a non-blocking connect under way";
+    ConnectError = "connect.error": Str, "errno name of a failed connect";
+}
+
+/// Looks a field up by name.
+pub fn lookup(name: &str) -> Option<(Field, Type)> {
+    CATALOG
+        .iter()
+        .find(|(n, ..)| *n == name)
+        .map(|(_, f, t, _)| (*f, *t))
+}
+
+/// The catalog name closest to `name`, for "did you mean".
+pub fn closest(name: &str) -> Option<&'static str> {
+    CATALOG
+        .iter()
+        .map(|(n, ..)| (edit_distance(name, n), *n))
+        .filter(|(d, _)| *d <= 3)
+        .min()
+        .map(|(_, n)| n)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// Per-event derived values that need joining, built once per event into
+/// reused buffers (only when some loaded rule reads them).
+#[derive(Default)]
+pub struct Prepared {
+    cmdline: Vec<u8>,
+    pcmdline: Vec<u8>,
+    acmdlines: Vec<Vec<u8>>,
+    ancestors: usize,
+}
+
+/// Which derived values the loaded rules read.
+#[derive(Default, Clone, Copy, Debug)]
+pub struct Needs {
+    /// proc.cmdline
+    pub cmdline: bool,
+    /// proc.pcmdline
+    pub pcmdline: bool,
+    /// proc.acmdline
+    pub acmdline: bool,
+}
+
+impl Needs {
+    /// Records that `f` is used.
+    pub fn add(&mut self, f: Field) {
+        match f {
+            Field::ProcCmdline => self.cmdline = true,
+            Field::ParentCmdline => self.pcmdline = true,
+            Field::AncestorCmdline => self.acmdline = true,
+            _ => {}
+        }
+    }
+}
+
+fn join_args<'a>(out: &mut Vec<u8>, args: impl Iterator<Item = &'a [u8]>) {
+    out.clear();
+    for (i, a) in args.enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        out.extend_from_slice(a);
+    }
+}
+
+impl Prepared {
+    /// Refills the buffers for `rec`.
+    pub fn prepare(&mut self, needs: Needs, rec: &Record) {
+        let Some(p) = process_of(rec) else {
+            self.cmdline.clear();
+            self.pcmdline.clear();
+            self.ancestors = 0;
+            return;
+        };
+        if needs.cmdline {
+            let args = p.image.iter().flat_map(|i| i.args.iter());
+            join_args(&mut self.cmdline, args.map(|a| a.as_bytes()));
+        }
+        if needs.pcmdline {
+            let args = p
+                .ancestors
+                .first()
+                .into_iter()
+                .flat_map(|a| a.image.args.iter());
+            join_args(&mut self.pcmdline, args.map(|a| a.as_bytes()));
+        }
+        if needs.acmdline {
+            self.ancestors = p.ancestors.len();
+            if self.acmdlines.len() < p.ancestors.len() {
+                self.acmdlines.resize_with(p.ancestors.len(), Vec::new);
+            }
+            for (buf, a) in self.acmdlines.iter_mut().zip(&p.ancestors) {
+                join_args(buf, a.image.args.iter().map(|t| t.as_bytes()));
+            }
+        }
+    }
+}
+
+/// The `evt.type` of a record.
+pub fn kind_name(rec: &Record) -> &'static str {
+    match &rec.body {
+        Body::Exec(_) => "exec",
+        Body::Fork(_) => "fork",
+        Body::Exit(_) => "exit",
+        Body::Open(_) => "open",
+        Body::Connect(_) => "connect",
+        Body::CgroupMkdir(_) => "cgroup_mkdir",
+        Body::CgroupRmdir(_) => "cgroup_rmdir",
+        Body::Loss(_) => "loss",
+        Body::ContainerStart(_) => "container_start",
+        Body::ContainerStop(_) => "container_stop",
+        Body::Alert(_) => "alert",
+    }
+}
+
+/// The acting process of a kernel event.
+pub fn process_of(rec: &Record) -> Option<&Process> {
+    fn p<T>(e: &Event<T>) -> Option<&Process> {
+        Some(&e.process)
+    }
+    match &rec.body {
+        Body::Exec(e) => p(e),
+        Body::Fork(e) => p(e),
+        Body::Exit(e) => p(e),
+        Body::Open(e) => p(e),
+        Body::Connect(e) => p(e),
+        Body::CgroupMkdir(e) | Body::CgroupRmdir(e) => p(e),
+        Body::Loss(_) | Body::ContainerStart(_) | Body::ContainerStop(_) | Body::Alert(_) => None,
+    }
+}
+
+/// The container of a record.
+pub fn container_of(rec: &Record) -> Option<&crate::container::ContainerRef> {
+    fn c<T>(e: &Event<T>) -> Option<&crate::container::ContainerRef> {
+        e.container.as_deref()
+    }
+    match &rec.body {
+        Body::Exec(e) => c(e),
+        Body::Fork(e) => c(e),
+        Body::Exit(e) => c(e),
+        Body::Open(e) => c(e),
+        Body::Connect(e) => c(e),
+        Body::CgroupMkdir(e) | Body::CgroupRmdir(e) => c(e),
+        Body::ContainerStart(l) | Body::ContainerStop(l) => Some(&l.container),
+        Body::Loss(_) | Body::Alert(_) => None,
+    }
+}
+
+fn base_name(path: &[u8]) -> &[u8] {
+    path.rsplit(|&c| c == b'/').next().unwrap_or(path)
+}
+
+/// `comm`, except for programs that re-execute themselves through
+/// /proc/self/exe (busybox running an applet, runc): their comm is `exe`
+/// and argv[0] says what runs.
+fn proc_name<'a>(p: &'a Process, image: Option<&'a crate::process::ExecImage>) -> &'a [u8] {
+    match image.and_then(|i| i.args.first()) {
+        Some(a) if p.comm.as_bytes() == b"exe" && !a.as_bytes().is_empty() => {
+            base_name(a.as_bytes())
+        }
+        _ => p.comm.as_bytes(),
+    }
+}
+
+/// The script of a `#!` exec: the kernel runs the interpreter with argv
+/// `[interpreter, (its argument), script, ...]` and names the process
+/// (comm, 15 bytes) after the script file, so the script is the argument
+/// whose file name starts with the comm while argv[0]'s does not.
+fn script_of<'a>(p: &Process, image: &'a crate::process::ExecImage) -> Option<&'a [u8]> {
+    let comm = p.comm.as_bytes();
+    let first = image.args.first()?.as_bytes();
+    if comm.is_empty() || base_name(first).starts_with(comm) {
+        return None;
+    }
+    image
+        .args
+        .iter()
+        .skip(1)
+        .take(2)
+        .map(|a| a.as_bytes())
+        .find(|a| base_name(a).starts_with(comm))
+}
+
+/// The name a process was started as: its argv[0]'s file name, else its
+/// executable's.
+fn image_name(i: &crate::process::ExecImage) -> &[u8] {
+    match i.args.first() {
+        Some(a) if !a.as_bytes().is_empty() => base_name(a.as_bytes()),
+        _ => base_name(i.exe.as_bytes()),
+    }
+}
+
+/// `path` is `dir` or inside it.
+fn under(path: &[u8], dir: &[u8]) -> bool {
+    let dir = dir.strip_suffix(b"/").unwrap_or(dir);
+    path.starts_with(dir) && (path.len() == dir.len() || path[dir.len()] == b'/' || dir.is_empty())
+}
+
+fn dir_name(path: &[u8]) -> &[u8] {
+    match path.iter().rposition(|&c| c == b'/') {
+        Some(0) => b"/",
+        Some(i) => &path[..i],
+        None => b"",
+    }
+}
+
+impl Field {
+    /// Calls `f` on each value of the field in `rec` until it returns true;
+    /// true if it did. An absent field has no values.
+    #[inline]
+    pub fn any(self, rec: &Record, prep: &Prepared, f: &mut dyn FnMut(Val<'_>) -> bool) -> bool {
+        use Field::*;
+        let proc_ = process_of(rec);
+        let image = proc_.and_then(|p| p.image.as_deref());
+        let parent = proc_.and_then(|p| p.ancestors.first());
+        let meta = container_of(rec).and_then(|c| c.meta.as_ref());
+        let s = |f: &mut dyn FnMut(Val<'_>) -> bool, v: Option<&[u8]>| {
+            v.is_some_and(|v| f(Val::Str(v)))
+        };
+        match self {
+            EvtType => f(Val::Str(kind_name(rec).as_bytes())),
+            ProcPid => proc_.is_some_and(|p| f(Val::Int(p.pid.into()))),
+            ProcPpid => proc_
+                .and_then(|p| p.ppid)
+                .is_some_and(|v| f(Val::Int(v.into()))),
+            ProcUid => proc_.is_some_and(|p| f(Val::Int(p.uid.into()))),
+            ProcComm => s(f, proc_.map(|p| p.comm.as_bytes())),
+            ProcExe => s(f, image.map(|i| i.exe.as_bytes())),
+            ProcName => s(f, proc_.map(|p| proc_name(p, image))),
+            ProcExeName => s(f, image.map(|i| base_name(i.exe.as_bytes()))),
+            ProcScript => s(f, proc_.zip(image).and_then(|(p, i)| script_of(p, i))),
+            ProcArgs => {
+                image.is_some_and(|i| i.args.iter().skip(1).any(|a| f(Val::Str(a.as_bytes()))))
+            }
+            ProcCmdline => image.is_some() && f(Val::Str(&prep.cmdline)),
+            ParentExe => s(f, parent.map(|a| a.image.exe.as_bytes())),
+            ParentName => s(f, parent.map(|a| image_name(&a.image))),
+            ParentCmdline => parent.is_some() && f(Val::Str(&prep.pcmdline)),
+            AncestorExe => proc_.is_some_and(|p| {
+                p.ancestors
+                    .iter()
+                    .any(|a| f(Val::Str(a.image.exe.as_bytes())))
+            }),
+            AncestorName => proc_.is_some_and(|p| {
+                p.ancestors
+                    .iter()
+                    .any(|a| f(Val::Str(image_name(&a.image))))
+            }),
+            AncestorCmdline => prep.acmdlines[..prep.ancestors]
+                .iter()
+                .any(|c| f(Val::Str(c))),
+            ContainerId => s(f, container_of(rec).map(|c| c.id.as_bytes())),
+            ContainerRuntime => s(f, container_of(rec).map(|c| c.runtime.as_bytes())),
+            ContainerName => s(f, meta.and_then(|m| m.name.as_deref()).map(str::as_bytes)),
+            ContainerImage => s(f, meta.and_then(|m| m.image.as_deref()).map(str::as_bytes)),
+            ContainerPrivileged => meta.is_some_and(|m| f(Val::Bool(m.privileged))),
+            ContainerHostPid => meta.is_some_and(|m| f(Val::Bool(m.host_pid))),
+            ContainerHostNetwork => meta.is_some_and(|m| f(Val::Bool(m.host_network))),
+            ContainerRuntimeSocket => meta.is_some_and(|m| f(Val::Bool(m.runtime_socket))),
+            MountSource => meta.is_some_and(|m| {
+                m.bind_mounts
+                    .iter()
+                    .any(|b| f(Val::Str(b.source.as_bytes())))
+            }),
+            MountDestination => meta.is_some_and(|m| {
+                m.bind_mounts
+                    .iter()
+                    .any(|b| f(Val::Str(b.destination.as_bytes())))
+            }),
+            MountRwSource => meta.is_some_and(|m| {
+                m.bind_mounts
+                    .iter()
+                    .filter(|b| !b.read_only)
+                    .any(|b| f(Val::Str(b.source.as_bytes())))
+            }),
+            K8sPod => s(
+                f,
+                meta.and_then(|m| m.pod_name.as_deref()).map(str::as_bytes),
+            ),
+            K8sNs => s(
+                f,
+                meta.and_then(|m| m.pod_namespace.as_deref())
+                    .map(str::as_bytes),
+            ),
+            K8sPodUid => s(
+                f,
+                container_of(rec)
+                    .and_then(|c| c.pod_uid.as_deref())
+                    .map(str::as_bytes),
+            ),
+            OpenPath | OpenName | OpenDir | OpenOnHostMount | OpenWrite | OpenCreate
+            | OpenFlags | OpenSuccess | OpenError => {
+                let Body::Open(e) = &rec.body else {
+                    return false;
+                };
+                let o = &e.data.open;
+                let raw = o.flags_raw as i32;
+                match self {
+                    OpenPath => f(Val::Str(o.path.as_bytes())),
+                    OpenName => f(Val::Str(base_name(o.path.as_bytes()))),
+                    OpenDir => f(Val::Str(dir_name(o.path.as_bytes()))),
+                    OpenOnHostMount => f(Val::Bool(meta.is_some_and(|m| {
+                        m.bind_mounts.iter().any(|b| {
+                            !b.read_only && under(o.path.as_bytes(), b.destination.as_bytes())
+                        })
+                    }))),
+                    OpenWrite => f(Val::Bool(
+                        raw & libc::O_ACCMODE != 0 || raw & (libc::O_CREAT | libc::O_TRUNC) != 0,
+                    )),
+                    OpenCreate => f(Val::Bool(
+                        raw & libc::O_CREAT != 0 || raw & libc::O_TMPFILE == libc::O_TMPFILE,
+                    )),
+                    OpenFlags => o.flags.iter().any(|n| f(Val::Str(n.as_bytes()))),
+                    OpenSuccess => f(Val::Bool(o.fd.is_some())),
+                    _ => s(f, o.error.as_deref().map(str::as_bytes)),
+                }
+            }
+            ConnectFamily | ConnectAddress | ConnectPort | ConnectProtocol | ConnectUnixPath
+            | ConnectSuccess | ConnectError => {
+                let Body::Connect(e) = &rec.body else {
+                    return false;
+                };
+                let c = &e.data.connect;
+                match self {
+                    ConnectFamily => f(Val::Str(c.family.as_bytes())),
+                    ConnectAddress => c.ipv4_mapped.or(c.address).is_some_and(|a| f(Val::Ip(a))),
+                    ConnectPort => c.port.is_some_and(|p| f(Val::Int(p.into()))),
+                    ConnectProtocol => s(f, c.protocol.as_deref().map(str::as_bytes)),
+                    ConnectUnixPath => s(f, c.unix_path.as_ref().map(|p| p.as_bytes())),
+                    ConnectSuccess => f(Val::Bool(
+                        c.ret == 0 || c.error.as_deref() == Some("EINPROGRESS"),
+                    )),
+                    _ => s(f, c.error.as_deref().map(str::as_bytes)),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_dirs() {
+        assert_eq!(base_name(b"/usr/bin/tar"), b"tar");
+        assert_eq!(base_name(b"memfd:x"), b"memfd:x");
+        assert_eq!(dir_name(b"/tmp/a.tgz"), b"/tmp");
+        assert_eq!(dir_name(b"/a"), b"/");
+        assert!(under(b"/data/x", b"/data") && under(b"/data", b"/data/"));
+        assert!(!under(b"/database", b"/data"));
+    }
+
+    #[test]
+    fn every_field_is_documented() {
+        let doc = include_str!("../../../docs/RULES.md");
+        for (name, ..) in CATALOG {
+            assert!(
+                doc.contains(&format!("| `{name}` |")),
+                "{name} missing from docs/RULES.md"
+            );
+        }
+    }
+
+    #[test]
+    fn catalog_names_are_unique_and_suggestions_work() {
+        let mut names: Vec<_> = CATALOG.iter().map(|(n, ..)| *n).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), CATALOG.len());
+        assert_eq!(closest("proc.nmae"), Some("proc.name"));
+        assert_eq!(closest("zzzzzzzzzzzz"), None);
+    }
+}

@@ -1,0 +1,210 @@
+//! Rule sets compiled from text and run over records built from JSON, as
+//! `sensor replay` reads them.
+use std::sync::Arc;
+
+use super::{compile_files, engine::Engine};
+use crate::event::Record;
+
+const HEAD: &str = "pack: p\ntechnique: {id: T1, name: n, tactic: t}\n";
+
+fn set(yaml: &str) -> Result<super::RuleSet, Vec<String>> {
+    compile_files(vec![("r.yaml".into(), yaml.into())], "test")
+        .map_err(|e| e.0.iter().map(ToString::to_string).collect())
+}
+
+fn errors(yaml: &str) -> Vec<String> {
+    set(yaml).err().expect("the set must be refused")
+}
+
+fn rule(id: &str, body: &str) -> String {
+    format!("  - id: {id}\n    title: t\n    severity: high\n    description: d\n{body}")
+}
+
+/// An exec in container `cid` at `t` seconds.
+fn exec(t: u64, cid: &str, args: &[&str]) -> Record {
+    let json = serde_json::json!({
+        "schema": 1, "time": "2026-11-24T00:00:00Z", "boot_ns": t * 1_000_000_000, "kind": "exec",
+        "process": {"pid": 10, "tid": 10, "uid": 0, "gid": 0, "comm": args[0], "exe": format!("/usr/bin/{}", args[0]), "args": args,
+                    "ancestors": [{"pid": 9, "start_ticks": 1, "exe": "/bin/bash", "args": ["bash", "-c", "x | sh"]}]},
+        "cgroup": {"id": 5},
+        "container": {"id": cid, "runtime": if cid == "host" { "host" } else { "docker" }, "image": "registry/app:1"},
+        "exec": {"ppid": 9, "euid": 0, "egid": 0, "ns_pid": 1, "pid_ns": 1, "mnt_ns": 1, "start_boottime_ns": 1,
+                 "path": format!("/usr/bin/{}", args[0]), "args": args}
+    });
+    serde_json::from_value(json).unwrap()
+}
+
+fn run(engine: &mut Engine, records: &[Record]) -> Vec<Record> {
+    let mut out = Vec::new();
+    for r in records {
+        engine.check(r, &mut |a| out.push(a));
+    }
+    out
+}
+
+fn rule_of(alert: &Record) -> String {
+    serde_json::to_value(alert).unwrap()["rule"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn macros_that_use_themselves_are_refused_even_unused() {
+    let e = errors(&format!(
+        "macros:\n  a: proc.name = x or a\n  b: c\n  c: b and proc.pid = 1\n{HEAD}"
+    ));
+    assert!(
+        e.iter()
+            .any(|m| m.starts_with("r.yaml:2:23: macro 'a' uses itself")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter().any(|m| m.contains("uses itself (through")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn an_error_in_a_macro_is_reported_once_where_it_is() {
+    let yaml = format!(
+        "macros:\n  bad: proc.cmdline regex 'a('\n{HEAD}rules:\n{}{}",
+        rule("r1", "    condition: evt.type = exec and bad\n"),
+        rule("r2", "    condition: evt.type = open and bad\n")
+    );
+    let e = errors(&yaml);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].starts_with("r.yaml:2:27: bad regex 'a('"), "{e:?}");
+}
+
+#[test]
+fn duplicate_ids_lists_and_macros_are_refused() {
+    let yaml = format!(
+        "lists:\n  l: [a]\nmacros:\n  m: proc.pid = 1\n{HEAD}rules:\n{}{}",
+        rule("same", "    condition: evt.type = exec\n"),
+        rule("same", "    condition: evt.type = exec\n")
+    );
+    let other = "lists:\n  l: [b]\nmacros:\n  m: proc.pid = 2\n";
+    let e = compile_files(
+        vec![("r.yaml".into(), yaml), ("o.yaml".into(), other.into())],
+        "t",
+    )
+    .err()
+    .unwrap()
+    .0
+    .iter()
+    .map(ToString::to_string)
+    .collect::<Vec<_>>();
+    assert!(
+        e.iter()
+            .any(|m| m.contains("rule id 'same' is already used at r.yaml:")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|m| m.starts_with("o.yaml:2:3: list 'l' is already defined at r.yaml:2:3")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|m| m.starts_with("o.yaml:4:6: macro 'm' is already defined")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn exceptions_suppress_and_rules_are_indexed_by_kind() {
+    let yaml = format!(
+        "{HEAD}rules:\n{}",
+        rule(
+            "tar",
+            "    condition: evt.type = exec and proc.name in (tar, zip)\n    \
+             exceptions:\n      - name: backup image\n        condition: container.image startswith registry/backup\n    \
+             output: [proc.cmdline, proc.aname]\n"
+        )
+    );
+    let set = Arc::new(set(&yaml).unwrap());
+    assert_eq!(
+        set.rules[0].pred.kinds(),
+        super::compile::kind_bit("exec").unwrap()
+    );
+    let mut engine = Engine::new(set);
+    let alerts = run(
+        &mut engine,
+        &[
+            exec(1, "c1", &["tar", "czf", "/tmp/x.tgz", "/data"]),
+            exec(2, "c1", &["ls"]),
+        ],
+    );
+    assert_eq!(alerts.len(), 1);
+    let a = serde_json::to_value(&alerts[0]).unwrap();
+    assert_eq!(a["fields"]["proc.cmdline"], "tar czf /tmp/x.tgz /data");
+    assert_eq!(a["fields"]["proc.aname"], serde_json::json!(["bash"]));
+    assert_eq!(a["container"]["id"], "c1");
+
+    let mut backup = exec(3, "c2", &["tar", "czf", "/b.tgz", "/data"]);
+    if let crate::event::Body::Exec(e) = &mut backup.body {
+        let mut c = (**e.container.as_ref().unwrap()).clone();
+        c.meta.as_mut().unwrap().image = Some("registry/backup:2".into());
+        e.container = Some(Arc::new(c));
+    }
+    assert!(run(&mut engine, &[backup]).is_empty());
+}
+
+#[test]
+fn sequences_complete_per_container_within_the_window() {
+    let yaml = format!(
+        "{HEAD}rules:\n{}",
+        rule(
+            "chain",
+            "    sequence:\n      by: container\n      within: 60s\n      steps:\n        \
+             - {name: archive, condition: proc.name = tar}\n        \
+             - {name: encrypt, condition: proc.name = openssl}\n"
+        )
+    );
+    let mut engine = Engine::new(Arc::new(set(&yaml).unwrap()));
+    let alerts = run(
+        &mut engine,
+        &[
+            exec(1, "a", &["tar"]),
+            exec(2, "b", &["openssl"]), // other container: no progress
+            exec(3, "b", &["tar"]),
+            exec(100, "a", &["openssl"]), // a's window expired
+            exec(110, "b", &["openssl"]), // b's too
+            exec(120, "a", &["tar"]),
+            exec(121, "a", &["tar"]), // a newer first step restarts the window
+            exec(180, "a", &["openssl"]),
+        ],
+    );
+    assert_eq!(alerts.len(), 1);
+    let a = serde_json::to_value(&alerts[0]).unwrap();
+    assert_eq!(a["steps"], serde_json::json!(["archive", "encrypt"]));
+    let times: Vec<u64> = a["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["boot_ns"].as_u64().unwrap() / 1_000_000_000)
+        .collect();
+    assert_eq!(times, [121, 180]);
+    assert_eq!(engine.stats.sequence_expired, 2);
+    assert_eq!(rule_of(&alerts[0]), "chain");
+}
+
+#[test]
+fn sequence_state_is_capped_and_counted() {
+    let yaml = format!(
+        "{HEAD}rules:\n{}",
+        rule(
+            "chain",
+            "    sequence:\n      by: container\n      within: 1h\n      steps:\n        \
+             - {name: a, condition: proc.name = tar}\n        - {name: b, condition: proc.name = gpg}\n"
+        )
+    );
+    let mut engine = Engine::new(Arc::new(set(&yaml).unwrap()));
+    let cap = super::engine::SEQUENCE_STATE_CAP;
+    let starts: Vec<Record> = (0..cap + 10)
+        .map(|i| exec(1, &format!("c{i}"), &["tar"]))
+        .collect();
+    run(&mut engine, &starts);
+    assert_eq!(engine.stats.sequence_state_full, 10);
+}

@@ -1,0 +1,238 @@
+//! Offline detection through the binary: `sensor replay` over recorded
+//! events (the seeds' Windows and macOS steps as the fallback collector
+//! records them), and `sensor rules check` on broken rule files. No root.
+use std::{collections::BTreeSet, path::Path, process::Command};
+
+use sensor_tests::sensor_bin;
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/replay")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// (pid, rule id) of every alert `sensor replay` prints.
+fn replay(args: &[&str]) -> (BTreeSet<(u64, String)>, String) {
+    let out = Command::new(sensor_bin())
+        .arg("replay")
+        .args(args)
+        .output()
+        .expect("run sensor replay");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "replay failed: {stderr}");
+    let alerts = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("one JSON alert per line"))
+        .map(|a| {
+            assert_eq!(a["kind"], "alert");
+            let pid = a["process"]["pid"].as_u64().unwrap();
+            (pid, a["rule"]["id"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    (alerts, stderr)
+}
+
+fn set(items: &[(u64, &str)]) -> BTreeSet<(u64, String)> {
+    items.iter().map(|(p, r)| (*p, (*r).to_owned())).collect()
+}
+
+#[test]
+fn windows_validation_steps_alert_and_benign_work_does_not() {
+    let (alerts, _) = replay(&[&fixture("windows.jsonl")]);
+    assert_eq!(
+        alerts,
+        set(&[
+            (5001, "T1074.001-container-run-script-from-host-mount"),
+            (5002, "T1560-powershell-compress-archive"),
+            (5003, "T1074.001-container-run-script-from-host-mount"),
+            (5003, "T1560-powershell-compress-archive"),
+            (5004, "T1560-powershell-compress-archive"),
+            (5005, "T1105-windows-download-cradle"),
+            (5006, "T1105-windows-download-cradle"),
+            (5007, "T1105-windows-download-cradle"),
+            (5008, "T1105-windows-download-cradle"),
+        ])
+    );
+}
+
+#[test]
+fn macos_validation_steps_alert_and_benign_work_does_not() {
+    let (alerts, _) = replay(&[&fixture("macos.jsonl")]);
+    assert_eq!(
+        alerts,
+        set(&[
+            (801, "T1560-archive-of-sensitive-data"),
+            (802, "T1560-archive-of-sensitive-data"),
+            (802, "T1114-mailbox-archived"),
+            (804, "T1105-pipe-to-shell"),
+            (806, "T1048.001-encrypted-file-upload"),
+            (806, "T1048.001-encrypt-then-egress"),
+        ])
+    );
+}
+
+#[test]
+fn linux_command_line_variants_alert_and_benign_ones_do_not() {
+    let (alerts, _) = replay(&[&fixture("linux-variants.jsonl")]);
+    assert_eq!(
+        alerts,
+        set(&[
+            (11, "T1048.001-symmetric-encryption-in-container"),
+            (12, "T1560-archive-in-container"),
+            (12, "T1048.001-symmetric-encryption-in-container"),
+            (13, "T1560-archive-in-container"),
+            (13, "T1048.001-symmetric-encryption-in-container"),
+            (14, "T1048.001-symmetric-encryption-in-container"),
+            (15, "T1560-archive-in-container"),
+            (16, "T1560-archive-in-container"),
+            (16, "T1560-archive-of-sensitive-data"),
+            (17, "T1105-remote-copy-in-container"),
+            (18, "T1105-download-in-container"),
+            (19, "T1114-mailbox-read"),
+            (20, "T1114-mailbox-read"),
+        ])
+    );
+}
+
+#[test]
+fn malformed_lines_are_counted_and_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(fixture("windows.jsonl")).unwrap();
+    let first = good.lines().next().unwrap();
+    let file = dir.path().join("mixed.jsonl");
+    std::fs::write(
+        &file,
+        format!("{{\"schema\":1,\"kind\":\"exec\"\nnot json at all\n\n{first}\n"),
+    )
+    .unwrap();
+    let (alerts, stderr) = replay(&[file.to_str().unwrap()]);
+    assert_eq!(
+        alerts,
+        set(&[(5001, "T1074.001-container-run-script-from-host-mount")])
+    );
+    assert!(
+        stderr.contains("line=1") && stderr.contains("line=2"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("malformed=2"), "{stderr}");
+}
+
+#[test]
+fn replay_with_a_rules_directory_and_without_rules() {
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
+    let (alerts, _) = replay(&["--rules", rules.to_str().unwrap(), &fixture("macos.jsonl")]);
+    assert_eq!(alerts.len(), 6);
+    let (none, _) = replay(&["--no-rules", &fixture("macos.jsonl")]);
+    assert!(none.is_empty());
+}
+
+/// `sensor rules check` on one file: (exit success, stdout, stderr).
+fn check(name: &str, yaml: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(name);
+    std::fs::write(&file, yaml).unwrap();
+    let out = Command::new(sensor_bin())
+        .current_dir(dir.path())
+        .args(["rules", "check", name])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const HEAD: &str = "pack: p\ntechnique: {id: T1, name: n, tactic: t}\nrules:\n";
+
+#[test]
+fn rule_errors_name_file_line_and_column() {
+    let rule = |body: &str| {
+        format!("{HEAD}  - id: r\n    title: t\n    severity: low\n    description: d\n{body}")
+    };
+    let cases: &[(&str, String, &str)] = &[
+        (
+            "yaml.yaml",
+            "pack: [p\n".into(),
+            "yaml.yaml:2:1: YAML syntax",
+        ),
+        (
+            "key.yaml",
+            rule("    condition: evt.type = exec\n    sevrity: high\n"),
+            "key.yaml:9:5: unknown key 'sevrity' in a rule",
+        ),
+        (
+            "regex.yaml",
+            rule("    condition: evt.type = exec and proc.cmdline regex 'a(b'\n"),
+            "regex.yaml:8:55: bad regex 'a(b'",
+        ),
+        (
+            "field.yaml",
+            rule("    condition: evt.type = exec and proc.nmae = tar\n"),
+            "field.yaml:8:36: unknown field 'proc.nmae' (did you mean proc.name?)",
+        ),
+        (
+            "type.yaml",
+            rule("    condition: evt.type = connect and connect.port = https\n"),
+            "type.yaml:8:54: connect.port is a number; 'https' is not",
+        ),
+        (
+            "op.yaml",
+            rule("    condition: evt.type = connect and connect.port startswith 44\n"),
+            "op.yaml:8:52: operator startswith does not apply to connect.port (a number)",
+        ),
+        (
+            "syntax.yaml",
+            rule("    condition: evt.type = exec and (proc.name = tar\n"),
+            "syntax.yaml:8:52: expected ')'",
+        ),
+        (
+            "macro.yaml",
+            format!(
+                "macros:\n  m: proc.name = tar and open.path glob '[a'\n{}",
+                rule("    condition: m\n")
+            ),
+            "macro.yaml:2:41: bad glob '[a'",
+        ),
+        (
+            "kind.yaml",
+            rule("    condition: evt.type = execve\n"),
+            "kind.yaml:8:27: unknown evt.type 'execve'",
+        ),
+    ];
+    for (name, yaml, want) in cases {
+        let (ok, stderr) = check(name, yaml);
+        assert!(!ok, "{name} was accepted");
+        assert!(
+            stderr.lines().any(|l| l.starts_with(want)),
+            "{name}: want {want:?}, got:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn shipped_rules_check_clean() {
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
+    let out = Command::new(sensor_bin())
+        .args(["rules", "check"])
+        .arg(&rules)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let builtin = Command::new(sensor_bin())
+        .args(["rules", "check"])
+        .output()
+        .unwrap();
+    assert!(builtin.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).split(" (").next(),
+        String::from_utf8_lossy(&builtin.stdout).split(" (").next(),
+        "the built-in set is the rules/ directory"
+    );
+}
