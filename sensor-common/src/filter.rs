@@ -11,6 +11,8 @@ pub mod hook_bits {
     pub const CONNECT: u32 = 1 << 2;
     /// cgroup mkdir/rmdir.
     pub const CGROUP: u32 = 1 << 3;
+    /// Bytes sent per (cgroup, destination), from a cgroup_skb egress program.
+    pub const EGRESS: u32 = 1 << 4;
 }
 
 /// Read-only global injected at load.

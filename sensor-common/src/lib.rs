@@ -8,10 +8,12 @@
 #![no_std]
 #![deny(missing_docs)]
 
+pub mod egress;
 pub mod event;
 pub mod filter;
 pub mod offsets;
 
+pub use egress::*;
 pub use event::*;
 pub use filter::*;
 pub use offsets::*;
@@ -27,6 +29,8 @@ pub mod maps {
     pub const LOSSES: &str = "LOSSES";
     /// Per-CPU scratch space where variable-length records are assembled.
     pub const SCRATCH: &str = "SCRATCH";
+    /// LRU per-CPU hash of [`crate::EgressKey`] -> [`crate::EgressCount`].
+    pub const EGRESS: &str = "EGRESS";
 }
 
 /// Names of the read-only globals userspace overrides before load.

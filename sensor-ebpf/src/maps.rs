@@ -1,9 +1,9 @@
 //! Maps shared by all programs. Names are the contract in `sensor_common::maps`.
 use aya_ebpf::{
     macros::map,
-    maps::{PerCpuArray, RingBuf},
+    maps::{LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
-use sensor_common::{LossCounters, Scratch};
+use sensor_common::{EGRESS_ENTRIES, EgressCount, EgressKey, LossCounters, Scratch};
 
 /// Default ring size; userspace resizes it before load. 8 MiB lost nothing
 /// over 200k back-to-back opens in measurements on these machines.
@@ -17,3 +17,7 @@ pub static LOSSES: PerCpuArray<LossCounters> = PerCpuArray::with_max_entries(1, 
 
 #[map(name = "SCRATCH")]
 pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+#[map(name = "EGRESS")]
+pub static EGRESS: LruPerCpuHashMap<EgressKey, EgressCount> =
+    LruPerCpuHashMap::with_max_entries(EGRESS_ENTRIES, 0);

@@ -342,6 +342,18 @@ fn open_flag_names(f: u32) -> Vec<String> {
     out
 }
 
+/// IP protocol name (`tcp`, `udp`, ...), or `proto_<n>`.
+pub fn protocol_name(p: i32) -> String {
+    match p {
+        libc::IPPROTO_TCP => "tcp".to_owned(),
+        libc::IPPROTO_UDP => "udp".to_owned(),
+        libc::IPPROTO_ICMP => "icmp".to_owned(),
+        libc::IPPROTO_ICMPV6 => "icmpv6".to_owned(),
+        libc::IPPROTO_SCTP => "sctp".to_owned(),
+        n => format!("proto_{n}"),
+    }
+}
+
 /// Symbolic errno ("ENOENT"), or "E<n>" for numbers the table lacks.
 pub fn errno_name(n: i32) -> String {
     // Kernel-internal codes a syscall exit shows when a signal interrupted
@@ -395,14 +407,7 @@ fn connect_data(e: &ConnectEvent, unix: &[u8]) -> ConnectData {
         libc::SOCK_RAW => "raw".to_owned(),
         n => format!("type_{n}"),
     });
-    let protocol = (e.protocol != 0).then(|| match e.protocol as i32 {
-        libc::IPPROTO_TCP => "tcp".to_owned(),
-        libc::IPPROTO_UDP => "udp".to_owned(),
-        libc::IPPROTO_ICMP => "icmp".to_owned(),
-        libc::IPPROTO_ICMPV6 => "icmpv6".to_owned(),
-        libc::IPPROTO_SCTP => "sctp".to_owned(),
-        n => format!("proto_{n}"),
-    });
+    let protocol = (e.protocol != 0).then(|| protocol_name(e.protocol.into()));
     ConnectData {
         family,
         sock_type,

@@ -194,6 +194,9 @@ impl Enricher {
                     }));
                 }
             }
+            Body::Egress(e) => {
+                e.container = Some(self.containers.resolve(e.cgroup.id, 0, false));
+            }
             Body::Loss(_) | Body::ContainerStart(_) | Body::ContainerStop(_) | Body::Alert(_) => {}
         }
         lifecycle.map(|body| Record {

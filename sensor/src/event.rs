@@ -56,6 +56,41 @@ pub enum Body {
     ContainerStop(ContainerLifecycle),
     /// A rule matched (see docs/RULES.md).
     Alert(Box<crate::rules::engine::Alert>),
+    /// Bytes a cgroup sent to one destination during the last interval.
+    Egress(EgressRecord),
+}
+
+/// `egress` fields: kernel byte accounting per (cgroup, destination), read
+/// on a timer; only destinations that received data are reported.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EgressRecord {
+    /// The sending sockets' cgroup (cgroup2 id).
+    pub cgroup: CgroupRef,
+    /// Its container (`id: "host"` for the host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<Arc<ContainerRef>>,
+    /// Details under `"egress"`.
+    pub egress: EgressData,
+}
+
+/// One destination's traffic in one interval.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EgressData {
+    /// `inet` or `inet6`.
+    pub family: String,
+    /// `tcp`, `udp`, ... or `proto_<n>`.
+    pub protocol: String,
+    /// Destination address.
+    pub address: IpAddr,
+    /// Destination port (TCP/UDP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// IP bytes sent in the interval.
+    pub bytes: u64,
+    /// Packets sent in the interval.
+    pub packets: u64,
+    /// Length of the interval.
+    pub interval_ms: u64,
 }
 
 /// `container_start` / `container_stop` fields.

@@ -105,6 +105,9 @@ struct RunArgs {
     /// Created once every hook is attached (for supervisors and tests).
     #[arg(long)]
     ready_file: Option<PathBuf>,
+    /// Period of `egress` records (bytes per container and destination).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, env = "SENSOR_EGRESS_INTERVAL")]
+    egress_interval: std::time::Duration,
     #[command(flatten)]
     rules: RuleArgs,
 }
@@ -235,7 +238,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         }
         // After attaching: whatever starts during the /proc scan arrives as events.
         let enricher = Enricher::new(loaded.v1_controller);
-        let mut collector = EbpfCollector::new(loaded, enricher)?;
+        let mut collector =
+            EbpfCollector::new(loaded, enricher)?.with_egress_interval(args.egress_interval);
         if let (Some(engine), Some(source)) = (engine, rule_source) {
             let (tx, rx) = tokio::sync::mpsc::channel(1);
             collector = collector.with_rules(engine, rx);

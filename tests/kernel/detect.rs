@@ -509,3 +509,52 @@ fn container_started_with_a_runtime_socket_alerts_at_start() {
     assert_eq!(a["evidence"][0]["kind"], "container_start");
     assert_eq!(a["fields"]["container.runtime_socket"], true);
 }
+
+#[test]
+fn egress_volume_per_container_and_destination() {
+    let port = sink_listener("127.0.0.2:0");
+    let id = container_id(0x36);
+    let ctr = RuncContainer::with_config(
+        &id,
+        &format!("/docker/{id}"),
+        &format!("/bin/dd if=/dev/zero bs=1000 count=2000 | nc 127.0.0.2 {port}"),
+        RuncContainer::host_network,
+    );
+    // The shipped rule wants 100 MB to an external address; a local rule
+    // with a test-sized threshold proves the field path end to end.
+    let dir = unique_dir("egress-rules");
+    std::fs::write(
+        dir.path().join("volume.yaml"),
+        "pack: local\ntechnique: {id: T1048.001, name: test, tactic: exfiltration}\nrules:\n  \
+         - id: test-egress-volume\n    title: volume\n    severity: high\n    description: test\n    \
+         condition: evt.type = egress and container.id != host and egress.bytes >= 1000000 and egress.address = 127.0.0.2\n    \
+         output: [egress.bytes, egress.port]\n",
+    )
+    .unwrap();
+    let mut sensor = Sensor::start(&[
+        "--rules",
+        dir.path().to_str().unwrap(),
+        "--egress-interval",
+        "1s",
+    ]);
+    ctr.run();
+    let egress: Vec<Value> = sensor.find("egress", |r| {
+        r["container"]["id"] == id.as_str() && r["egress"]["port"] == port
+    });
+    let bytes: u64 = egress
+        .iter()
+        .map(|r| r["egress"]["bytes"].as_u64().unwrap())
+        .sum();
+    assert!(
+        bytes >= 2_000_000,
+        "counted {bytes} bytes; every egress record:\n{:?}\n{}",
+        sensor.find("egress", |_| true),
+        sensor
+            .find("exec", |r| r["container"]["id"] == id.as_str())
+            .len()
+    );
+    assert_eq!(egress[0]["egress"]["address"], "127.0.0.2");
+    assert_eq!(egress[0]["egress"]["protocol"], "tcp");
+    let a = alert(&alerts_in(&mut sensor, &id), "test-egress-volume").clone();
+    assert!(a["fields"]["egress.bytes"].as_u64().unwrap() >= 1_000_000);
+}

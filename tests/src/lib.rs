@@ -480,7 +480,7 @@ pub fn busybox_rootfs(root: &Path) {
     fs::copy(busybox, root.join("bin/busybox")).unwrap();
     for applet in [
         "sh", "cat", "echo", "sleep", "ls", "tar", "nc", "id", "uname", "hostname", "gzip", "wget",
-        "chmod", "mkdir", "cp", "grep", "rm", "env",
+        "chmod", "mkdir", "cp", "grep", "rm", "env", "dd",
     ] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
     }

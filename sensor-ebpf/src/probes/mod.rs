@@ -4,6 +4,7 @@
 //! loader picks whichever program type this kernel accepts.
 mod cgroup;
 mod connect;
+mod egress;
 mod open;
 mod process;
 mod syscall;

@@ -15,7 +15,10 @@ use tokio::{
 };
 use tracing::{info, warn};
 
-use super::losses::{LossTracker, sum};
+use super::{
+    egress::EgressReader,
+    losses::{LossTracker, sum},
+};
 use crate::{
     clock::BootClock,
     decode::{decode, rfc3339},
@@ -30,6 +33,8 @@ use crate::{
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// How often kernel loss counters are read.
 const LOSS_INTERVAL: Duration = Duration::from_secs(1);
+/// Default period of `egress` records (bytes per cgroup and destination).
+pub const EGRESS_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Counters for the run, returned at shutdown.
 #[derive(Clone, Copy, Debug, Default)]
@@ -53,6 +58,8 @@ pub struct EbpfCollector {
     engine: Option<Engine>,
     rule_updates: Option<mpsc::Receiver<Arc<RuleSet>>>,
     alerts: Vec<Record>,
+    egress: Option<EgressReader>,
+    egress_interval: Duration,
     stats: RunStats,
 }
 
@@ -69,6 +76,17 @@ impl EbpfCollector {
             .take_map(maps::LOSSES)
             .context("LOSSES map missing")?;
         let losses = PerCpuArray::try_from(losses).context("LOSSES is not a per-CPU array")?;
+        let egress = if loaded.egress {
+            let map = loaded
+                .ebpf
+                .take_map(maps::EGRESS)
+                .context("EGRESS map missing")?;
+            let map =
+                aya::maps::PerCpuHashMap::try_from(map).context("EGRESS is not a per-CPU hash")?;
+            Some(EgressReader::new(map))
+        } else {
+            None
+        };
         Ok(Self {
             loaded,
             // SAFETY: the RingBuf owns its fd and lives inside the AsyncFd,
@@ -82,8 +100,16 @@ impl EbpfCollector {
             engine: None,
             rule_updates: None,
             alerts: Vec::new(),
+            egress,
+            egress_interval: EGRESS_INTERVAL,
             stats: RunStats::default(),
         })
+    }
+
+    /// Sets the period of `egress` records.
+    pub fn with_egress_interval(mut self, interval: Duration) -> Self {
+        self.egress_interval = interval;
+        self
     }
 
     /// Evaluates `engine`'s rules on every record; rule sets sent on
@@ -104,6 +130,8 @@ impl EbpfCollector {
         tokio::pin!(shutdown);
         let mut poll = tokio::time::interval(POLL_INTERVAL);
         let mut loss_tick = tokio::time::interval(LOSS_INTERVAL);
+        let mut egress_tick = tokio::time::interval(self.egress_interval);
+        egress_tick.reset();
         loop {
             tokio::select! {
                 biased;
@@ -114,6 +142,10 @@ impl EbpfCollector {
                 }
                 _ = poll.tick() => {}
                 _ = loss_tick.tick() => self.report_losses(sink)?,
+                _ = egress_tick.tick() => {
+                    self.drain(sink)?;
+                    self.report_egress(sink)?;
+                }
                 Some(set) = next_rules(&mut self.rule_updates) => {
                     if let Some(engine) = &mut self.engine {
                         info!(rules = set.rules.len(), sequences = set.sequences.len(), "rules reloaded");
@@ -127,6 +159,7 @@ impl EbpfCollector {
         info!("stopping: detaching programs and draining the ring");
         self.loaded.detach();
         self.drain(sink)?;
+        self.report_egress(sink)?;
         self.report_losses(sink)?;
         sink.flush().context("flushing output")?;
         self.stats.lost = self.tracker.total;
@@ -144,29 +177,58 @@ impl EbpfCollector {
     }
 
     fn drain(&mut self, sink: &mut dyn Sink) -> anyhow::Result<()> {
-        let ring = self.ring.get_mut();
-        while let Some(item) = ring.next() {
-            match decode(&item, &self.clock) {
+        loop {
+            // The ring item borrows the ring: decode it, then let it go.
+            let decoded = match self.ring.get_mut().next() {
+                Some(item) => decode(&item, &self.clock).map_err(|e| (e, item.len())),
+                None => break,
+            };
+            match decoded {
                 Ok(mut record) => {
-                    let lifecycle = self.enricher.enrich(&mut record);
-                    for r in lifecycle.iter().chain(std::iter::once(&record)) {
-                        sink.write(r).context("writing an event")?;
-                        if let Some(engine) = &mut self.engine {
-                            let alerts = &mut self.alerts;
-                            engine.check(r, &mut |a| alerts.push(a));
-                        }
-                        for alert in self.alerts.drain(..) {
-                            sink.write(&alert).context("writing an alert")?;
-                            self.stats.alerts += 1;
-                        }
+                    if let Some(lifecycle) = self.enricher.enrich(&mut record) {
+                        self.emit(sink, &lifecycle)?;
                     }
+                    self.emit(sink, &record)?;
                     self.stats.events += 1;
                 }
-                Err(e) => {
+                Err((e, len)) => {
                     self.tracker.malformed += 1;
-                    warn!(error = %e, len = item.len(), "malformed record skipped");
+                    warn!(error = %e, len, "malformed record skipped");
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Writes an enriched record and the alerts it raises.
+    fn emit(&mut self, sink: &mut dyn Sink, record: &Record) -> anyhow::Result<()> {
+        sink.write(record).context("writing an event")?;
+        if let Some(engine) = &mut self.engine {
+            let alerts = &mut self.alerts;
+            engine.check(record, &mut |a| alerts.push(a));
+        }
+        for alert in std::mem::take(&mut self.alerts) {
+            sink.write(&alert).context("writing an alert")?;
+            self.stats.alerts += 1;
+        }
+        Ok(())
+    }
+
+    fn report_egress(&mut self, sink: &mut dyn Sink) -> anyhow::Result<()> {
+        let Some(reader) = &mut self.egress else {
+            return Ok(());
+        };
+        let now = BootClock::now_boot_ns();
+        let time = rfc3339(&self.clock, now);
+        for e in reader.read() {
+            let mut record = Record {
+                schema: SCHEMA_VERSION,
+                time: time.clone(),
+                boot_ns: now,
+                body: Body::Egress(e),
+            };
+            self.enricher.enrich(&mut record);
+            self.emit(sink, &record)?;
         }
         Ok(())
     }

@@ -91,6 +91,11 @@ impl From<CgroupContainer> for ContainerRef {
 /// runtime may not have written its state yet).
 const META_RETRY: Duration = Duration::from_secs(1);
 
+/// How long a removed container's cgroup still resolves to it: records
+/// read after the container is gone (ring lag, egress counters read on a
+/// timer) keep their attribution. cgroup ids are kernfs ids, not reused.
+const DEPARTED_GRACE: Duration = Duration::from_secs(60);
+
 /// Deadline for each Docker API socket operation.
 const DOCKER_API_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -108,6 +113,8 @@ pub struct Attributor {
     api_requested: HashSet<String>,
     /// (name, image) the API returned, merged into later lookups.
     api_names: HashMap<String, (String, String)>,
+    /// Containers whose cgroup was removed, by (is_v1, cgroup id), with when.
+    departed: HashMap<(bool, u64), (Arc<ContainerRef>, Instant)>,
 }
 
 impl Attributor {
@@ -127,6 +134,7 @@ impl Attributor {
             docker_api: None,
             api_requested: HashSet::new(),
             api_names: HashMap::new(),
+            departed: HashMap::new(),
         }
     }
 
@@ -164,9 +172,16 @@ impl Attributor {
         match found {
             Some(Some(c)) => self.container(c, is_exec),
             Some(None) => self.host.clone(),
-            None => Arc::new(ContainerRef::unknown(format!(
-                "cgroup id {v2_id} not in the cgroup index"
-            ))),
+            None => self
+                .departed
+                .get(&(false, v2_id))
+                .or_else(|| self.departed.get(&(true, v1_id)))
+                .map(|(c, _)| c.clone())
+                .unwrap_or_else(|| {
+                    Arc::new(ContainerRef::unknown(format!(
+                        "cgroup id {v2_id} not in the cgroup index"
+                    )))
+                }),
         }
     }
 
@@ -293,13 +308,18 @@ impl Attributor {
         self.index.remove(hierarchy_id, id);
         // What the cgroup was resolved to while it lived (runtime state is
         // already gone by now for containers found through it).
-        let cached = self.by_cgroup.remove(&(hierarchy_id != 0, id)).flatten();
+        let key = (hierarchy_id != 0, id);
+        let cached = self.by_cgroup.remove(&key).flatten();
         let c = cached.or_else(|| cgroup_path::parse(path))?;
-        Some(
-            self.by_id
-                .remove(&c.id)
-                .map_or_else(|| Arc::new(ContainerRef::from(c)), |(r, _)| r),
-        )
+        let r = self
+            .by_id
+            .remove(&c.id)
+            .map_or_else(|| Arc::new(ContainerRef::from(c)), |(r, _)| r);
+        let now = Instant::now();
+        self.departed
+            .retain(|_, (_, at)| now.duration_since(*at) < DEPARTED_GRACE);
+        self.departed.insert(key, (r.clone(), now));
+        Some(r)
     }
 }
 
@@ -311,5 +331,29 @@ fn merge_names(r: &mut ContainerRef, name: &str, image: &str) {
     }
     if meta.image.is_none() && !image.is_empty() {
         meta.image = Some(image.to_owned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_removed_container_cgroup_still_resolves_for_late_records() {
+        let id = "ab".repeat(32);
+        let path = format!("/docker/{id}");
+        let dirs = StateDirs {
+            runc: vec!["/nonexistent".into()],
+            docker: vec![],
+            storage: vec![],
+            docker_sockets: vec![],
+        };
+        let mut a = Attributor::with_state_dirs(CgroupIndex::default(), dirs);
+        a.on_mkdir(0, 77, &path);
+        assert_eq!(a.resolve(77, 0, false).id, id);
+        let gone = a.on_rmdir(0, 77, &path).expect("a container cgroup");
+        assert_eq!(gone.id, id);
+        assert_eq!(a.resolve(77, 0, false).id, id, "late record after rmdir");
+        assert_eq!(a.resolve(78, 0, false).id, "unknown");
     }
 }

@@ -102,8 +102,13 @@ pub struct HookSet(pub u32);
 
 impl HookSet {
     /// Every family.
-    pub const ALL: Self =
-        Self(hook_bits::EXEC | hook_bits::OPEN | hook_bits::CONNECT | hook_bits::CGROUP);
+    pub const ALL: Self = Self(
+        hook_bits::EXEC
+            | hook_bits::OPEN
+            | hook_bits::CONNECT
+            | hook_bits::CGROUP
+            | hook_bits::EGRESS,
+    );
 }
 
 impl FromStr for HookSet {
@@ -117,9 +122,10 @@ impl FromStr for HookSet {
                 "open" => hook_bits::OPEN,
                 "connect" => hook_bits::CONNECT,
                 "cgroup" => hook_bits::CGROUP,
+                "egress" => hook_bits::EGRESS,
                 other => {
                     return Err(format!(
-                        "unknown hook family {other:?} (expected exec, open, connect, cgroup or all)"
+                        "unknown hook family {other:?} (expected exec, open, connect, cgroup, egress or all)"
                     ));
                 }
             };
@@ -138,6 +144,7 @@ impl fmt::Display for HookSet {
             (hook_bits::OPEN, "open"),
             (hook_bits::CONNECT, "connect"),
             (hook_bits::CGROUP, "cgroup"),
+            (hook_bits::EGRESS, "egress"),
         ]
         .iter()
         .filter(|(b, _)| self.0 & b != 0)

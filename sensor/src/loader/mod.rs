@@ -8,9 +8,11 @@ use std::path::Path;
 
 use aya::{
     Btf, Ebpf, EbpfLoader,
-    programs::{BtfTracePoint, Program, RawTracePoint},
+    programs::{
+        BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, Program, RawTracePoint,
+    },
 };
-use sensor_common::{FilterConfig, globals};
+use sensor_common::{EGRESS_PROGRAM, FilterConfig, globals, hook_bits};
 use thiserror::Error;
 use tracing::{debug, info, warn};
 
@@ -65,6 +67,16 @@ pub enum LoadError {
     /// aya could not read the kernel BTF.
     #[error("reading kernel BTF for tp_btf programs: {0}")]
     Btf(#[from] aya::BtfError),
+    /// The egress accounting program could not be attached.
+    #[error(
+        "egress accounting (cgroup_skb on the cgroup2 root {root}) failed: {reason}; run without it with --hooks exec,open,connect,cgroup"
+    )]
+    Egress {
+        /// Where it was attached.
+        root: String,
+        /// Why.
+        reason: String,
+    },
     /// A hook loaded in no tier.
     #[error("hook {tracepoint} could not be attached in any allowed tier: {reasons}")]
     Attach {
@@ -92,6 +104,8 @@ pub struct Loaded {
     pub attached: Vec<Attached>,
     /// The v1 controller whose cgroup exec/fork/exit events report.
     pub v1_controller: Option<&'static str>,
+    /// Egress bytes are counted (the cgroup_skb program is attached).
+    pub egress: bool,
 }
 
 impl Loaded {
@@ -107,6 +121,12 @@ impl Loaded {
             if let Err(e) = result {
                 warn!(program = %name, error = %e, "detach failed");
             }
+        }
+        if self.egress
+            && let Some(Program::CgroupSkb(p)) = self.ebpf.program_mut(EGRESS_PROGRAM)
+            && let Err(e) = p.unload()
+        {
+            warn!(program = EGRESS_PROGRAM, error = %e, "detach failed");
         }
     }
 }
@@ -174,11 +194,52 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
             }
         }
     }
+    let egress = opts.hooks.0 & hook_bits::EGRESS != 0;
+    if egress {
+        attach_egress(&mut ebpf)?;
+        info!(
+            program = EGRESS_PROGRAM,
+            "egress accounting attached to the cgroup2 root"
+        );
+    }
     Ok(Loaded {
         ebpf,
         attached,
         v1_controller: v1,
+        egress,
     })
+}
+
+/// Attaches the egress counter to the cgroup2 root: every cgroup below it
+/// (containers included) is counted. It is a BPF link, which coexists with
+/// other programs there; the kernel refuses attach flags on cgroup links, so
+/// the mode is the default one.
+fn attach_egress(ebpf: &mut Ebpf) -> Result<(), LoadError> {
+    let root = crate::container::cgroups::CgroupMounts::discover(None).v2;
+    let fail = |root: &str, reason: String| LoadError::Egress {
+        root: root.to_owned(),
+        reason,
+    };
+    let Some(root) = root else {
+        return Err(fail(
+            "(none)",
+            "no cgroup2 mount in /proc/self/mountinfo".into(),
+        ));
+    };
+    let shown = root.display().to_string();
+    let dir = std::fs::File::open(&root).map_err(|e| fail(&shown, e.to_string()))?;
+    let program: &mut CgroupSkb = ebpf
+        .program_mut(EGRESS_PROGRAM)
+        .ok_or_else(|| fail(&shown, "program missing from the object".into()))?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| fail(&shown, e.to_string()))?;
+    program
+        .load()
+        .map_err(|e| fail(&shown, verifier_error(e).to_string()))?;
+    program
+        .attach(dir, CgroupSkbAttachType::Egress, CgroupAttachMode::Single)
+        .map_err(|e| fail(&shown, format!("{:#}", anyhow::Error::from(e))))?;
+    Ok(())
 }
 
 fn attach(ebpf: &mut Ebpf, btf: &Btf, hook: &Hook, tier: Tier) -> anyhow::Result<()> {

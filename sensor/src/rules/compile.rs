@@ -42,6 +42,7 @@ pub const KINDS: &[&str] = &[
     "cgroup_rmdir",
     "container_start",
     "container_stop",
+    "egress",
 ];
 
 /// Bit of a kind in [`KINDS`].

@@ -59,7 +59,7 @@ macro_rules! fields {
 }
 
 fields! {
-    EvtType = "evt.type": Str, "record kind: exec, fork, exit, open, connect, cgroup_mkdir, cgroup_rmdir, container_start, container_stop";
+    EvtType = "evt.type": Str, "record kind: exec, fork, exit, open, connect, cgroup_mkdir, cgroup_rmdir, container_start, container_stop, egress";
     ProcPid = "proc.pid": Int, "process id";
     ProcPpid = "proc.ppid": Int, "parent process id";
     ProcUid = "proc.uid": Int, "real uid";
@@ -106,6 +106,11 @@ fields! {
     ConnectUnixPath = "connect.unix_path": Str, "unix socket path";
     ConnectSuccess = "connect.success": Bool, "connected, or a non-blocking connect under way";
     ConnectError = "connect.error": Str, "errno name of a failed connect";
+    EgressAddress = "egress.address": Ip, "destination of counted traffic";
+    EgressPort = "egress.port": Int, "its port (TCP/UDP)";
+    EgressProtocol = "egress.protocol": Str, "tcp, udp, ...";
+    EgressBytes = "egress.bytes": Int, "bytes the cgroup sent there in the interval";
+    EgressPackets = "egress.packets": Int, "packets sent there in the interval";
 }
 
 /// Looks a field up by name.
@@ -231,6 +236,7 @@ pub fn kind_name(rec: &Record) -> &'static str {
         Body::ContainerStart(_) => "container_start",
         Body::ContainerStop(_) => "container_stop",
         Body::Alert(_) => "alert",
+        Body::Egress(_) => "egress",
     }
 }
 
@@ -246,7 +252,11 @@ pub fn process_of(rec: &Record) -> Option<&Process> {
         Body::Open(e) => p(e),
         Body::Connect(e) => p(e),
         Body::CgroupMkdir(e) | Body::CgroupRmdir(e) => p(e),
-        Body::Loss(_) | Body::ContainerStart(_) | Body::ContainerStop(_) | Body::Alert(_) => None,
+        Body::Loss(_)
+        | Body::ContainerStart(_)
+        | Body::ContainerStop(_)
+        | Body::Alert(_)
+        | Body::Egress(_) => None,
     }
 }
 
@@ -263,6 +273,7 @@ pub fn container_of(rec: &Record) -> Option<&crate::container::ContainerRef> {
         Body::Connect(e) => c(e),
         Body::CgroupMkdir(e) | Body::CgroupRmdir(e) => c(e),
         Body::ContainerStart(l) | Body::ContainerStop(l) => Some(&l.container),
+        Body::Egress(e) => e.container.as_deref(),
         Body::Loss(_) | Body::Alert(_) => None,
     }
 }
@@ -434,6 +445,19 @@ impl Field {
                     OpenFlags => o.flags.iter().any(|n| f(Val::Str(n.as_bytes()))),
                     OpenSuccess => f(Val::Bool(o.fd.is_some())),
                     _ => s(f, o.error.as_deref().map(str::as_bytes)),
+                }
+            }
+            EgressAddress | EgressPort | EgressProtocol | EgressBytes | EgressPackets => {
+                let Body::Egress(e) = &rec.body else {
+                    return false;
+                };
+                let d = &e.egress;
+                match self {
+                    EgressAddress => f(Val::Ip(d.address)),
+                    EgressPort => d.port.is_some_and(|p| f(Val::Int(p.into()))),
+                    EgressProtocol => f(Val::Str(d.protocol.as_bytes())),
+                    EgressBytes => f(Val::Int(d.bytes.min(i64::MAX as u64) as i64)),
+                    _ => f(Val::Int(d.packets.min(i64::MAX as u64) as i64)),
                 }
             }
             ConnectFamily | ConnectAddress | ConnectPort | ConnectProtocol | ConnectUnixPath
