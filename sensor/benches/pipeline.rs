@@ -119,10 +119,10 @@ fn warm_enricher() -> Enricher {
     let container = containers.resolve(42, 0, false);
     let mut table = ProcessTable::new(1024);
     for pid in 5..=10u32 {
-        let image = Arc::new(ExecImage {
-            exe: "/bin/sh".into(),
-            args: vec!["sh".into(), "-c".into(), "tar czf /tmp/x.tgz /data".into()],
-        });
+        let image = Arc::new(ExecImage::new(
+            "/bin/sh".into(),
+            vec!["sh".into(), "-c".into(), "tar czf /tmp/x.tgz /data".into()],
+        ));
         table.insert(ProcessInfo {
             pid,
             ppid: pid - 1,

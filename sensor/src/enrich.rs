@@ -38,10 +38,7 @@ fn from_proc(
         pid: p.pid,
         ppid: p.ppid,
         start_ticks: p.start_ticks,
-        image: Arc::new(ExecImage {
-            exe: p.exe,
-            args: p.args,
-        }),
+        image: Arc::new(ExecImage::new(p.exe, p.args)),
         container: Some(container),
     }
 }
@@ -148,10 +145,10 @@ impl Enricher {
                     pid: e.process.pid,
                     ppid: e.data.exec.ppid,
                     start_ticks: self.ticks(e.data.exec.start_boottime_ns),
-                    image: Arc::new(ExecImage {
-                        exe: e.data.exec.path.clone(),
-                        args: e.data.exec.args.clone(),
-                    }),
+                    image: Arc::new(ExecImage::new(
+                        e.data.exec.path.clone(),
+                        e.data.exec.args.clone(),
+                    )),
                     container: Some(container),
                 });
                 self.fill(e);

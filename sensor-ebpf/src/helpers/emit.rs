@@ -62,6 +62,19 @@ pub fn payload<T>(s: *mut Scratch) -> *mut T {
 /// Sends the first `len` bytes of `s` to the ring; counts the loss if full.
 #[inline(always)]
 pub fn submit(s: *mut Scratch, len: usize, kind: EventKind) {
+    output(s, len, kind, false);
+}
+
+/// Like [`submit`], and wakes the reader at once: for records whose context
+/// userspace must read while it still exists (a container's runtime state
+/// leaves with a short-lived container).
+#[inline(always)]
+pub fn submit_now(s: *mut Scratch, len: usize, kind: EventKind) {
+    output(s, len, kind, true);
+}
+
+#[inline(always)]
+fn output(s: *mut Scratch, len: usize, kind: EventKind, urgent: bool) {
     // The mask is for the verifier: every record is shorter than the buffer.
     let len = len & (SCRATCH_SIZE - 1);
     // SAFETY: see `header`; len is within the buffer.
@@ -74,11 +87,8 @@ pub fn submit(s: *mut Scratch, len: usize, kind: EventKind) {
         // would cost an irq_work per event exactly when the reader lags.
         let pending = EVENTS.query(BPF_RB_AVAIL_DATA);
         let threshold = filter!(wakeup_bytes);
-        // Exec records wake it at once: attribution reads runtime state
-        // (runc's state.json) that a short-lived container takes with it
-        // when it exits, and execs are rare enough for a wakeup each.
         let crossing = pending < threshold && pending + len as u64 >= threshold;
-        let flags = if crossing || kind as u32 == EventKind::Exec as u32 {
+        let flags = if crossing || urgent {
             BPF_RB_FORCE_WAKEUP
         } else {
             BPF_RB_NO_WAKEUP

@@ -15,7 +15,7 @@ use super::{arg, tiered};
 use crate::{
     globals::{filter, off},
     helpers::{
-        emit::{HEADER, count_read_error, header, payload, scratch, submit},
+        emit::{HEADER, count_read_error, header, payload, scratch, submit, submit_now},
         path::{file_parts, write_path},
         read::Mem,
         task,
@@ -106,12 +106,21 @@ fn exec<M: Mem>(ctx: *const u64) {
             argv_len = want;
         }
     }
-    unsafe {
+    // SAFETY: scratch value of this CPU.
+    let in_child_pid_ns = unsafe {
         (*e).flags = bits;
         (*e).path_len = path_len as u32;
         (*e).argv_len = argv_len as u32;
+        let h = (*s).buf.as_mut_ptr() as *const sensor_common::EventHeader;
+        (*e).ns_pid != 0 && (*e).ns_pid != (*h).pid
+    };
+    // An exec in a child pid namespace is most likely a container's: wake
+    // the reader now, while the runtime's state for it can still be read.
+    if in_child_pid_ns {
+        submit_now(s, argv_off + argv_len, EventKind::Exec);
+    } else {
+        submit(s, argv_off + argv_len, EventKind::Exec);
     }
-    submit(s, argv_off + argv_len, EventKind::Exec);
 }
 
 fn fork<M: Mem>(ctx: *const u64) {

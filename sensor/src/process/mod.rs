@@ -3,21 +3,72 @@
 //! processes older than the sensor are known too.
 pub mod proc_scan;
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::{Arc, OnceLock},
+};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer, ser::SerializeStruct as _};
+use serde_json::value::RawValue;
 
 use crate::{container::ContainerRef, text::Text};
 
 /// What an exec loaded: shared (`Arc`) by the process, its forked children
 /// until they exec, and every event that lists it as an ancestor, so
 /// enriching an event copies pointers, not strings.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Every event repeats its ancestry, so the JSON of `exe` and `args` is
+/// built once per image and then copied: escaping the same command lines
+/// for every event was most of the sensor's CPU under an open flood.
+#[derive(Clone, Debug, Default, Deserialize)]
 pub struct ExecImage {
     /// Executable path.
     pub exe: Text,
     /// argv.
     pub args: Vec<Text>,
+    #[serde(skip)]
+    json: OnceLock<Option<(Box<RawValue>, Box<RawValue>)>>,
+}
+
+impl ExecImage {
+    /// An image of `exe` run with `args`.
+    pub fn new(exe: Text, args: Vec<Text>) -> Self {
+        Self {
+            exe,
+            args,
+            json: OnceLock::new(),
+        }
+    }
+}
+
+impl PartialEq for ExecImage {
+    fn eq(&self, other: &Self) -> bool {
+        self.exe == other.exe && self.args == other.args
+    }
+}
+
+impl Eq for ExecImage {}
+
+impl Serialize for ExecImage {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let cached = self.json.get_or_init(|| {
+            let exe = serde_json::value::to_raw_value(&self.exe).ok()?;
+            let args = serde_json::value::to_raw_value(&self.args).ok()?;
+            Some((exe, args))
+        });
+        let mut st = s.serialize_struct("ExecImage", 2)?;
+        match cached {
+            Some((exe, args)) => {
+                st.serialize_field("exe", exe)?;
+                st.serialize_field("args", args)?;
+            }
+            None => {
+                st.serialize_field("exe", &self.exe)?;
+                st.serialize_field("args", &self.args)?;
+            }
+        }
+        st.end()
+    }
 }
 
 /// One live process.
@@ -167,10 +218,7 @@ mod tests {
     use super::*;
 
     fn info(pid: u32, ppid: u32, exe: &str, container: Option<&Arc<ContainerRef>>) -> ProcessInfo {
-        let image = Arc::new(ExecImage {
-            exe: exe.into(),
-            args: vec![exe.into()],
-        });
+        let image = Arc::new(ExecImage::new(exe.into(), vec![exe.into()]));
         ProcessInfo {
             pid,
             ppid,
