@@ -200,7 +200,7 @@ fn with_header<T>(h: &EventHeader, data: T) -> Event<T> {
             ppid: None,
             start_ticks: None,
             image: None,
-            ancestors: Vec::new(),
+            ancestors: Default::default(),
         },
         cgroup: CgroupRef {
             id: h.cgroup_id,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::{
     container::ContainerRef,
-    process::{Ancestor, ExecImage},
+    process::{Ancestry, ExecImage},
     text::Text,
 };
 
@@ -142,8 +142,8 @@ pub struct Process {
     #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
     pub image: Option<Arc<ExecImage>>,
     /// Parent chain, nearest first, up to 8 or the container's entry point.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ancestors: Vec<Ancestor>,
+    #[serde(default, skip_serializing_if = "Ancestry::is_empty")]
+    pub ancestors: Ancestry,
 }
 
 /// cgroup identity of the acting task.

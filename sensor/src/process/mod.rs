@@ -99,12 +99,79 @@ pub struct Ancestor {
     pub image: Arc<ExecImage>,
 }
 
+/// A parent chain as events list it, nearest first. Shared by a process's
+/// events while its ancestors stay the same, with its JSON built once: most
+/// of an event's bytes are its ancestry, and a busy process emits many
+/// events with the same one.
+#[derive(Clone, Debug, Default)]
+pub struct Ancestry(Arc<AncestryInner>);
+
+#[derive(Debug, Default)]
+struct AncestryInner {
+    list: Vec<Ancestor>,
+    json: OnceLock<Option<Box<RawValue>>>,
+}
+
+impl Ancestry {
+    /// No known ancestor.
+    pub fn is_empty(&self) -> bool {
+        self.0.list.is_empty()
+    }
+}
+
+impl From<Vec<Ancestor>> for Ancestry {
+    fn from(list: Vec<Ancestor>) -> Self {
+        Self(Arc::new(AncestryInner {
+            list,
+            json: OnceLock::new(),
+        }))
+    }
+}
+
+impl std::ops::Deref for Ancestry {
+    type Target = [Ancestor];
+    fn deref(&self) -> &[Ancestor] {
+        &self.0.list
+    }
+}
+
+impl PartialEq for Ancestry {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.list == other.0.list
+    }
+}
+
+impl Eq for Ancestry {}
+
+impl Serialize for Ancestry {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self
+            .0
+            .json
+            .get_or_init(|| serde_json::value::to_raw_value(&self.0.list).ok())
+        {
+            Some(raw) => raw.serialize(s),
+            None => self.0.list.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Ancestry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<Ancestor>::deserialize(d).map(Self::from)
+    }
+}
+
 /// Live processes by pid, bounded.
 pub struct ProcessTable {
     procs: HashMap<u32, Arc<ProcessInfo>>,
     cap: usize,
     /// Entries dropped because the table was full (counted, reported).
     pub evicted: u64,
+    /// Last ancestry built per pid, with the table entries it came from:
+    /// reused while every entry is still the same (`Arc::ptr_eq`; holding
+    /// them keeps their addresses from being reused).
+    ancestry: HashMap<u32, (Vec<Arc<ProcessInfo>>, Ancestry)>,
 }
 
 /// Ancestors listed on an event, nearest first.
@@ -117,6 +184,7 @@ impl ProcessTable {
             procs: HashMap::new(),
             cap,
             evicted: 0,
+            ancestry: HashMap::new(),
         }
     }
 
@@ -131,7 +199,7 @@ impl ProcessTable {
             // Full: drop an arbitrary entry. A missed exit is the usual cause;
             // the count shows up in the loss accounting.
             if let Some(&victim) = self.procs.keys().next() {
-                self.procs.remove(&victim);
+                self.remove(victim);
                 self.evicted += 1;
             }
         }
@@ -163,43 +231,61 @@ impl ProcessTable {
 
     /// Removes an exited process.
     pub fn remove(&mut self, pid: u32) -> Option<Arc<ProcessInfo>> {
+        self.ancestry.remove(&pid);
         self.procs.remove(&pid)
     }
 
     /// Ancestors of `pid`, nearest first: up to [`MAX_ANCESTORS`], and for a
     /// containerised process only up to the container's entry point (the
     /// runtime's shim above it is not the workload's history).
-    pub fn ancestors(&self, pid: u32) -> Vec<Ancestor> {
-        let mut out = Vec::new();
+    pub fn ancestors(&mut self, pid: u32) -> Ancestry {
         let Some(me) = self.procs.get(&pid) else {
-            return out;
+            return Ancestry::default();
         };
-        let my_container = me
-            .container
-            .as_ref()
-            .filter(|c| !c.is_host())
-            .map(|c| c.id.clone());
+        let my_container = me.container.as_ref().filter(|c| !c.is_host());
+        let mut chain: [Option<&Arc<ProcessInfo>>; MAX_ANCESTORS] = [None; MAX_ANCESTORS];
+        let mut n = 0;
         let mut next = me.ppid;
-        while out.len() < MAX_ANCESTORS && next != 0 {
+        while n < MAX_ANCESTORS && next != 0 {
             let Some(p) = self.procs.get(&next) else {
                 break;
             };
-            if let Some(id) = &my_container
-                && p.container.as_ref().map(|c| &c.id) != Some(id)
+            if let Some(c) = my_container
+                && p.container.as_ref().map(|pc| &pc.id) != Some(&c.id)
             {
                 break;
             }
-            out.push(Ancestor {
-                pid: p.pid,
-                start_ticks: p.start_ticks,
-                image: p.image.clone(),
-            });
+            chain[n] = Some(p);
+            n += 1;
             if p.ppid == p.pid {
                 break;
             }
             next = p.ppid;
         }
-        out
+        let chain = &chain[..n];
+        if let Some((known, ancestry)) = self.ancestry.get(&pid)
+            && known.len() == n
+            && known
+                .iter()
+                .zip(chain)
+                .all(|(k, c)| c.is_some_and(|c| Arc::ptr_eq(k, c)))
+        {
+            return ancestry.clone();
+        }
+        let entries: Vec<Arc<ProcessInfo>> =
+            chain.iter().flatten().map(|p| Arc::clone(p)).collect();
+        let ancestry = Ancestry::from(
+            entries
+                .iter()
+                .map(|p| Ancestor {
+                    pid: p.pid,
+                    start_ticks: p.start_ticks,
+                    image: p.image.clone(),
+                })
+                .collect::<Vec<_>>(),
+        );
+        self.ancestry.insert(pid, (entries, ancestry.clone()));
+        ancestry
     }
 
     /// Number of processes known.
@@ -240,6 +326,33 @@ mod tests {
         t.insert(info(11, 10, "/usr/bin/curl", None));
         assert_eq!(t.get(11).unwrap().image.exe.as_bytes(), b"/usr/bin/curl");
         assert!(t.remove(11).is_some() && t.get(11).is_none());
+    }
+
+    #[test]
+    fn ancestry_is_shared_until_an_ancestor_changes() {
+        let mut t = ProcessTable::new(100);
+        t.insert(info(1, 0, "/sbin/init", None));
+        t.insert(info(10, 1, "/bin/bash", None));
+        t.insert(info(11, 10, "/usr/bin/make", None));
+        let a = t.ancestors(11);
+        let json = serde_json::to_string(&a).unwrap();
+        assert!(
+            Arc::ptr_eq(&a.0, &t.ancestors(11).0),
+            "unchanged chain is reused"
+        );
+        // The parent execs: same pid, new image.
+        t.insert(info(10, 1, "/usr/bin/python3", None));
+        let b = t.ancestors(11);
+        assert!(!Arc::ptr_eq(&a.0, &b.0));
+        assert_eq!(b[0].image.exe.as_bytes(), b"/usr/bin/python3");
+        assert_ne!(serde_json::to_string(&b).unwrap(), json);
+        // The parent exits: the chain is shorter.
+        t.remove(10);
+        assert!(t.ancestors(11).is_empty());
+        // Cached JSON is the same as building it from scratch.
+        let round: Ancestry = serde_json::from_str(&json).unwrap();
+        assert_eq!(round, a);
+        assert_eq!(serde_json::to_string(&round).unwrap(), json);
     }
 
     #[test]

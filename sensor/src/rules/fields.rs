@@ -215,7 +215,7 @@ impl Prepared {
             if self.acmdlines.len() < p.ancestors.len() {
                 self.acmdlines.resize_with(p.ancestors.len(), Vec::new);
             }
-            for (buf, a) in self.acmdlines.iter_mut().zip(&p.ancestors) {
+            for (buf, a) in self.acmdlines.iter_mut().zip(p.ancestors.iter()) {
                 join_args(buf, a.image.args.iter().map(|t| t.as_bytes()));
             }
         }
