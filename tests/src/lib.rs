@@ -30,6 +30,24 @@ pub fn sensor_bin() -> PathBuf {
     bin
 }
 
+/// `secs` seconds of waiting, stretched by `$SENSOR_TEST_TIME_SCALE` where
+/// the machine is slow (`cargo xtask vm-test` sets it for emulated guests).
+pub fn patience(secs: u64) -> Duration {
+    let scale = std::env::var("SENSOR_TEST_TIME_SCALE")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(1)
+        .max(1);
+    Duration::from_secs(secs * scale)
+}
+
+/// A shell command that keeps a short-lived container alive long enough
+/// (one second, scaled by [`patience`]) for the sensor to read its runtime
+/// state, which leaves with the container.
+pub fn linger() -> String {
+    format!("sleep {}", patience(1).as_secs())
+}
+
 /// Fails the test with a clear reason unless running as root.
 pub fn require_root() {
     // SAFETY: trivial libc call.
@@ -72,14 +90,15 @@ impl Sensor {
             dir,
             stopped: None,
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let patience = patience(60);
+        let deadline = Instant::now() + patience;
         while !ready.exists() {
             if let Ok(Some(status)) = s.child.try_wait() {
                 panic!("sensor exited before ready ({status}):\n{}", s.log());
             }
             assert!(
                 Instant::now() < deadline,
-                "sensor not ready after 60 s:\n{}",
+                "sensor not ready after {patience:?}:\n{}",
                 s.log()
             );
             std::thread::sleep(Duration::from_millis(20));
@@ -107,9 +126,10 @@ impl Sensor {
             .collect()
     }
 
-    /// Waits up to 10 s for a record of `kind` matching `pred`.
+    /// Waits up to 10 s (scaled by [`patience`]) for a record of `kind` matching `pred`.
     pub fn wait_for(&self, kind: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let patience = patience(10);
+        let deadline = Instant::now() + patience;
         loop {
             if let Some(r) = self
                 .records_so_far()
@@ -120,20 +140,21 @@ impl Sensor {
             }
             assert!(
                 Instant::now() < deadline,
-                "no {kind} for {what} after 10 s:\n{}",
+                "no {kind} for {what} after {patience:?}:\n{}",
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
-    /// Waits up to 10 s for `text` in the sensor's log.
+    /// Waits up to 10 s (scaled by [`patience`]) for `text` in the sensor's log.
     pub fn wait_log(&self, text: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let patience = patience(10);
+        let deadline = Instant::now() + patience;
         while !self.log().contains(text) {
             assert!(
                 Instant::now() < deadline,
-                "{text:?} not logged after 10 s:\n{}",
+                "{text:?} not logged after {patience:?}:\n{}",
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(50));
@@ -413,14 +434,15 @@ impl Dockerd {
             .spawn()
             .expect("start dockerd (is docker.io installed?)");
         let d = Self { child, dir };
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let patience = patience(60);
+        let deadline = Instant::now() + patience;
         loop {
             if d.docker(&["version"]).status.success() {
                 return d;
             }
             assert!(
                 Instant::now() < deadline,
-                "dockerd not up after 60 s:\n{}",
+                "dockerd not up after {patience:?}:\n{}",
                 fs::read_to_string(p("dockerd.log")).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(200));
@@ -463,7 +485,7 @@ impl Dockerd {
 impl Drop for Dockerd {
     fn drop(&mut self) {
         // SIGTERM lets dockerd stop its containerd and unmount cleanly.
-        stop_daemon(&mut self.child, Duration::from_secs(20));
+        stop_daemon(&mut self.child, patience(20));
     }
 }
 
@@ -537,9 +559,13 @@ impl Containerd {
             .spawn()
             .expect("start containerd (cargo xtask test installs it with docker.io)");
         let c = Self { child, dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let patience = patience(30);
+        let deadline = Instant::now() + patience;
         while !c.ctr(&["version"]).status.success() {
-            assert!(Instant::now() < deadline, "containerd not up after 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "containerd not up after {patience:?}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         c
@@ -559,7 +585,7 @@ impl Containerd {
 
 impl Drop for Containerd {
     fn drop(&mut self) {
-        stop_daemon(&mut self.child, Duration::from_secs(10));
+        stop_daemon(&mut self.child, patience(10));
     }
 }
 

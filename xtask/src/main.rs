@@ -3,6 +3,7 @@
 mod bench;
 mod cmd;
 mod setup;
+mod vm;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -26,7 +27,7 @@ enum Task {
         args: Vec<String>,
     },
     /// Set up, check formatting and lints, then run every test, the kernel
-    /// tests included (as root).
+    /// tests included (as root), on this kernel and in one guest kernel.
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -34,6 +35,9 @@ enum Task {
     },
     /// Kernel overhead benchmarks: workloads bare and with the sensor.
     Bench(bench::Options),
+    /// The kernel tests inside qemu guests running Debian's 5.10, 6.1 and
+    /// 6.12 kernels (as root).
+    VmTest(vm::Options),
 }
 
 /// Lints the kernel crate for its real target (the host build of it is
@@ -113,8 +117,12 @@ fn main() -> Result<()> {
                 kernel.extend(args.iter().map(String::as_str));
             }
             eprintln!("xtask: kernel tests again with the raw_tp tier");
-            cmd::cargo(&raw, &kernel)
+            cmd::cargo(&raw, &kernel)?;
+            // And once more inside a guest on another kernel (pure cgroup2,
+            // LSM-capable), so no kernel-specific breakage lands unseen.
+            vm::run(&env, &vm::Options::guest(vm::CI_KERNEL, &args))
         }
+        Task::VmTest(opts) => vm::run(&setup::ensure()?, &opts),
         Task::Bench(opts) => {
             let env = setup::ensure()?;
             cmd::cargo(&env, &["build", "--release", "--package", "sensor"])?;

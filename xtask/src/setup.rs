@@ -39,7 +39,7 @@ pub fn nightly() -> Result<String> {
         .ok_or_else(|| anyhow!("{}: no channel", pin.display()))
 }
 
-fn tools_dir() -> PathBuf {
+pub fn tools_dir() -> PathBuf {
     std::env::var_os("SENSOR_TOOLS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -84,7 +84,7 @@ pub fn ensure() -> Result<Env> {
 }
 
 /// Installs missing Debian packages (apt-get, as root).
-fn ensure_packages(packages: &[&str]) -> Result<()> {
+pub fn ensure_packages(packages: &[&str]) -> Result<()> {
     let missing: Vec<&str> = packages
         .iter()
         .copied()

@@ -116,7 +116,11 @@ pub fn write_path(s: *mut Scratch, base: usize, start: PathStart) -> (usize, u32
             break;
         }
         // SAFETY: as above; the cursor is re-read from memory on purpose.
-        let len = unsafe { core::ptr::read_volatile(&raw const (*s).cursor) } as usize;
+        // The mask bounds the value before the compiler can spill it: a
+        // bound learnt by the compare alone is lost on the stack copy by
+        // verifiers before 6.x, which then refuse the pointer arithmetic.
+        let len = unsafe { core::ptr::read_volatile(&raw const (*s).cursor) } as usize
+            & (2 * PATH_MAX - 1);
         if len > PATH_MAX {
             break;
         }

@@ -88,7 +88,7 @@ pub fn kptr(base: u64, off: usize) -> Result<u64, ReadError> {
 /// Several nearby fields of one struct read with a single probe: one
 /// helper call instead of one per field on the hot paths (path walks).
 pub struct Window<const N: usize> {
-    bytes: [u8; N],
+    bytes: core::mem::MaybeUninit<[u8; N]>,
     lo: usize,
 }
 
@@ -100,7 +100,13 @@ impl<const N: usize> Window<N> {
         if base == 0 || hi <= lo || hi - lo > N {
             return Err(ReadError);
         }
-        let mut w = Self { bytes: [0; N], lo };
+        // Not zeroed first: BPF has no memset, and the byte loop standing
+        // in for it would be re-walked by the verifier on every path
+        // component (too much for 6.1). The read fills [lo, hi).
+        let mut w = Self {
+            bytes: core::mem::MaybeUninit::uninit(),
+            lo,
+        };
         // SAFETY: destination is the stack buffer, length bounded by N.
         let r = unsafe {
             aya_ebpf::helpers::generated::bpf_probe_read_kernel(
@@ -115,16 +121,16 @@ impl<const N: usize> Window<N> {
     /// The field at struct offset `off` (which lies inside the window).
     #[inline(always)]
     pub fn get<T: Copy>(&self, off: usize) -> T {
-        // SAFETY: off - lo + size_of::<T>() <= N by the load-time check;
-        // the buffer is fully initialised.
-        unsafe { core::ptr::read_unaligned(self.bytes.as_ptr().add(off - self.lo) as *const T) }
+        // SAFETY: off - lo + size_of::<T>() <= hi - lo by the load-time
+        // check, and the read filled [lo, hi).
+        unsafe { core::ptr::read_unaligned(self.at(off) as *const T) }
     }
 
     /// Pointer to the bytes at struct offset `off`.
     #[inline(always)]
     pub fn at(&self, off: usize) -> *const u8 {
         // SAFETY: as for `get`.
-        unsafe { self.bytes.as_ptr().add(off - self.lo) }
+        unsafe { (self.bytes.as_ptr() as *const u8).add(off - self.lo) }
     }
 }
 

@@ -47,10 +47,11 @@ pub fn mnt_ns<M: Mem>(task: u64) -> Result<u32, ReadError> {
 
 /// (pid inside the task's pid namespace, that namespace's inode number).
 #[inline(always)]
-pub fn ns_pid<M: Mem>(task: u64) -> Result<(u32, u32), ReadError> {
-    let pid = M::ptr(task, off!(task_thread_pid))?;
-    let level: u32 = M::read(pid, off!(pid_level))?;
-    // numbers[level] is a variable index: plain probes from here.
+pub fn ns_pid(task: u64) -> Result<(u32, u32), ReadError> {
+    // numbers[level] is a variable index, which verifiers before 6.x refuse
+    // on a typed pointer: read the pid as a plain number and probe from here.
+    let pid = Probe::ptr(task, off!(task_thread_pid))?;
+    let level: u32 = Probe::read(pid, off!(pid_level))?;
     // Levels run 0..=MAX_PID_NS_LEVEL (32).
     if level > 32 {
         return Err(ReadError);

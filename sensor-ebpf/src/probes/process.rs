@@ -65,7 +65,7 @@ fn exec<M: Mem>(ctx: *const u64) {
         let (euid, egid) = task::effective_ids::<M>(current).unwrap_or((u32::MAX, u32::MAX));
         (*e).euid = euid;
         (*e).egid = egid;
-        let (ns_pid, pid_ns) = task::ns_pid::<M>(current).unwrap_or((0, 0));
+        let (ns_pid, pid_ns) = task::ns_pid(current).unwrap_or((0, 0));
         (*e).ns_pid = ns_pid;
         (*e).pid_ns = pid_ns;
         (*e).mnt_ns = task::mnt_ns::<M>(current).unwrap_or(0);

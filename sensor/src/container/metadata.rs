@@ -189,6 +189,14 @@ fn storage_names(id: &str, storage_roots: &[&str]) -> Option<(String, String)> {
     })
 }
 
+/// True for the runtime's own setup process inside a new container (`runc
+/// init`, which runc re-executes into the container's cgroup): it runs
+/// before runc writes the state metadata comes from; the workload's exec
+/// comes after.
+pub fn is_runtime_setup(args: &[&[u8]]) -> bool {
+    matches!(args, [exe, b"init", ..] if exe.rsplit(|&b| b == b'/').next() == Some(b"runc"))
+}
+
 /// Runtime flags that name where state lives, learned from the command
 /// lines of runtime processes: `runc --root <dir>` (one per shim
 /// invocation), `dockerd --data-root <dir>` and `-H unix://<socket>`,
@@ -403,6 +411,15 @@ pub fn from_oci_config(config: &Value) -> ContainerMeta {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runc_init_is_the_runtimes_setup() {
+        assert!(is_runtime_setup(&[b"runc", b"init"]));
+        assert!(is_runtime_setup(&[b"/usr/sbin/runc", b"init"]));
+        assert!(!is_runtime_setup(&[b"sh", b"-c", b"runc init"]));
+        assert!(!is_runtime_setup(&[b"/bin/init"]));
+        assert!(!is_runtime_setup(&[b"runc", b"run", b"init"]));
+    }
 
     #[test]
     fn cri_annotations_mounts_and_namespaces() {

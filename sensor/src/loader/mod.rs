@@ -262,10 +262,20 @@ fn attach(ebpf: &mut Ebpf, btf: &Btf, hook: &Hook, tier: Tier) -> anyhow::Result
     Ok(())
 }
 
-/// Keeps the verifier log's last lines: the reason is at the end.
+/// Keeps the verifier log's last lines: the reason is at the end. The
+/// precision-tracking trace (`regs=... before ...`) is left out, since it
+/// can fill the tail without saying anything.
 fn verifier_error(e: aya::programs::ProgramError) -> anyhow::Error {
     let text = format!("{e:#}");
-    let lines: Vec<&str> = text.lines().collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            !(l.starts_with("regs=")
+                || l.starts_with("last_idx ")
+                || l.starts_with("parent didn't have")
+                || l.starts_with("parent already had"))
+        })
+        .collect();
     let tail = lines[lines.len().saturating_sub(12)..].join("\n");
     anyhow::anyhow!("{tail}")
 }
