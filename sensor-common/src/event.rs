@@ -278,7 +278,7 @@ pub const MAX_RECORD: usize = core::mem::size_of::<EventHeader>()
 
 /// Bytes of a dentry read in one probe per path component (d_parent,
 /// d_name and the inline name); userspace refuses a layout that does not fit.
-/// 72 bytes on 5.10 to 6.18. Both windows live on the stack of the open
+/// At most 72 bytes on 5.10 to 6.18. Both windows live on the stack of the open
 /// path, whose call chain has 512 bytes in all: no larger than needed.
 pub const DENTRY_WINDOW: usize = 96;
 /// Bytes of a `struct file` read at once (f_path and f_inode: 24 bytes on
