@@ -28,6 +28,13 @@ mkdir -p $R/run/vm
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 out $R/run/vm \
     || die "mounting the output share failed"
 
+# The repository (test binaries, sensor) over its own share at its own
+# path: it may live under one of the tmpfs mounts above (a CI clone in /tmp).
+repo=$(cat $R/run/vm/repo) || die "no repository path in the output share"
+mkdir -p "$R$repo" 2>/dev/null
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 repo "$R$repo" \
+    || die "mounting the repository share failed"
+
 mount -t proc proc $R/proc
 mount -t sysfs sysfs $R/sys
 mount -t devtmpfs devtmpfs $R/dev

@@ -184,6 +184,8 @@ fn guest(
         out.join("run.sh"),
         run_script(tests, &opts.tier, &opts.args),
     )?;
+    let repo = cmd::root();
+    fs::write(out.join("repo"), repo.as_os_str().as_encoded_bytes())?;
     let console = out.join("console.log");
     machine.boot(&qemu::Boot {
         kernel: &k.image,
@@ -192,6 +194,7 @@ fn guest(
         // loading its profile with apparmor_parser, which is not installed.
         cmdline: "console=ttyS0 panic=-1 quiet apparmor=0",
         out,
+        repo: &repo,
         timeout: Duration::from_secs(opts.timeout),
         console: &console,
     })?;
@@ -317,6 +320,7 @@ mod tests {
                 initramfs: Path::new("/nonexistent"),
                 cmdline: "",
                 out: dir.path(),
+                repo: dir.path(),
                 timeout: Duration::from_secs(1),
                 console: &console,
             })

@@ -27,6 +27,8 @@ pub struct Boot<'a> {
     pub cmdline: &'a str,
     /// Host directory the guest sees read-write as the `out` 9p tag.
     pub out: &'a Path,
+    /// Host directory the guest sees read-only as the `repo` 9p tag.
+    pub repo: &'a Path,
     pub timeout: Duration,
     pub console: &'a Path,
 }
@@ -98,6 +100,11 @@ impl Machine {
             .arg(format!(
                 "local,path={},mount_tag=out,security_model=none",
                 b.out.display()
+            ))
+            .arg("-virtfs")
+            .arg(format!(
+                "local,path={},mount_tag=repo,security_model=none,readonly=on,multidevs=remap",
+                b.repo.display()
             ))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
