@@ -103,6 +103,15 @@ pub mod flags {
     /// The syscall came through the 32-bit compat entry (int 0x80,
     /// sysenter); its number and argument registers were mapped.
     pub const COMPAT_SYSCALL: u32 = 1 << 6;
+    /// Made by io_uring (LSM tier only): there is no syscall exit, the
+    /// operation passed the kernel's checks and its result went to the
+    /// completion queue, so `ret` is 0 and the fd is unknown.
+    pub const IO_URING: u32 = 1 << 7;
+    /// The connect address is the kernel's own copy, taken at the LSM hook,
+    /// not the caller's memory read back at syscall exit.
+    pub const ADDR_FROM_KERNEL: u32 = 1 << 8;
+    /// The path is `bpf_d_path`'s string (LSM tier), not walk components.
+    pub const PATH_D_PATH: u32 = 1 << 9;
 }
 
 /// Payload of [`EventKind::Exec`]. Tail: `path_len` bytes of path
@@ -171,6 +180,8 @@ pub enum OpenSyscall {
     Openat2 = 3,
     /// creat(2)
     Creat = 4,
+    /// IORING_OP_OPENAT / IORING_OP_OPENAT2 (see [`flags::IO_URING`]).
+    IoUring = 5,
 }
 
 impl TryFrom<u32> for OpenSyscall {
@@ -181,6 +192,7 @@ impl TryFrom<u32> for OpenSyscall {
             2 => Self::Openat,
             3 => Self::Openat2,
             4 => Self::Creat,
+            5 => Self::IoUring,
             other => return Err(other),
         })
     }
@@ -236,8 +248,29 @@ pub struct ConnectEvent {
     pub addr: [u8; 16],
     /// Length of the unix path tail.
     pub unix_path_len: u32,
-    /// [`flags`] bits ([`flags::COMPAT_SYSCALL`]).
+    /// [`flags`] bits ([`flags::COMPAT_SYSCALL`], [`flags::IO_URING`],
+    /// [`flags::ADDR_FROM_KERNEL`]).
     pub flags: u32,
+}
+
+/// Threads with a connect in flight that the stash map holds; LRU beyond.
+pub const CONNECT_STASH_ENTRIES: u32 = 8192;
+
+/// A connect destination parsed from the kernel's copy of the address by the
+/// LSM tier, kept for the syscall exit of the same thread (map
+/// [`crate::maps::CONNECT_STASH`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectStash {
+    /// The `struct socket` connected: the exit checks it is the fd's.
+    pub sock: u64,
+    /// The destination fields (`family`, `port`, `addr`, `unix_path_len`);
+    /// the rest is the exit's to fill.
+    pub dest: ConnectEvent,
+    /// `sun_path` bytes for AF_UNIX.
+    pub unix_path: [u8; UNIX_PATH_MAX],
+    /// Keeps alignment.
+    pub _pad: u32,
 }
 
 /// Payload of [`EventKind::CgroupMkdir`] and [`EventKind::CgroupRmdir`].
@@ -300,6 +333,7 @@ const _: () = assert!(core::mem::size_of::<ExitEvent>() == 16);
 const _: () = assert!(core::mem::size_of::<OpenEvent>() == 40);
 const _: () = assert!(core::mem::size_of::<ConnectEvent>() == 40);
 const _: () = assert!(core::mem::size_of::<CgroupEvent>() == 24);
+const _: () = assert!(core::mem::size_of::<ConnectStash>() == 160);
 
 /// Per-CPU record assembly area.
 #[repr(C)]

@@ -31,6 +31,9 @@ pub mod maps {
     pub const SCRATCH: &str = "SCRATCH";
     /// LRU per-CPU hash of [`crate::EgressKey`] -> [`crate::EgressCount`].
     pub const EGRESS: &str = "EGRESS";
+    /// LRU hash of thread id (`pid_tgid`) -> [`crate::ConnectStash`]: the
+    /// LSM tier's hand-over from `socket_connect` to the syscall exit.
+    pub const CONNECT_STASH: &str = "CONNECT_STASH";
 }
 
 /// Names of the read-only globals userspace overrides before load.

@@ -147,6 +147,10 @@ pub struct KernelOffsets {
     pub task_thread_status: u32,
     /// `inode.i_mode`
     pub inode_mode: u32,
+    /// `task_struct.flags` (`PF_IO_WORKER`)
+    pub task_flags: u32,
+    /// `file.f_flags`
+    pub file_f_flags: u32,
     /// `css_set.dfl_cgrp`
     pub css_set_dfl_cgrp: u32,
     /// Index of `sched_process_exit`'s `group_dead` argument (6.16+), or

@@ -1,9 +1,12 @@
 //! Maps shared by all programs. Names are the contract in `sensor_common::maps`.
 use aya_ebpf::{
     macros::map,
-    maps::{LruPerCpuHashMap, PerCpuArray, RingBuf},
+    maps::{LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
-use sensor_common::{EGRESS_ENTRIES, EgressCount, EgressKey, LossCounters, Scratch};
+use sensor_common::{
+    CONNECT_STASH_ENTRIES, ConnectStash, EGRESS_ENTRIES, EgressCount, EgressKey, LossCounters,
+    Scratch,
+};
 
 /// Default ring size; userspace resizes it before load. 8 MiB lost nothing
 /// over 200k back-to-back opens in measurements on these machines.
@@ -21,3 +24,10 @@ pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 #[map(name = "EGRESS")]
 pub static EGRESS: LruPerCpuHashMap<EgressKey, EgressCount> =
     LruPerCpuHashMap::with_max_entries(EGRESS_ENTRIES, 0);
+
+/// Filled by the LSM tier's socket_connect, consumed by the same thread's
+/// syscall exit. Shared, not per-CPU: connect may sleep and migrate. LRU so
+/// an entry whose exit never came (a connect path without sys_exit) ages out.
+#[map(name = "CONNECT_STASH")]
+pub static CONNECT_STASH: LruHashMap<u64, ConnectStash> =
+    LruHashMap::with_max_entries(CONNECT_STASH_ENTRIES, 0);

@@ -253,7 +253,12 @@ fn split_argv(raw: &[u8]) -> Vec<Text> {
 }
 
 fn open_data(e: &OpenEvent, rel: &[u8], path: &[u8]) -> OpenData {
-    let (path, source) = if e.flags & flags::PATH_RESOLVED != 0 {
+    let (path, source) = if e.flags & flags::PATH_D_PATH != 0 {
+        (
+            path.strip_suffix(&[0]).unwrap_or(path).to_vec(),
+            PathSource::File,
+        )
+    } else if e.flags & flags::PATH_RESOLVED != 0 {
         (path_from_components(path, e.flags), PathSource::File)
     } else if e.flags & flags::PATH_JOINED != 0 {
         let mut p = path_from_components(path, e.flags);
@@ -272,6 +277,7 @@ fn open_data(e: &OpenEvent, rel: &[u8], path: &[u8]) -> OpenData {
         Ok(OpenSyscall::Openat) => "openat".to_owned(),
         Ok(OpenSyscall::Openat2) => "openat2".to_owned(),
         Ok(OpenSyscall::Creat) => "creat".to_owned(),
+        Ok(OpenSyscall::IoUring) => "io_uring".to_owned(),
         Err(n) => format!("syscall_{n}"),
     };
     let access = match e.open_flags & libc::O_ACCMODE as u32 {
@@ -279,6 +285,7 @@ fn open_data(e: &OpenEvent, rel: &[u8], path: &[u8]) -> OpenData {
         1 => "write",
         _ => "read_write",
     };
+    let io_uring = e.flags & flags::IO_URING != 0;
     let tmpfile = libc::O_TMPFILE as u32;
     let creates = e.open_flags & libc::O_CREAT as u32 != 0 || e.open_flags & tmpfile == tmpfile;
     OpenData {
@@ -288,11 +295,12 @@ fn open_data(e: &OpenEvent, rel: &[u8], path: &[u8]) -> OpenData {
         path_truncated: e.flags & flags::PATH_TRUNCATED != 0,
         path_pseudo: e.flags & flags::PATH_PSEUDO != 0,
         compat: e.flags & flags::COMPAT_SYSCALL != 0,
+        io_uring,
         access: access.to_owned(),
         flags: open_flag_names(e.open_flags),
         flags_raw: e.open_flags,
         mode: creates.then(|| format!("{:04o}", e.mode & 0o7777)),
-        fd: (e.ret >= 0).then_some(e.ret),
+        fd: (e.ret >= 0 && !io_uring).then_some(e.ret),
         error: (e.ret < 0).then(|| errno_name(-e.ret)),
         ino: (e.ret >= 0 && e.ino != 0).then_some(e.ino),
     }
@@ -420,6 +428,12 @@ fn connect_data(e: &ConnectEvent, unix: &[u8]) -> ConnectData {
         ret: e.ret,
         error: (e.ret < 0).then(|| errno_name(-e.ret)),
         compat: e.flags & flags::COMPAT_SYSCALL != 0,
+        io_uring: e.flags & flags::IO_URING != 0,
+        address_source: if e.flags & flags::ADDR_FROM_KERNEL != 0 {
+            AddressSource::Kernel
+        } else {
+            AddressSource::Caller
+        },
     }
 }
 

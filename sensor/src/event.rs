@@ -273,6 +273,10 @@ pub struct OpenData {
     /// Made through the 32-bit compat syscall entry.
     #[serde(default, skip_serializing_if = "is_false")]
     pub compat: bool,
+    /// Made by io_uring (LSM tier): the kernel permitted it; the fd and
+    /// result went to the completion queue and are not seen.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub io_uring: bool,
     /// `read`, `write` or `read_write`.
     pub access: String,
     /// Symbolic open flags.
@@ -333,6 +337,24 @@ pub struct ConnectData {
     /// Made through the 32-bit compat syscall entry (connect or socketcall).
     #[serde(default, skip_serializing_if = "is_false")]
     pub compat: bool,
+    /// Made by io_uring (LSM tier): the kernel permitted it; `fd` is -1 and
+    /// `ret` 0, the result went to the completion queue.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub io_uring: bool,
+    /// Where the address was read.
+    #[serde(default)]
+    pub address_source: AddressSource,
+}
+
+/// Where a connect's address was read.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AddressSource {
+    /// The kernel's own copy, taken at the LSM hook (LSM tier).
+    Kernel,
+    /// The caller's buffer, read back at syscall exit (tracepoint tiers).
+    #[default]
+    Caller,
 }
 
 /// `cgroup_mkdir` / `cgroup_rmdir` fields.

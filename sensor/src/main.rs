@@ -236,6 +236,12 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         for a in &loaded.attached {
             info!(tracepoint = a.hook.tracepoint, tier = %a.tier, "hook attached");
         }
+        for h in &loaded.lsm {
+            info!(lsm_hook = h.name, tier = %"lsm", adds = h.adds, "hook attached");
+        }
+        for (h, reason) in &loaded.lsm_missing {
+            warn!(lsm_hook = h.name, missing = h.adds, %reason, "LSM tier unavailable, running without it");
+        }
         // After attaching: whatever starts during the /proc scan arrives as events.
         let enricher = Enricher::new(loaded.v1_controller);
         let mut collector =

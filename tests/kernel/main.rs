@@ -8,4 +8,5 @@ mod detect;
 mod errors;
 mod exec;
 mod loss;
+mod lsm;
 mod open;

@@ -106,6 +106,30 @@ impl Sensor {
         s
     }
 
+    /// Whether the sensor runs its LSM tier, read from its startup log.
+    /// Panics when the harness says the kernel must run it
+    /// (`SENSOR_TEST_EXPECT_LSM=1`, set by `cargo xtask vm-test`) and it
+    /// does not, or when a forced tracepoint tier loaded it anyway.
+    pub fn lsm_tier(&self) -> bool {
+        let log = self.log();
+        let active = log
+            .lines()
+            .any(|l| l.contains("hook attached") && l.contains("tier=lsm"));
+        let forced_tracepoints = matches!(
+            std::env::var("SENSOR_TIER").as_deref(),
+            Ok("tp-btf" | "raw-tp")
+        );
+        if forced_tracepoints {
+            assert!(
+                !active,
+                "a forced tracepoint tier loaded LSM programs:\n{log}"
+            );
+        } else if std::env::var("SENSOR_TEST_EXPECT_LSM").as_deref() == Ok("1") {
+            assert!(active, "this kernel must run the LSM tier:\n{log}");
+        }
+        active
+    }
+
     /// The sensor's stderr so far.
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("sensor.log")).unwrap_or_default()

@@ -1,10 +1,12 @@
 //! One module per hook family. `tiered!` defines each hook twice, as a BTF
 //! tracepoint and as a raw tracepoint, over one body taking the raw argument
 //! array: both contexts are `u64 args[]`, so the bodies are identical and the
-//! loader picks whichever program type this kernel accepts.
+//! loader picks whichever program type this kernel accepts. `lsm` adds the
+//! LSM tier's programs where the kernel runs BPF LSM.
 mod cgroup;
 mod connect;
 mod egress;
+mod lsm;
 mod open;
 mod process;
 mod syscall;

@@ -1,5 +1,6 @@
-//! File opens through open, openat, openat2 and creat (called from sys_exit).
-use aya_ebpf::helpers::generated::bpf_probe_read_user_str;
+//! File opens through open, openat, openat2 and creat (called from
+//! sys_exit), and through io_uring (called from the LSM tier's file_open).
+use aya_ebpf::helpers::generated::{bpf_d_path, bpf_probe_read_user_str};
 use sensor_common::{EventKind, OpenEvent, OpenSyscall, PATH_MAX, flags};
 
 use super::syscall::Args;
@@ -8,7 +9,7 @@ use crate::{
     helpers::{
         emit::{HEADER, count_read_error, header, payload, scratch, submit},
         path::{file_parts, path_at, write_path},
-        read::{Mem, kread, uread},
+        read::{Direct, Mem, kread, uread},
         task,
     },
 };
@@ -56,6 +57,8 @@ pub fn on_exit<M: Mem>(syscall: OpenSyscall, args: &Args, ret: i64) {
                 m as u32,
             )
         }
+        // Never a syscall number: see from_io_uring.
+        OpenSyscall::IoUring => return,
     };
 
     let current = M::current();
@@ -65,6 +68,17 @@ pub fn on_exit<M: Mem>(syscall: OpenSyscall, args: &Args, ret: i64) {
     };
     header::<M>(s, EventKind::Open, None);
     let e = payload::<OpenEvent>(s);
+    // Stored before the walk: a value the verifier knows exactly (the
+    // syscall differs per caller path) and that stays live across the loop
+    // multiplies the states it must explore there.
+    // SAFETY: scratch value of this CPU.
+    unsafe {
+        (*e).syscall = syscall as u32;
+        (*e).open_flags = open_flags;
+        (*e).mode = mode;
+        (*e).ret = ret as i32;
+        (*e)._pad = 0;
+    }
     let mut ino = 0u64;
     let mut rel_len = 0usize;
     let (path_len, bits) = if ret >= 0 {
@@ -113,19 +127,64 @@ pub fn on_exit<M: Mem>(syscall: OpenSyscall, args: &Args, ret: i64) {
     };
     // SAFETY: scratch value of this CPU.
     unsafe {
-        (*e).syscall = syscall as u32;
-        (*e).open_flags = open_flags;
-        (*e).mode = mode;
-        (*e).ret = ret as i32;
         (*e).ino = ino;
         (*e).flags = bits | args.flags();
         (*e).path_len = path_len as u32;
         (*e).rel_len = rel_len as u32;
-        (*e)._pad = 0;
     }
     submit(
         s,
         TAIL + rel_len + (path_len & (2 * PATH_MAX - 1)),
         EventKind::Open,
     );
+}
+
+/// LSM tier, an open made by io_uring: no syscall exit will follow, so it is
+/// reported here, from the file the kernel is about to hand out. The path is
+/// `bpf_d_path`'s (the kernel's own d_path, relative to the caller's root
+/// like the walk), with the walk as fallback when it fails.
+#[inline(always)]
+pub fn from_io_uring(file: u64) {
+    let Some(s) = scratch() else {
+        count_read_error(EventKind::Open);
+        return;
+    };
+    header::<Direct>(s, EventKind::Open, None);
+    let e = payload::<OpenEvent>(s);
+    // SAFETY: `file` is the hook's BTF-typed argument, so `&file->f_path`
+    // is a `struct path` the helper accepts; the destination lies inside
+    // scratch (TAIL + PATH_MAX < SCRATCH_SIZE).
+    let n = unsafe {
+        bpf_d_path(
+            (file + off!(file_path) as u64) as *mut _,
+            (*s).buf.as_mut_ptr().add(TAIL).cast(),
+            PATH_MAX as u32,
+        )
+    };
+    let (path_len, bits) = if n > 1 {
+        // The string without its NUL.
+        ((n - 1) as usize & (PATH_MAX - 1), flags::PATH_D_PATH)
+    } else {
+        match file_parts(file) {
+            Ok((start, _)) => write_path(s, TAIL, start),
+            Err(_) => (0, 0),
+        }
+    };
+    let open_flags: u32 = Direct::read(file, off!(file_f_flags)).unwrap_or(0);
+    let ino = Direct::ptr(file, off!(file_inode))
+        .and_then(|inode| kread(inode, off!(inode_ino)))
+        .unwrap_or(0);
+    // SAFETY: scratch value of this CPU.
+    unsafe {
+        (*e).syscall = OpenSyscall::IoUring as u32;
+        (*e).open_flags = open_flags;
+        (*e).mode = 0;
+        (*e).ret = 0;
+        (*e).ino = ino;
+        (*e).flags = bits | flags::PATH_RESOLVED | flags::IO_URING;
+        (*e).path_len = path_len as u32;
+        (*e).rel_len = 0;
+        (*e)._pad = 0;
+    }
+    submit(s, TAIL + (path_len & (2 * PATH_MAX - 1)), EventKind::Open);
 }

@@ -20,11 +20,14 @@ tiered!("sys_exit", tp_btf_sys_exit, raw_tp_sys_exit, sys_exit);
 
 /// The syscalls this hook reports, whatever their number on this ABI.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Call {
+pub enum Call {
     Open(OpenSyscall),
     Connect,
     /// ia32 socketcall(2): connect when its first argument is SYS_CONNECT.
     Socketcall,
+    /// io_uring_enter(2): not reported here, but the LSM tier needs to know
+    /// that an open or connect inside it was io_uring's.
+    IoUringEnter,
 }
 
 #[cfg(bpf_target_arch = "x86_64")]
@@ -40,7 +43,7 @@ mod abi {
     /// case before the compat status is read.
     #[inline(always)]
     pub fn maybe_interesting(nr: u64) -> bool {
-        matches!(nr, 2 | 85 | 257 | 437 | 42 | 5 | 8 | 295 | 362 | 102)
+        matches!(nr, 2 | 85 | 257 | 437 | 42 | 426 | 5 | 8 | 295 | 362 | 102)
     }
 
     #[inline(always)]
@@ -51,6 +54,7 @@ mod abi {
             257 => Call::Open(OpenSyscall::Openat),
             437 => Call::Open(OpenSyscall::Openat2),
             42 => Call::Connect,
+            426 => Call::IoUringEnter,
             _ => return None,
         })
     }
@@ -65,6 +69,7 @@ mod abi {
             437 => Call::Open(OpenSyscall::Openat2),
             362 => Call::Connect,
             102 => Call::Socketcall,
+            426 => Call::IoUringEnter,
             _ => return None,
         })
     }
@@ -79,7 +84,7 @@ mod abi {
 
     #[inline(always)]
     pub fn maybe_interesting(nr: u64) -> bool {
-        matches!(nr, 56 | 437 | 203)
+        matches!(nr, 56 | 437 | 203 | 426)
     }
 
     /// arm64 has no open(2) or creat(2).
@@ -89,6 +94,7 @@ mod abi {
             56 => Call::Open(OpenSyscall::Openat),
             437 => Call::Open(OpenSyscall::Openat2),
             203 => Call::Connect,
+            426 => Call::IoUringEnter,
             _ => return None,
         })
     }
@@ -144,19 +150,14 @@ impl Args {
     }
 }
 
-fn sys_exit<M: Mem>(ctx: *const u64) {
-    let hooks = filter!(hooks);
-    if hooks & (hook_bits::OPEN | hook_bits::CONNECT) == 0 {
-        return;
-    }
-    let regs = arg(ctx, 0);
-    let ret = arg(ctx, 1) as i64;
-    let Ok(raw_nr) = M::read::<u64>(regs, off!(regs_syscall_nr)) else {
-        return;
-    };
+/// The syscall whose saved registers are `regs`, when it is one this
+/// module knows, and whether it came through the compat entry.
+#[inline(always)]
+pub fn classify<M: Mem>(regs: u64) -> Option<(Call, bool)> {
+    let raw_nr = M::read::<u64>(regs, off!(regs_syscall_nr)).ok()?;
     let nr = raw_nr & !abi::X32_BIT;
     if !abi::maybe_interesting(nr) {
-        return;
+        return None;
     }
     let status_off = off!(task_thread_status);
     let compat = status_off != UNAVAILABLE as usize
@@ -166,12 +167,23 @@ fn sys_exit<M: Mem>(ctx: *const u64) {
     } else {
         abi::native(nr)
     };
-    let Some(call) = call else {
+    call.map(|c| (c, compat))
+}
+
+fn sys_exit<M: Mem>(ctx: *const u64) {
+    let hooks = filter!(hooks);
+    if hooks & (hook_bits::OPEN | hook_bits::CONNECT) == 0 {
+        return;
+    }
+    let regs = arg(ctx, 0);
+    let ret = arg(ctx, 1) as i64;
+    let Some((call, compat)) = classify::<M>(regs) else {
         return;
     };
     let wanted = match call {
         Call::Open(_) => hook_bits::OPEN,
         Call::Connect | Call::Socketcall => hook_bits::CONNECT,
+        Call::IoUringEnter => return,
     };
     if hooks & wanted == 0 {
         return;
@@ -198,5 +210,6 @@ fn sys_exit<M: Mem>(ctx: *const u64) {
                 }
             }
         }
+        Call::IoUringEnter => {}
     }
 }

@@ -284,3 +284,55 @@ fn restart_codes_have_names() {
     assert_eq!(errno_name(2), "ENOENT");
     assert_eq!(errno_name(4000), "E4000");
 }
+
+#[test]
+fn io_uring_open_carries_d_path_string_and_no_fd() {
+    let tail = b"/tmp/drop/payload.bin\0";
+    let mut p = open_payload(
+        0,
+        flags::PATH_RESOLVED | flags::PATH_D_PATH | flags::IO_URING,
+        0,
+        tail.len(),
+    );
+    p.syscall = OpenSyscall::IoUring as u32;
+    let raw = record(EventKind::Open, &p, tail);
+    let Body::Open(e) = decode(&raw, &BootClock::new()).unwrap().body else {
+        panic!()
+    };
+    let o = e.data.open;
+    assert_eq!(o.path.as_bytes(), b"/tmp/drop/payload.bin");
+    assert_eq!((o.syscall.as_str(), o.io_uring), ("io_uring", true));
+    assert_eq!((o.fd, o.ino, o.error), (None, Some(77), None));
+}
+
+#[test]
+fn connect_says_where_its_address_came_from() {
+    let mut p = connect_payload(
+        libc::AF_INET,
+        443,
+        [10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        0,
+    );
+    let raw = record(EventKind::Connect, &p, b"");
+    let Body::Connect(e) = decode(&raw, &BootClock::new()).unwrap().body else {
+        panic!()
+    };
+    assert_eq!(
+        (e.data.connect.address_source, e.data.connect.io_uring),
+        (AddressSource::Caller, false)
+    );
+    p.flags = flags::ADDR_FROM_KERNEL | flags::IO_URING;
+    let raw = record(EventKind::Connect, &p, b"");
+    let Body::Connect(e) = decode(&raw, &BootClock::new()).unwrap().body else {
+        panic!()
+    };
+    assert_eq!(
+        (e.data.connect.address_source, e.data.connect.io_uring),
+        (AddressSource::Kernel, true)
+    );
+    let json = serde_json::to_string(&e.data.connect).unwrap();
+    assert!(
+        json.contains(r#""address_source":"kernel""#) && json.contains(r#""io_uring":true"#),
+        "{json}"
+    );
+}

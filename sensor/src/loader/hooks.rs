@@ -1,6 +1,7 @@
-//! The hook table: every program the sensor can attach, the tracepoint it
-//! rides, and the family (`--hooks`) it belongs to. Program names follow the
-//! `tiered!` macro in sensor-ebpf: `tp_btf_<tracepoint>` and `raw_tp_<tracepoint>`.
+//! The hook tables: every program the sensor can attach, the tracepoint or
+//! LSM hook it rides, and the family (`--hooks`) it belongs to. Program names
+//! follow sensor-ebpf: `tp_btf_<tracepoint>` and `raw_tp_<tracepoint>` from
+//! its `tiered!` macro, `lsm_<hook>` for the LSM tier.
 use std::{fmt, str::FromStr};
 
 use sensor_common::hook_bits;
@@ -43,9 +44,44 @@ pub const HOOKS: &[Hook] = &[
     },
 ];
 
-/// How a program is attached. Both tiers run the same code; BTF tracepoints
-/// are preferred (typed context, cheaper dispatch), raw tracepoints load on
-/// kernels or policies that refuse them.
+/// An LSM tier program. It adds to the tracepoint hooks rather than
+/// replacing them: the syscall exit still reports the result of every
+/// syscall open and connect (see sensor-ebpf `probes::lsm`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LsmHook {
+    /// LSM hook name (`security_<name>` in the kernel).
+    pub name: &'static str,
+    /// Families that need it ([`hook_bits`]).
+    pub families: u32,
+    /// What the tracepoint tiers miss without it, for the startup log.
+    pub adds: &'static str,
+}
+
+impl LsmHook {
+    /// Program name in the object.
+    pub fn program(&self) -> String {
+        format!("lsm_{}", self.name)
+    }
+}
+
+/// The LSM tier's programs.
+pub const LSM_HOOKS: &[LsmHook] = &[
+    LsmHook {
+        name: "file_open",
+        families: hook_bits::OPEN,
+        adds: "io_uring opens",
+    },
+    LsmHook {
+        name: "socket_connect",
+        families: hook_bits::CONNECT,
+        adds: "the kernel's copy of connect addresses, io_uring connects",
+    },
+];
+
+/// How a tracepoint program is attached. Both tiers run the same code; BTF
+/// tracepoints are preferred (typed context, cheaper dispatch), raw
+/// tracepoints load on kernels or policies that refuse them. The LSM tier
+/// ([`LSM_HOOKS`], BPF_PROG_TYPE_LSM) runs on top of either.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Tier {
     /// `tp_btf` (BPF_PROG_TYPE_TRACING, kernel >= 5.5).
@@ -76,22 +112,45 @@ impl fmt::Display for Tier {
 /// `--tier`: pick automatically or force one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum TierChoice {
-    /// The best tier each hook loads with.
+    /// The LSM programs where the kernel runs them, and the best
+    /// tracepoint tier each hook loads with.
     #[default]
     Auto,
-    /// BTF tracepoints only.
+    /// Require the LSM programs (fail otherwise), tracepoints as in auto.
+    Lsm,
+    /// BTF tracepoints only, no LSM programs.
     TpBtf,
-    /// Raw tracepoints only.
+    /// Raw tracepoints only, no LSM programs.
     RawTp,
 }
 
+/// Whether the LSM programs are loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LsmPolicy {
+    /// Load where the kernel allows, else log what is missing.
+    Try,
+    /// Load or fail.
+    Require,
+    /// Do not load.
+    Skip,
+}
+
 impl TierChoice {
-    /// Tiers to try, best first.
+    /// Tracepoint tiers to try, best first.
     pub fn candidates(self) -> &'static [Tier] {
         match self {
-            Self::Auto => &[Tier::BtfTracepoint, Tier::RawTracepoint],
+            Self::Auto | Self::Lsm => &[Tier::BtfTracepoint, Tier::RawTracepoint],
             Self::TpBtf => &[Tier::BtfTracepoint],
             Self::RawTp => &[Tier::RawTracepoint],
+        }
+    }
+
+    /// What to do with [`LSM_HOOKS`].
+    pub fn lsm(self) -> LsmPolicy {
+        match self {
+            Self::Auto => LsmPolicy::Try,
+            Self::Lsm => LsmPolicy::Require,
+            Self::TpBtf | Self::RawTp => LsmPolicy::Skip,
         }
     }
 }
@@ -172,5 +231,19 @@ mod tests {
                 .contains("bogus")
         );
         assert!("".parse::<HookSet>().is_err());
+    }
+
+    #[test]
+    fn only_auto_and_lsm_load_the_lsm_tier() {
+        assert_eq!(TierChoice::Auto.lsm(), LsmPolicy::Try);
+        assert_eq!(TierChoice::Lsm.lsm(), LsmPolicy::Require);
+        assert_eq!(TierChoice::TpBtf.lsm(), LsmPolicy::Skip);
+        assert_eq!(TierChoice::RawTp.lsm(), LsmPolicy::Skip);
+        assert_eq!(TierChoice::Lsm.candidates(), TierChoice::Auto.candidates());
+        // Every family the LSM tier serves is a family the flag accepts.
+        for h in LSM_HOOKS {
+            assert_eq!(h.families & !HookSet::ALL.0, 0, "{}", h.name);
+            assert_eq!(h.program(), format!("lsm_{}", h.name));
+        }
     }
 }

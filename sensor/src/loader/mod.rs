@@ -9,7 +9,8 @@ use std::path::Path;
 use aya::{
     Btf, Ebpf, EbpfLoader,
     programs::{
-        BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, Program, RawTracePoint,
+        BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, Lsm, Program,
+        RawTracePoint,
     },
 };
 use sensor_common::{EGRESS_PROGRAM, FilterConfig, globals, hook_bits};
@@ -17,7 +18,7 @@ use thiserror::Error;
 use tracing::{debug, info, warn};
 
 use self::{
-    hooks::{HOOKS, Hook, HookSet, Tier, TierChoice},
+    hooks::{HOOKS, Hook, HookSet, LSM_HOOKS, LsmHook, LsmPolicy, Tier, TierChoice},
     offsets::{KernelBtf, OffsetError},
     preflight::PreflightError,
 };
@@ -102,6 +103,10 @@ pub struct Loaded {
     pub ebpf: Ebpf,
     /// What is attached, in which tier.
     pub attached: Vec<Attached>,
+    /// LSM tier programs attached.
+    pub lsm: Vec<LsmHook>,
+    /// LSM tier programs wanted but not loaded, with the reason.
+    pub lsm_missing: Vec<(LsmHook, String)>,
     /// The v1 controller whose cgroup exec/fork/exit events report.
     pub v1_controller: Option<&'static str>,
     /// Egress bytes are counted (the cgroup_skb program is attached).
@@ -119,6 +124,14 @@ impl Loaded {
                 _ => Ok(()),
             };
             if let Err(e) = result {
+                warn!(program = %name, error = %e, "detach failed");
+            }
+        }
+        for h in &self.lsm {
+            let name = h.program();
+            if let Some(Program::Lsm(p)) = self.ebpf.program_mut(&name)
+                && let Err(e) = p.unload()
+            {
                 warn!(program = %name, error = %e, "detach failed");
             }
         }
@@ -194,6 +207,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
             }
         }
     }
+    let (lsm, lsm_missing) = attach_lsm_tier(&mut ebpf, &btf, opts)?;
     let egress = opts.hooks.0 & hook_bits::EGRESS != 0;
     if egress {
         attach_egress(&mut ebpf)?;
@@ -205,9 +219,67 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     Ok(Loaded {
         ebpf,
         attached,
+        lsm,
+        lsm_missing,
         v1_controller: v1,
         egress,
     })
+}
+
+/// Attaches the LSM tier's programs the policy and families ask for.
+/// Returns (attached, wanted but refused with the reason); a refusal is an
+/// error only when the LSM tier was required.
+#[allow(clippy::type_complexity)]
+fn attach_lsm_tier(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    opts: &LoadOptions,
+) -> Result<(Vec<LsmHook>, Vec<(LsmHook, String)>), LoadError> {
+    let policy = opts.tier.lsm();
+    let (mut attached, mut missing) = (Vec::new(), Vec::new());
+    if policy == LsmPolicy::Skip {
+        return Ok((attached, missing));
+    }
+    // The kernel accepts BPF LSM programs only when `bpf` is an active LSM;
+    // saying so beats the bare error the load would give. Without securityfs
+    // the load itself is the test.
+    let inactive = match std::fs::read_to_string(preflight::LSM_LIST) {
+        Ok(list) if !list.trim().split(',').any(|l| l == "bpf") => Some(format!(
+            "bpf is not an active LSM ({}: {}); boot with lsm={},bpf",
+            preflight::LSM_LIST,
+            list.trim(),
+            list.trim()
+        )),
+        _ => None,
+    };
+    for h in LSM_HOOKS.iter().filter(|h| h.families & opts.hooks.0 != 0) {
+        let result = match &inactive {
+            Some(reason) => Err(anyhow::anyhow!("{reason}")),
+            None => attach_lsm(ebpf, btf, h),
+        };
+        match result {
+            Ok(()) => attached.push(*h),
+            Err(e) if policy == LsmPolicy::Require => {
+                return Err(LoadError::Attach {
+                    tracepoint: h.name,
+                    reasons: format!("lsm: {e:#}"),
+                });
+            }
+            Err(e) => missing.push((*h, format!("{e:#}"))),
+        }
+    }
+    Ok((attached, missing))
+}
+
+fn attach_lsm(ebpf: &mut Ebpf, btf: &Btf, hook: &LsmHook) -> anyhow::Result<()> {
+    let name = hook.program();
+    let program: &mut Lsm = ebpf
+        .program_mut(&name)
+        .ok_or_else(|| anyhow::anyhow!("program {name} missing from the object"))?
+        .try_into()?;
+    program.load(hook.name, btf).map_err(verifier_error)?;
+    program.attach()?;
+    Ok(())
 }
 
 /// Attaches the egress counter to the cgroup2 root: every cgroup below it
@@ -277,5 +349,11 @@ fn verifier_error(e: aya::programs::ProgramError) -> anyhow::Error {
         })
         .collect();
     let tail = lines[lines.len().saturating_sub(12)..].join("\n");
+    // An empty log (the kernel refused before verifying) leaves a dangling
+    // "Verifier output:" behind.
+    let tail = tail
+        .trim_end()
+        .trim_end_matches("Verifier output:")
+        .trim_end();
     anyhow::anyhow!("{tail}")
 }

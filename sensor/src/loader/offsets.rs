@@ -314,6 +314,8 @@ impl KernelBtf {
                 UNAVAILABLE
             },
             inode_mode: o("inode", "i_mode")?,
+            task_flags: o("task_struct", "flags")?,
+            file_f_flags: o("file", "f_flags")?,
             css_set_dfl_cgrp: o("css_set", "dfl_cgrp")?,
             // 6.16 added `bool group_dead` as the exit tracepoint's second
             // argument; older kernels leave signal->live to race.

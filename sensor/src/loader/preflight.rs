@@ -7,6 +7,9 @@ use thiserror::Error;
 /// Where the kernel publishes its own BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
+/// The active LSMs, comma-separated (securityfs).
+pub const LSM_LIST: &str = "/sys/kernel/security/lsm";
+
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;

@@ -97,7 +97,7 @@ fields! {
     OpenWrite = "open.write": Bool, "opened for writing, or with O_CREAT/O_TRUNC";
     OpenCreate = "open.create": Bool, "opened with O_CREAT or O_TMPFILE";
     OpenFlags = "open.flags": Str, "each symbolic open flag (multi-valued)";
-    OpenSuccess = "open.success": Bool, "the open returned a descriptor";
+    OpenSuccess = "open.success": Bool, "the open returned a descriptor (or io_uring was allowed to open)";
     OpenError = "open.error": Str, "errno name of a failed open";
     ConnectFamily = "connect.family": Str, "inet, inet6, unix";
     ConnectAddress = "connect.address": Ip, "destination address (IPv4-mapped IPv6 reads as IPv4)";
@@ -443,7 +443,7 @@ impl Field {
                         raw & libc::O_CREAT != 0 || raw & libc::O_TMPFILE == libc::O_TMPFILE,
                     )),
                     OpenFlags => o.flags.iter().any(|n| f(Val::Str(n.as_bytes()))),
-                    OpenSuccess => f(Val::Bool(o.fd.is_some())),
+                    OpenSuccess => f(Val::Bool(o.fd.is_some() || o.io_uring)),
                     _ => s(f, o.error.as_deref().map(str::as_bytes)),
                 }
             }

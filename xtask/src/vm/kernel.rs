@@ -18,6 +18,9 @@ pub struct KernelSpec {
     pub id: &'static str,
     /// Debian suite whose `linux-image-amd64` is that series.
     pub suite: &'static str,
+    /// The sensor's LSM tier must load there: `bpf` is in Debian's default
+    /// LSM list and the kernel has `bpf_task_pt_regs` (5.15+).
+    pub lsm_tier: bool,
 }
 
 /// The matrix: the long-term series that production nodes run.
@@ -25,14 +28,17 @@ pub const KERNELS: &[KernelSpec] = &[
     KernelSpec {
         id: "5.10",
         suite: "bullseye",
+        lsm_tier: false,
     },
     KernelSpec {
         id: "6.1",
         suite: "bookworm",
+        lsm_tier: true,
     },
     KernelSpec {
         id: "6.12",
         suite: "trixie",
+        lsm_tier: true,
     },
 ];
 

@@ -110,7 +110,7 @@ pub fn run(env: &setup::Env, opts: &Options) -> Result<()> {
             .and_then(|k| {
                 release = k.release.clone();
                 eprintln!("xtask: guest {} ({}) boots", spec.id, k.package);
-                guest(&machine, &k, &tests, &out_dir, opts)
+                guest(&machine, spec, &k, &tests, &out_dir, opts)
             })
             .with_context(|| format!("guest kernel {}", spec.id));
         if let Err(e) = &result {
@@ -172,6 +172,7 @@ fn kernel_test_binary(env: &setup::Env) -> Result<PathBuf> {
 /// Boots one guest and runs every pass; errors unless all passed.
 fn guest(
     machine: &qemu::Machine,
+    spec: &kernel::KernelSpec,
     k: &kernel::Kernel,
     tests: &Path,
     out: &Path,
@@ -182,7 +183,7 @@ fn guest(
     initramfs::build(&k.modules, &initramfs)?;
     fs::write(
         out.join("run.sh"),
-        run_script(tests, &opts.tier, &opts.args),
+        run_script(tests, &opts.tier, &opts.args, spec.lsm_tier),
     )?;
     let repo = cmd::root();
     fs::write(out.join("repo"), repo.as_os_str().as_encoded_bytes())?;
@@ -215,7 +216,7 @@ fn guest(
 
 /// The script the guest runs after mounting its root: one pass of the
 /// kernel tests per tier, then the result in `status` and power off.
-fn run_script(tests: &Path, tiers: &[String], args: &[String]) -> String {
+fn run_script(tests: &Path, tiers: &[String], args: &[String], lsm_tier: bool) -> String {
     let args: Vec<String> = args.iter().map(|a| quote(a)).collect();
     let mut s = String::from(
         "#!/bin/sh\n\
@@ -228,6 +229,10 @@ fn run_script(tests: &Path, tiers: &[String], args: &[String]) -> String {
          echo \"vm: kernel $(uname -r), LSMs $(cat /run/vm/lsm)\"\n\
          rc=0\n",
     );
+    if lsm_tier {
+        // The tests then fail, not shrug, if the LSM tier does not load.
+        s.push_str("export SENSOR_TEST_EXPECT_LSM=1\n");
+    }
     s.push_str(&format!(
         "cd {}\n",
         quote(&cmd::root().display().to_string())
@@ -289,12 +294,14 @@ mod tests {
             Path::new("/t/kernel-1"),
             &["auto".into(), "raw-tp".into()],
             &["exec::".into()],
+            true,
         );
         assert!(
             s.contains("SENSOR_TIER='auto' '/t/kernel-1' --color never 'exec::' || rc=1"),
             "{s}"
         );
         assert!(s.contains("SENSOR_TIER='raw-tp'"), "{s}");
+        assert!(s.contains("export SENSOR_TEST_EXPECT_LSM=1"), "{s}");
         assert!(s.contains("echo \"$rc\" > /run/vm/status"), "{s}");
     }
 
