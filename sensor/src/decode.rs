@@ -183,6 +183,7 @@ pub fn decode(bytes: &[u8], clock: &BootClock) -> Result<Record, DecodeError> {
     };
     Ok(Record {
         schema: SCHEMA_VERSION,
+        source: Source::Ebpf,
         time: rfc3339(clock, h.boot_ns),
         boot_ns: h.boot_ns,
         body,

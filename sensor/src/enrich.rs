@@ -210,6 +210,7 @@ impl Enricher {
         }
         lifecycle.map(|body| Record {
             schema: record.schema,
+            source: record.source,
             time: record.time.clone(),
             boot_ns: record.boot_ns,
             body,

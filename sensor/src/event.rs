@@ -23,11 +23,32 @@ pub struct Record {
     pub schema: u32,
     /// Wall-clock time, RFC 3339 with nanoseconds, UTC.
     pub time: String,
+    /// Which collector saw it; absent for eBPF.
+    #[serde(default, skip_serializing_if = "Source::is_ebpf")]
+    pub source: Source,
     /// Kernel `CLOCK_BOOTTIME` ns: exact ordering across records.
     pub boot_ns: u64,
     /// What happened.
     #[serde(flatten)]
     pub body: Body,
+}
+
+/// The collector a record comes from.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The kernel programs (the default, not written out).
+    #[default]
+    Ebpf,
+    /// The polling collector: snapshots of the process and socket tables
+    /// and file notifications (docs/POLLING.md).
+    Poll,
+}
+
+impl Source {
+    fn is_ebpf(&self) -> bool {
+        *self == Self::Ebpf
+    }
 }
 
 /// The record's kind and its kind-specific fields.
@@ -355,6 +376,8 @@ pub enum AddressSource {
     /// The caller's buffer, read back at syscall exit (tracepoint tiers).
     #[default]
     Caller,
+    /// The OS socket table (polling collector).
+    SocketTable,
 }
 
 /// `cgroup_mkdir` / `cgroup_rmdir` fields.
@@ -402,6 +425,14 @@ pub struct LossData {
     /// events lose ancestry, not existence).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub process_table_evicted: u64,
+    /// Polling: new processes whose parent was never seen, so at least
+    /// one short-lived process (the parent) started and ended between polls.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub poll_missed_parents: u64,
+    /// Polling: file notification errors (e.g. queue overflow): file
+    /// events lost.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub file_notify_errors: u64,
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -9,7 +9,11 @@ use std::{
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use sensor::{
-    collector::ebpf::EbpfCollector,
+    collector::{
+        Detection,
+        ebpf::EbpfCollector,
+        poll::{PollCollector, PollOptions},
+    },
     enrich::Enricher,
     event::Record,
     loader::{
@@ -17,7 +21,7 @@ use sensor::{
         hooks::{HookSet, TierChoice},
     },
     output,
-    rules::{RuleSource, engine::Engine},
+    rules::{RuleSet, RuleSource, engine::Engine},
 };
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
@@ -108,8 +112,30 @@ struct RunArgs {
     /// Period of `egress` records (bytes per container and destination).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, env = "SENSOR_EGRESS_INTERVAL")]
     egress_interval: std::time::Duration,
+    /// Event source: eBPF where the programs load, else polling (`auto`),
+    /// or one forced.
+    #[arg(long, value_enum, default_value_t = CollectorChoice::Auto, env = "SENSOR_COLLECTOR")]
+    collector: CollectorChoice,
+    /// Polling collector: period between process and socket table snapshots.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, env = "SENSOR_POLL_INTERVAL")]
+    poll_interval: std::time::Duration,
+    /// Polling collector: directories whose file creations and writes are
+    /// reported (repeatable; default: temporary directories and mail spools).
+    #[arg(long = "watch", env = "SENSOR_WATCH", value_delimiter = ',')]
+    watch: Vec<PathBuf>,
     #[command(flatten)]
     rules: RuleArgs,
+}
+
+/// `--collector`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum CollectorChoice {
+    /// eBPF, falling back to polling when the programs cannot load.
+    Auto,
+    /// eBPF or fail.
+    Ebpf,
+    /// Polling only.
+    Poll,
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -211,6 +237,41 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes the ready file, if asked: every source is in place.
+fn ready(args: &RunArgs) -> anyhow::Result<()> {
+    if let Some(ready) = &args.ready_file {
+        std::fs::write(ready, format!("{}\n", std::process::id()))
+            .with_context(|| format!("writing ready file {}", ready.display()))?;
+    }
+    Ok(())
+}
+
+/// Reloads the rules on SIGHUP and sends each good set; a bad one is
+/// refused and the previous set stays active.
+fn reload_on_sighup(
+    mut sighup: tokio::signal::unix::Signal,
+    source: Option<RuleSource>,
+) -> tokio::sync::mpsc::Receiver<Arc<RuleSet>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    if let Some(source) = source {
+        tokio::spawn(async move {
+            while sighup.recv().await.is_some() {
+                match source.load() {
+                    Ok(set) => {
+                        if tx.send(Arc::new(set)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        error!("rule reload refused; the previous rules stay active:\n{e}")
+                    }
+                }
+            }
+        });
+    }
+    rx
+}
+
 fn run(args: RunArgs) -> anyhow::Result<()> {
     let opts = LoadOptions {
         hooks: args.hooks,
@@ -228,55 +289,72 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         // (about a second) must still stop the sensor cleanly afterwards.
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut sigterm = signal(SignalKind::terminate())?;
-        let mut sighup = signal(SignalKind::hangup())?;
+        let sighup = signal(SignalKind::hangup())?;
         // A bad rule set is refused before anything is loaded.
         let rule_source = args.rules.source();
         let engine = rule_source.as_ref().map(load_rules).transpose()?;
-        let loaded = loader::load(&opts)?;
-        for a in &loaded.attached {
-            info!(tracepoint = a.hook.tracepoint, tier = %a.tier, "hook attached");
-        }
-        for h in &loaded.lsm {
-            info!(lsm_hook = h.name, tier = %"lsm", adds = h.adds, "hook attached");
-        }
-        for (h, reason) in &loaded.lsm_missing {
-            warn!(lsm_hook = h.name, missing = h.adds, %reason, "LSM tier unavailable, running without it");
-        }
-        // After attaching: whatever starts during the /proc scan arrives as events.
-        let enricher = Enricher::new(loaded.v1_controller);
-        let mut collector =
-            EbpfCollector::new(loaded, enricher)?.with_egress_interval(args.egress_interval);
-        if let (Some(engine), Some(source)) = (engine, rule_source) {
-            let (tx, rx) = tokio::sync::mpsc::channel(1);
-            collector = collector.with_rules(engine, rx);
-            tokio::spawn(async move {
-                while sighup.recv().await.is_some() {
-                    match source.load() {
-                        Ok(set) => {
-                            if tx.send(Arc::new(set)).await.is_err() {
-                                break;
-                            }
-                        }
-                        Err(e) => {
-                            error!("rule reload refused; the previous rules stay active:\n{e}")
-                        }
-                    }
+        let loaded = match args.collector {
+            CollectorChoice::Poll => None,
+            CollectorChoice::Ebpf => Some(loader::load(&opts)?),
+            CollectorChoice::Auto => match loader::load(&opts) {
+                Ok(loaded) => Some(loaded),
+                Err(e) if !e.is_environment() => return Err(e.into()),
+                Err(e) => {
+                    warn!(reason = %format!("{e:#}"), "eBPF programs cannot load; falling back to the polling collector (--collector ebpf makes this an error)");
+                    None
                 }
-            });
-        }
-        if let Some(ready) = &args.ready_file {
-            std::fs::write(ready, format!("{}\n", std::process::id()))
-                .with_context(|| format!("writing ready file {}", ready.display()))?;
-        }
-        info!(hooks = %opts.hooks, output = %args.output.display(), "sensor running");
-        let stats = collector
-            .run(sink.as_mut(), async {
-                tokio::select! {
-                    _ = sigint.recv() => {}
-                    _ = sigterm.recv() => {}
+            },
+        };
+        let shutdown = async move {
+            tokio::select! {
+                _ = sigint.recv() => {}
+                _ = sigterm.recv() => {}
+            }
+        };
+        let detection =
+            engine.map(|engine| Detection::new(engine, reload_on_sighup(sighup, rule_source)));
+        let stats = match loaded {
+            Some(loaded) => {
+                for a in &loaded.attached {
+                    info!(tracepoint = a.hook.tracepoint, tier = %a.tier, "hook attached");
                 }
-            })
-            .await?;
+                for h in &loaded.lsm {
+                    info!(lsm_hook = h.name, tier = %"lsm", adds = h.adds, "hook attached");
+                }
+                for (h, reason) in &loaded.lsm_missing {
+                    warn!(lsm_hook = h.name, missing = h.adds, %reason, "LSM tier unavailable, running without it");
+                }
+                // After attaching: whatever starts during the /proc scan arrives as events.
+                let enricher = Enricher::new(loaded.v1_controller);
+                let mut collector =
+                    EbpfCollector::new(loaded, enricher)?.with_egress_interval(args.egress_interval);
+                if let Some(d) = detection {
+                    collector = collector.with_rules(d);
+                }
+                ready(&args)?;
+                info!(hooks = %opts.hooks, output = %args.output.display(), "sensor running");
+                collector.run(sink.as_mut(), shutdown).await?
+            }
+            None => {
+                let watch = if args.watch.is_empty() {
+                    PollOptions::default_watch()
+                } else {
+                    args.watch.clone()
+                };
+                let poll_opts = PollOptions {
+                    interval: args.poll_interval,
+                    watch,
+                };
+                info!(interval = ?poll_opts.interval, watch = ?poll_opts.watch, "polling collector");
+                let mut collector = PollCollector::new(poll_opts)?;
+                if let Some(d) = detection {
+                    collector = collector.with_rules(d);
+                }
+                ready(&args)?;
+                info!(collector = "poll", output = %args.output.display(), "sensor running");
+                collector.run(sink.as_mut(), shutdown).await?
+            }
+        };
         info!(
             events = stats.events,
             alerts = stats.alerts,

@@ -5,8 +5,9 @@ use sensor_tests::{require_root, sensor_bin};
 #[test]
 fn unprivileged_run_names_what_is_missing() {
     require_root();
+    // Forced eBPF: an error. (auto falls back to polling: poll.rs.)
     let out = Command::new(sensor_bin())
-        .args(["run", "--output", "/dev/null"])
+        .args(["run", "--collector", "ebpf", "--output", "/dev/null"])
         .uid(65534)
         .gid(65534)
         .output()

@@ -10,3 +10,4 @@ mod exec;
 mod loss;
 mod lsm;
 mod open;
+mod poll;

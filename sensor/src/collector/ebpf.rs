@@ -4,18 +4,16 @@
 //! `helpers::emit`); the reader wakes on epoll when enough is pending and on
 //! a short timer otherwise, which bounds latency while sparing a wakeup per
 //! event.
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, time::Duration};
 
 use anyhow::Context as _;
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use sensor_common::{LossCounters, maps};
-use tokio::{
-    io::{Interest, unix::AsyncFd},
-    sync::mpsc,
-};
+use tokio::io::{Interest, unix::AsyncFd};
 use tracing::{info, warn};
 
 use super::{
+    Detection,
     egress::EgressReader,
     losses::{LossTracker, sum},
 };
@@ -23,10 +21,9 @@ use crate::{
     clock::BootClock,
     decode::{decode, rfc3339},
     enrich::Enricher,
-    event::{Body, Loss, Record, SCHEMA_VERSION},
+    event::{Body, Loss, Record, SCHEMA_VERSION, Source},
     loader::Loaded,
     output::Sink,
-    rules::{RuleSet, engine::Engine},
 };
 
 /// Longest a record waits in the ring when no wakeup comes.
@@ -55,9 +52,7 @@ pub struct EbpfCollector {
     tracker: LossTracker,
     clock: BootClock,
     enricher: Enricher,
-    engine: Option<Engine>,
-    rule_updates: Option<mpsc::Receiver<Arc<RuleSet>>>,
-    alerts: Vec<Record>,
+    detection: Option<Detection>,
     egress: Option<EgressReader>,
     egress_interval: Duration,
     stats: RunStats,
@@ -97,9 +92,7 @@ impl EbpfCollector {
             tracker: LossTracker::default(),
             clock: BootClock::new(),
             enricher,
-            engine: None,
-            rule_updates: None,
-            alerts: Vec::new(),
+            detection: None,
             egress,
             egress_interval: EGRESS_INTERVAL,
             stats: RunStats::default(),
@@ -112,11 +105,9 @@ impl EbpfCollector {
         self
     }
 
-    /// Evaluates `engine`'s rules on every record; rule sets sent on
-    /// `updates` replace it (already validated: a bad reload never gets here).
-    pub fn with_rules(mut self, engine: Engine, updates: mpsc::Receiver<Arc<RuleSet>>) -> Self {
-        self.engine = Some(engine);
-        self.rule_updates = Some(updates);
+    /// Runs every record through `detection`'s rules.
+    pub fn with_rules(mut self, detection: Detection) -> Self {
+        self.detection = Some(detection);
         self
     }
 
@@ -146,10 +137,9 @@ impl EbpfCollector {
                     self.drain(sink)?;
                     self.report_egress(sink)?;
                 }
-                Some(set) = next_rules(&mut self.rule_updates) => {
-                    if let Some(engine) = &mut self.engine {
-                        info!(rules = set.rules.len(), sequences = set.sequences.len(), "rules reloaded");
-                        engine.replace(set);
+                set = Detection::next_update(&mut self.detection) => {
+                    if let Some(d) = &mut self.detection {
+                        d.replace(set);
                     }
                 }
             }
@@ -163,15 +153,8 @@ impl EbpfCollector {
         self.report_losses(sink)?;
         sink.flush().context("flushing output")?;
         self.stats.lost = self.tracker.total;
-        if let Some(engine) = &self.engine {
-            let s = engine.stats;
-            info!(
-                evaluated = s.evaluated,
-                alerts = s.alerts,
-                sequence_state_full = s.sequence_state_full,
-                sequence_expired = s.sequence_expired,
-                "detection stopped"
-            );
+        if let Some(d) = &self.detection {
+            d.log_stats();
         }
         Ok(self.stats)
     }
@@ -203,13 +186,8 @@ impl EbpfCollector {
     /// Writes an enriched record and the alerts it raises.
     fn emit(&mut self, sink: &mut dyn Sink, record: &Record) -> anyhow::Result<()> {
         sink.write(record).context("writing an event")?;
-        if let Some(engine) = &mut self.engine {
-            let alerts = &mut self.alerts;
-            engine.check(record, &mut |a| alerts.push(a));
-        }
-        for alert in std::mem::take(&mut self.alerts) {
-            sink.write(&alert).context("writing an alert")?;
-            self.stats.alerts += 1;
+        if let Some(d) = &mut self.detection {
+            self.stats.alerts += d.check(sink, record)?;
         }
         Ok(())
     }
@@ -223,6 +201,7 @@ impl EbpfCollector {
         for e in reader.read() {
             let mut record = Record {
                 schema: SCHEMA_VERSION,
+                source: Source::Ebpf,
                 time: time.clone(),
                 boot_ns: now,
                 body: Body::Egress(e),
@@ -247,6 +226,7 @@ impl EbpfCollector {
             let now = BootClock::now_boot_ns();
             let record = Record {
                 schema: SCHEMA_VERSION,
+                source: Source::Ebpf,
                 time: rfc3339(&self.clock, now),
                 boot_ns: now,
                 body: Body::Loss(Loss { loss }),
@@ -254,12 +234,5 @@ impl EbpfCollector {
             sink.write(&record).context("writing a loss record")?;
         }
         Ok(())
-    }
-}
-
-async fn next_rules(rx: &mut Option<mpsc::Receiver<Arc<RuleSet>>>) -> Option<Arc<RuleSet>> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
     }
 }

@@ -88,6 +88,15 @@ pub enum LoadError {
     },
 }
 
+impl LoadError {
+    /// The host cannot run the programs (privileges, kernel, verifier), as
+    /// opposed to a setting of ours being wrong: only the former lets
+    /// `--collector auto` fall back to polling.
+    pub fn is_environment(&self) -> bool {
+        !matches!(self, Self::RingSize(_))
+    }
+}
+
 /// One attached hook.
 #[derive(Clone, Debug)]
 pub struct Attached {

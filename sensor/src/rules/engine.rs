@@ -223,6 +223,7 @@ fn alert(
     }
     Record {
         schema: SCHEMA_VERSION,
+        source: last.source,
         time: last.time.clone(),
         boot_ns: last.boot_ns,
         body: Body::Alert(Box::new(Alert {

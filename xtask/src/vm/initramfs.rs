@@ -14,8 +14,10 @@ use object::{Object as _, ObjectSection as _};
 use crate::cmd;
 
 /// Modules the guest loads before anything else: the 9p root and virtio
-/// transport, and overlayfs for dockerd's overlay2 storage driver.
-const MODULES: &[&str] = &["virtio_pci", "9pnet_virtio", "9p", "overlay"];
+/// transport, overlayfs for dockerd's overlay2 storage driver, and
+/// tcp_diag for the polling collector's socket table (sock_diag netlink; the
+/// guest cannot autoload it, its modules are not on the shared root).
+const MODULES: &[&str] = &["virtio_pci", "9pnet_virtio", "9p", "overlay", "tcp_diag"];
 
 const INIT: &str = include_str!("init.sh");
 

@@ -1,0 +1,182 @@
+//! New and ended processes, from successive process-table snapshots
+//! (sysinfo: /proc on Linux, libproc on macOS, the toolhelp/NT APIs on
+//! Windows). A process that starts and ends between two snapshots is never
+//! seen; [`ProcessPoller::poll`] counts the pids it can tell it missed.
+use std::{collections::HashMap, ffi::OsStr, sync::Arc};
+
+use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
+
+use crate::{
+    process::{Ancestor, Ancestry, ExecImage},
+    text::Text,
+};
+
+/// Ancestors listed per event, as the eBPF path does.
+const ANCESTORS_MAX: usize = 8;
+
+/// What the poller knows of a live process.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// Process id.
+    pub pid: u32,
+    /// Parent pid, where the OS reports one.
+    pub ppid: Option<u32>,
+    /// Real uid (unknown on Windows, which has SIDs: u32::MAX).
+    pub uid: u32,
+    /// Real gid (as uid).
+    pub gid: u32,
+    /// Process name (at most 15 bytes, like `comm`).
+    pub comm: Text,
+    /// Start, seconds since the Unix epoch (the OS's resolution).
+    pub start_secs: u64,
+    /// Start in 1/100 s since boot, the unit of `start_ticks` on Linux
+    /// (USER_HZ), at the OS's one-second resolution.
+    pub start_ticks: u64,
+    /// Executable and argv.
+    pub image: Arc<ExecImage>,
+}
+
+/// The changes one poll found.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Processes that appeared, parents before children.
+    pub started: Vec<Seen>,
+    /// Processes that went away.
+    pub ended: Vec<Seen>,
+}
+
+/// Diffs process-table snapshots.
+pub struct ProcessPoller {
+    sys: System,
+    live: HashMap<u32, Seen>,
+    me: u32,
+    boot_secs: u64,
+}
+
+impl ProcessPoller {
+    /// Takes the first snapshot; what runs now is the baseline, not news.
+    pub fn new() -> Result<Self, sysinfo::Error> {
+        let mut p = Self {
+            sys: System::new()?,
+            live: HashMap::new(),
+            me: std::process::id(),
+            boot_secs: System::boot_time().unwrap_or(0),
+        };
+        p.poll();
+        Ok(p)
+    }
+
+    /// The live process `pid`, if the last snapshot had it.
+    pub fn get(&self, pid: u32) -> Option<&Seen> {
+        self.live.get(&pid)
+    }
+
+    /// Ancestors of `pid`, nearest first.
+    pub fn ancestry(&self, pid: u32) -> Ancestry {
+        let mut list = Vec::new();
+        let mut next = self.live.get(&pid).and_then(|s| s.ppid);
+        while let Some(ppid) = next {
+            let Some(p) = self.live.get(&ppid) else { break };
+            if list.len() == ANCESTORS_MAX || list.iter().any(|a: &Ancestor| a.pid == ppid) {
+                break;
+            }
+            list.push(Ancestor {
+                pid: p.pid,
+                start_ticks: p.start_ticks,
+                image: p.image.clone(),
+            });
+            next = p.ppid;
+        }
+        Ancestry::from(list)
+    }
+
+    /// Takes a snapshot and returns what changed since the previous one.
+    pub fn poll(&mut self) -> Changes {
+        // exe, argv and user only for processes not seen before: the cost
+        // of a poll stays with the new ones.
+        let kind = ProcessRefreshKind::nothing()
+            .without_tasks()
+            .with_exe(UpdateKind::OnlyIfNotSet)
+            .with_cmd(UpdateKind::OnlyIfNotSet)
+            .with_user(UpdateKind::OnlyIfNotSet);
+        self.sys
+            .refresh_processes_specifics(ProcessesToUpdate::All, true, kind);
+        let mut now: HashMap<u32, Seen> = HashMap::with_capacity(self.sys.processes().len());
+        let mut started = Vec::new();
+        for (pid, p) in self.sys.processes() {
+            let pid = pid.as_u32();
+            if pid == self.me || p.thread_kind().is_some() {
+                continue;
+            }
+            let start_secs = p.start_time();
+            let seen = match self.live.get(&pid) {
+                // Same pid and start: the same process.
+                Some(s) if s.start_secs == start_secs => s.clone(),
+                _ => {
+                    let s = seen(pid, p, self.boot_secs);
+                    started.push(s.clone());
+                    s
+                }
+            };
+            now.insert(pid, seen);
+        }
+        let ended = self
+            .live
+            .drain()
+            .filter(|(pid, s)| now.get(pid).is_none_or(|n| n.start_secs != s.start_secs))
+            .map(|(_, s)| s)
+            .collect();
+        self.live = now;
+        started.sort_by_key(|s| (s.start_secs, s.pid));
+        Changes { started, ended }
+    }
+}
+
+fn seen(pid: u32, p: &sysinfo::Process, boot_secs: u64) -> Seen {
+    let args: Vec<Text> = p.cmd().iter().map(|a| text(a)).collect();
+    let exe = p
+        .exe()
+        .map(|e| text(e.as_os_str()))
+        .or_else(|| args.first().cloned())
+        .unwrap_or_else(|| text(p.name()));
+    let mut comm = text(p.name()).0;
+    comm.truncate(15);
+    let (uid, gid) = ids(p);
+    Seen {
+        pid,
+        ppid: p.parent().map(Pid::as_u32),
+        uid,
+        gid,
+        comm: Text(comm),
+        start_secs: p.start_time(),
+        start_ticks: p.start_time().saturating_sub(boot_secs) * 100,
+        image: Arc::new(ExecImage::new(exe, args)),
+    }
+}
+
+#[cfg(unix)]
+fn ids(p: &sysinfo::Process) -> (u32, u32) {
+    (
+        p.user_id().map_or(u32::MAX, |u| **u),
+        p.group_id().map_or(u32::MAX, |g| *g),
+    )
+}
+
+#[cfg(not(unix))]
+fn ids(_: &sysinfo::Process) -> (u32, u32) {
+    (u32::MAX, u32::MAX)
+}
+
+/// OS strings as raw bytes where they are bytes (Unix); elsewhere UTF-8,
+/// lossily for unpaired surrogates.
+pub fn text(s: &OsStr) -> Text {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt as _;
+        Text(s.as_bytes().to_vec())
+    }
+    #[cfg(not(unix))]
+    {
+        Text(s.to_string_lossy().into_owned().into_bytes())
+    }
+}
