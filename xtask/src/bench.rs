@@ -35,6 +35,16 @@ pub struct Options {
     /// Extra arguments for `sensor run` (e.g. --hooks open).
     #[arg(long, allow_hyphen_values = true)]
     sensor_args: Vec<String>,
+    /// Live processes while the polling collector's CPU cost is measured.
+    #[arg(long, default_value_t = 1000)]
+    poll_procs: usize,
+    /// Seconds of polling measured per interval.
+    #[arg(long, default_value_t = 10)]
+    poll_seconds: u64,
+    /// Only the polling collector's CPU cost (no kernel workloads, no
+    /// criterion).
+    #[arg(long)]
+    pub poll_only: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -194,14 +204,100 @@ fn median(v: &mut [Duration]) -> Duration {
     v[v.len() / 2]
 }
 
-/// Runs every workload and prints a Markdown table.
+/// Runs every workload and prints Markdown tables.
 pub fn run(o: &Options) -> Result<()> {
     if unsafe { libc::geteuid() } != 0 {
         bail!("the benchmark attaches the sensor and needs root");
     }
     let dir = std::env::temp_dir().join(format!("sensor-bench-{}", std::process::id()));
     fs::create_dir_all(&dir)?;
+    if !o.poll_only {
+        kernel_overhead(o, &dir)?;
+    }
+    poll_cost(o, &dir)?;
+    fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+/// The polling collector's CPU time with `poll_procs` extra live processes,
+/// as a share of one core, at the default interval and a five times
+/// shorter one. The baseline is the same idle host without the sensor: 0.
+fn poll_cost(o: &Options, dir: &Path) -> Result<()> {
+    let mut sleepers = Vec::with_capacity(o.poll_procs);
+    for _ in 0..o.poll_procs {
+        sleepers.push(
+            Command::new("sleep")
+                .arg("3600")
+                .stdout(Stdio::null())
+                .spawn()
+                .context("starting a sleeper")?,
+        );
+    }
+    let live = fs::read_dir("/proc")?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .count();
+    println!();
+    println!("| polling interval | live processes | seconds | sensor CPU | share of one core |");
+    println!("|---|---|---|---|---|");
+    let result = (|| -> Result<()> {
+        for interval in ["1s", "200ms"] {
+            let mut args = vec![
+                "--collector".to_owned(),
+                "poll".to_owned(),
+                "--poll-interval".to_owned(),
+                interval.to_owned(),
+            ];
+            args.extend(o.sensor_args.iter().cloned());
+            let sensor = Sensor::start(dir, &args)?;
+            // Past the baseline snapshot and the watches' setup.
+            thread::sleep(Duration::from_secs(2));
+            let before = cpu_ticks(sensor.child.id())?;
+            let started = Instant::now();
+            thread::sleep(Duration::from_secs(o.poll_seconds));
+            let cpu = cpu_ticks(sensor.child.id())? - before;
+            let wall = started.elapsed().as_secs_f64();
+            sensor.stop_and_count("exec", 0)?;
+            // USER_HZ is 100 on every Linux ABI the sensor supports.
+            let cpu_s = cpu as f64 / 100.0;
+            println!(
+                "| {interval} | {live} | {wall:.1} | {cpu_s:.2} s | {:.2} % |",
+                cpu_s / wall * 100.0
+            );
+        }
+        Ok(())
+    })();
+    for mut s in sleepers {
+        let _ = s.kill();
+        let _ = s.wait();
+    }
+    result
+}
+
+/// utime + stime of `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> Result<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised comm, which may contain spaces.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("malformed /proc/<pid>/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| -> Result<u64> {
+        fields
+            .get(i)
+            .context("short /proc/<pid>/stat")?
+            .parse()
+            .context("non-numeric /proc/<pid>/stat field")
+    };
+    // utime and stime are fields 14 and 15; `rest` starts at field 3.
+    Ok(field(11)? + field(12)?)
+}
+
+/// Each kernel workload bare and with the sensor, alternating.
+fn kernel_overhead(o: &Options, dir: &Path) -> Result<()> {
     let me = std::process::id();
+    let dir = dir.to_path_buf();
     println!(
         "| workload | n | bare median | with sensor median | ratio | events received | lost |"
     );
@@ -232,6 +328,5 @@ pub fn run(o: &Options) -> Result<()> {
             n * o.reps as u64,
         );
     }
-    fs::remove_dir_all(&dir)?;
     Ok(())
 }

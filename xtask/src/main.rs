@@ -127,6 +127,9 @@ fn main() -> Result<()> {
             let env = setup::ensure()?;
             cmd::cargo(&env, &["build", "--release", "--package", "sensor"])?;
             bench::run(&opts)?;
+            if opts.poll_only {
+                return Ok(());
+            }
             // Userspace cost per event (criterion).
             cmd::cargo(
                 &env,

@@ -11,7 +11,7 @@ pub mod sockets;
 use std::{future::Future, net::IpAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use self::{
     files::{FileChange, FileWatcher},
@@ -147,7 +147,9 @@ impl PollCollector {
     }
 
     fn poll_once(&mut self, sink: &mut dyn Sink) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
         let changes = self.procs.poll();
+        let procs_us = started.elapsed().as_micros() as u64;
         for s in &changes.started {
             if let Some(ppid) = s.ppid
                 && self.procs.get(ppid).is_none()
@@ -158,7 +160,14 @@ impl PollCollector {
             let record = self.exec_record(s);
             self.emit(sink, &record)?;
         }
-        match self.sockets.poll() {
+        let started = std::time::Instant::now();
+        let sockets = self.sockets.poll();
+        debug!(
+            procs_us,
+            sockets_us = started.elapsed().as_micros() as u64,
+            "snapshots taken"
+        );
+        match sockets {
             Ok(new) => {
                 for o in &new {
                     let record = self.connect_record(o);

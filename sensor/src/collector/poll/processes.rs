@@ -1,8 +1,12 @@
 //! New and ended processes, from successive process-table snapshots
 //! (sysinfo: /proc on Linux, libproc on macOS, the toolhelp/NT APIs on
 //! Windows). A process that starts and ends between two snapshots is never
-//! seen; [`ProcessPoller::poll`] counts the pids it can tell it missed.
-use std::{collections::HashMap, ffi::OsStr, sync::Arc};
+//! seen; the collector counts those it can infer (a parent never seen).
+use std::{
+    collections::{HashMap, HashSet},
+    ffi::OsStr,
+    sync::Arc,
+};
 
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
 
@@ -92,15 +96,64 @@ impl ProcessPoller {
 
     /// Takes a snapshot and returns what changed since the previous one.
     pub fn poll(&mut self) -> Changes {
-        // exe, argv and user only for processes not seen before: the cost
-        // of a poll stays with the new ones.
-        let kind = ProcessRefreshKind::nothing()
+        let mut changes = match listed_pids() {
+            Some(pids) => self.poll_listed(&pids),
+            None => self.poll_all(),
+        };
+        changes.started.sort_by_key(|s| (s.start_secs, s.pid));
+        changes
+    }
+
+    /// exe, argv and user only for processes not seen before: the cost of
+    /// a poll stays with the new ones.
+    fn refresh_kind() -> ProcessRefreshKind {
+        ProcessRefreshKind::nothing()
             .without_tasks()
             .with_exe(UpdateKind::OnlyIfNotSet)
             .with_cmd(UpdateKind::OnlyIfNotSet)
-            .with_user(UpdateKind::OnlyIfNotSet);
+            .with_user(UpdateKind::OnlyIfNotSet)
+    }
+
+    /// Where the OS lists pids cheaply (Linux: the /proc directory), only
+    /// new pids are read, and gone ones are handed to sysinfo so it drops
+    /// them. A pid reused within one interval (pid_max wrapping around in
+    /// under a second) is taken for the process it replaced.
+    fn poll_listed(&mut self, pids: &HashSet<u32>) -> Changes {
+        let new: Vec<u32> = pids
+            .iter()
+            .copied()
+            .filter(|p| *p != self.me && !self.live.contains_key(p))
+            .collect();
+        let gone: Vec<u32> = self
+            .live
+            .keys()
+            .copied()
+            .filter(|p| !pids.contains(p))
+            .collect();
+        let asked: Vec<Pid> = new.iter().chain(&gone).map(|&p| Pid::from_u32(p)).collect();
+        self.sys.refresh_processes_specifics(
+            ProcessesToUpdate::Some(&asked),
+            true,
+            Self::refresh_kind(),
+        );
+        let mut started = Vec::new();
+        for pid in new {
+            if let Some(p) = self.sys.process(Pid::from_u32(pid))
+                && p.thread_kind().is_none()
+            {
+                let s = seen(pid, p, self.boot_secs);
+                self.live.insert(pid, s.clone());
+                started.push(s);
+            }
+        }
+        let ended = gone.iter().filter_map(|p| self.live.remove(p)).collect();
+        Changes { started, ended }
+    }
+
+    /// Elsewhere, the whole table each time (one system call on Windows).
+    fn poll_all(&mut self) -> Changes {
         self.sys
-            .refresh_processes_specifics(ProcessesToUpdate::All, true, kind);
+            .refresh_processes_specifics(ProcessesToUpdate::All, true, Self::refresh_kind());
         let mut now: HashMap<u32, Seen> = HashMap::with_capacity(self.sys.processes().len());
         let mut started = Vec::new();
         for (pid, p) in self.sys.processes() {
@@ -108,10 +161,9 @@ impl ProcessPoller {
             if pid == self.me || p.thread_kind().is_some() {
                 continue;
             }
-            let start_secs = p.start_time();
             let seen = match self.live.get(&pid) {
                 // Same pid and start: the same process.
-                Some(s) if s.start_secs == start_secs => s.clone(),
+                Some(s) if s.start_secs == p.start_time() => s.clone(),
                 _ => {
                     let s = seen(pid, p, self.boot_secs);
                     started.push(s.clone());
@@ -127,9 +179,24 @@ impl ProcessPoller {
             .map(|(_, s)| s)
             .collect();
         self.live = now;
-        started.sort_by_key(|s| (s.start_secs, s.pid));
         Changes { started, ended }
     }
+}
+
+/// Pids from the /proc directory (processes only: threads live below
+/// /proc/<pid>/task).
+#[cfg(target_os = "linux")]
+fn listed_pids() -> Option<HashSet<u32>> {
+    let dir = std::fs::read_dir("/proc").ok()?;
+    Some(
+        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect(),
+    )
+}
+
+#[cfg(not(target_os = "linux"))]
+fn listed_pids() -> Option<HashSet<u32>> {
+    None
 }
 
 fn seen(pid: u32, p: &sysinfo::Process, boot_secs: u64) -> Seen {
