@@ -5,31 +5,24 @@
 //! `"source": "poll"`, through the same rules. What polling cannot see is
 //! in docs/POLLING.md; the gaps it can detect are counted in `loss` records.
 pub mod files;
+pub mod normalise;
 pub mod processes;
 pub mod sockets;
 
-use std::{future::Future, net::IpAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use tracing::{debug, warn};
 
 use self::{
-    files::{FileChange, FileWatcher},
-    processes::{ProcessPoller, Seen, text},
-    sockets::{Outbound, SocketPoller},
+    files::FileWatcher, normalise::Normaliser, processes::ProcessPoller, sockets::SocketPoller,
 };
 use super::{Detection, ebpf::RunStats};
 use crate::{
     clock::BootClock,
     container::ContainerRef,
-    decode::rfc3339,
-    event::{
-        AddressSource, Body, CgroupRef, Connect, ConnectData, Event, Exec, ExecData, Exit,
-        ExitData, Loss, LossData, Open, OpenData, PathSource, Process, Record, SCHEMA_VERSION,
-        Source,
-    },
+    event::{Body, Loss, LossData, Record},
     output::Sink,
-    text::Text,
 };
 
 /// Default polling period: a process must live this long to be seen for
@@ -157,7 +150,7 @@ impl PollCollector {
             {
                 self.missed_parents += 1;
             }
-            let record = self.exec_record(s);
+            let record = self.norm().exec(s);
             self.emit(sink, &record)?;
         }
         let started = std::time::Instant::now();
@@ -170,7 +163,7 @@ impl PollCollector {
         match sockets {
             Ok(new) => {
                 for o in &new {
-                    let record = self.connect_record(o);
+                    let record = self.norm().connect(o);
                     self.emit(sink, &record)?;
                 }
             }
@@ -179,11 +172,11 @@ impl PollCollector {
             }
         }
         for change in self.files.drain() {
-            let record = self.file_record(&change);
+            let record = self.norm().file(&change);
             self.emit(sink, &record)?;
         }
         for s in &changes.ended {
-            let record = self.exit_record(s);
+            let record = self.norm().exit(s);
             self.emit(sink, &record)?;
         }
         self.report_gaps(sink)
@@ -207,7 +200,7 @@ impl PollCollector {
             file_notify_errors = data.file_notify_errors,
             "polling gaps detected"
         );
-        let record = self.record(Body::Loss(Loss { loss: data }));
+        let record = self.norm().record(Body::Loss(Loss { loss: data }));
         sink.write(&record).context("writing a loss record")
     }
 
@@ -220,135 +213,12 @@ impl PollCollector {
         Ok(())
     }
 
-    fn record(&self, body: Body) -> Record {
-        let now = BootClock::now_boot_ns();
-        Record {
-            schema: SCHEMA_VERSION,
-            source: Source::Poll,
-            time: rfc3339(&self.clock, now),
-            boot_ns: now,
-            body,
+    /// Builds records from what the pollers found.
+    fn norm(&self) -> Normaliser<'_, ProcessPoller> {
+        Normaliser {
+            procs: &self.procs,
+            clock: &self.clock,
+            unattributed: &self.unattributed,
         }
-    }
-
-    fn process(&self, pid: u32) -> Process {
-        match self.procs.get(pid) {
-            Some(s) => Process {
-                pid,
-                tid: pid,
-                uid: s.uid,
-                gid: s.gid,
-                comm: s.comm.clone(),
-                ppid: s.ppid,
-                start_ticks: Some(s.start_ticks),
-                image: Some(s.image.clone()),
-                ancestors: self.procs.ancestry(pid),
-            },
-            // Gone before the process table saw it.
-            None => Process {
-                pid,
-                tid: pid,
-                uid: u32::MAX,
-                gid: u32::MAX,
-                comm: Text::from("?"),
-                ppid: None,
-                start_ticks: None,
-                image: None,
-                ancestors: Default::default(),
-            },
-        }
-    }
-
-    fn event<T>(&self, pid: u32, data: T) -> Event<T> {
-        Event {
-            process: self.process(pid),
-            cgroup: CgroupRef { id: 0, v1_id: None },
-            container: Some(self.unattributed.clone()),
-            data,
-        }
-    }
-
-    fn exec_record(&self, s: &Seen) -> Record {
-        let exec = ExecData {
-            ppid: s.ppid.unwrap_or(0),
-            euid: s.uid,
-            egid: s.gid,
-            ns_pid: s.pid,
-            pid_ns: 0,
-            mnt_ns: 0,
-            start_boottime_ns: 0,
-            path: s.image.exe.clone(),
-            path_truncated: false,
-            path_pseudo: false,
-            args: s.image.args.clone(),
-            args_truncated: false,
-        };
-        self.record(Body::Exec(self.event(s.pid, Exec { exec })))
-    }
-
-    fn exit_record(&self, s: &Seen) -> Record {
-        let mut e = self.event(
-            s.pid,
-            Exit {
-                exit: ExitData {
-                    code: None,
-                    signal: None,
-                    start_boottime_ns: 0,
-                },
-            },
-        );
-        // The table no longer has it: describe it from the last snapshot.
-        e.process.comm = s.comm.clone();
-        e.process.ppid = s.ppid;
-        e.process.image = Some(s.image.clone());
-        self.record(Body::Exit(e))
-    }
-
-    fn connect_record(&self, o: &Outbound) -> Record {
-        let (family, mapped) = match o.remote.ip() {
-            IpAddr::V4(_) => ("inet", None),
-            IpAddr::V6(v6) => ("inet6", v6.to_ipv4_mapped().map(IpAddr::V4)),
-        };
-        let connect = ConnectData {
-            family: family.to_owned(),
-            sock_type: Some("stream".to_owned()),
-            protocol: Some("tcp".to_owned()),
-            address: Some(o.remote.ip()),
-            ipv4_mapped: mapped,
-            port: Some(o.remote.port()),
-            unix_path: None,
-            fd: -1,
-            ret: 0,
-            error: None,
-            compat: false,
-            io_uring: false,
-            address_source: AddressSource::SocketTable,
-        };
-        self.record(Body::Connect(self.event(o.pid, Connect { connect })))
-    }
-
-    fn file_record(&self, c: &FileChange) -> Record {
-        let mut flags = vec!["O_WRONLY".to_owned()];
-        if c.created {
-            flags.push("O_CREAT".to_owned());
-        }
-        let open = OpenData {
-            syscall: "notify".to_owned(),
-            path: text(c.path.as_os_str()),
-            path_source: PathSource::File,
-            path_truncated: false,
-            path_pseudo: false,
-            compat: false,
-            io_uring: false,
-            access: "write".to_owned(),
-            flags,
-            flags_raw: 0,
-            mode: None,
-            fd: None,
-            error: None,
-            ino: None,
-        };
-        // No process: notifications do not say who wrote.
-        self.record(Body::Open(self.event(0, Open { open })))
     }
 }

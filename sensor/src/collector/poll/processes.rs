@@ -10,13 +10,7 @@ use std::{
 
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
 
-use crate::{
-    process::{Ancestor, Ancestry, ExecImage},
-    text::Text,
-};
-
-/// Ancestors listed per event, as the eBPF path does.
-const ANCESTORS_MAX: usize = 8;
+use crate::{process::ExecImage, text::Text};
 
 /// What the poller knows of a live process.
 #[derive(Clone, Debug)]
@@ -73,25 +67,6 @@ impl ProcessPoller {
     /// The live process `pid`, if the last snapshot had it.
     pub fn get(&self, pid: u32) -> Option<&Seen> {
         self.live.get(&pid)
-    }
-
-    /// Ancestors of `pid`, nearest first.
-    pub fn ancestry(&self, pid: u32) -> Ancestry {
-        let mut list = Vec::new();
-        let mut next = self.live.get(&pid).and_then(|s| s.ppid);
-        while let Some(ppid) = next {
-            let Some(p) = self.live.get(&ppid) else { break };
-            if list.len() == ANCESTORS_MAX || list.iter().any(|a: &Ancestor| a.pid == ppid) {
-                break;
-            }
-            list.push(Ancestor {
-                pid: p.pid,
-                start_ticks: p.start_ticks,
-                image: p.image.clone(),
-            });
-            next = p.ppid;
-        }
-        Ancestry::from(list)
     }
 
     /// Takes a snapshot and returns what changed since the previous one.
