@@ -252,7 +252,6 @@ mod tests {
             uid: p.uid,
             gid: p.gid,
             comm: p.comm.clone(),
-            start_secs: 0,
             start_ticks: p.start_ticks.unwrap_or(0),
             image: p.image.clone().expect("recorded execs carry their image"),
         };
@@ -272,7 +271,6 @@ mod tests {
                         .unwrap_or_default()
                         .to_vec(),
                 ),
-                start_secs: 0,
                 start_ticks: a.start_ticks,
                 image: a.image.clone(),
             });

@@ -25,10 +25,9 @@ pub struct Seen {
     pub gid: u32,
     /// Process name (at most 15 bytes, like `comm`).
     pub comm: Text,
-    /// Start, seconds since the Unix epoch (the OS's resolution).
-    pub start_secs: u64,
     /// Start in 1/100 s since boot, the unit of `start_ticks` on Linux
-    /// (USER_HZ), at the OS's one-second resolution.
+    /// (USER_HZ), at the OS's one-second resolution; with `pid`, the
+    /// process's identity.
     pub start_ticks: u64,
     /// Executable and argv.
     pub image: Arc<ExecImage>,
@@ -75,7 +74,7 @@ impl ProcessPoller {
             Some(pids) => self.poll_listed(&pids),
             None => self.poll_all(),
         };
-        changes.started.sort_by_key(|s| (s.start_secs, s.pid));
+        changes.started.sort_by_key(|s| (s.start_ticks, s.pid));
         changes
     }
 
@@ -138,7 +137,7 @@ impl ProcessPoller {
             }
             let seen = match self.live.get(&pid) {
                 // Same pid and start: the same process.
-                Some(s) if s.start_secs == p.start_time() => s.clone(),
+                Some(s) if s.start_ticks == ticks(p, self.boot_secs) => s.clone(),
                 _ => {
                     let s = seen(pid, p, self.boot_secs);
                     started.push(s.clone());
@@ -150,7 +149,7 @@ impl ProcessPoller {
         let ended = self
             .live
             .drain()
-            .filter(|(pid, s)| now.get(pid).is_none_or(|n| n.start_secs != s.start_secs))
+            .filter(|(pid, s)| now.get(pid).is_none_or(|n| n.start_ticks != s.start_ticks))
             .map(|(_, s)| s)
             .collect();
         self.live = now;
@@ -190,10 +189,14 @@ fn seen(pid: u32, p: &sysinfo::Process, boot_secs: u64) -> Seen {
         uid,
         gid,
         comm: Text(comm),
-        start_secs: p.start_time(),
-        start_ticks: p.start_time().saturating_sub(boot_secs) * 100,
+        start_ticks: ticks(p, boot_secs),
         image: Arc::new(ExecImage::new(exe, args)),
     }
+}
+
+/// Start of `p` in 1/100 s since boot.
+fn ticks(p: &sysinfo::Process, boot_secs: u64) -> u64 {
+    p.start_time().saturating_sub(boot_secs) * 100
 }
 
 #[cfg(unix)]
