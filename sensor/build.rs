@@ -5,6 +5,10 @@ use std::{env, path::PathBuf};
 use anyhow::{Context as _, anyhow};
 
 fn main() -> anyhow::Result<()> {
+    // Only the Linux build embeds the programs (see `loader`).
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux") {
+        return Ok(());
+    }
     let metadata = cargo_metadata::MetadataCommand::new()
         .no_deps()
         .exec()

@@ -40,9 +40,9 @@ pub struct EgressCount {
 
 const _: () = assert!(core::mem::size_of::<EgressKey>() == 32);
 
-#[cfg(feature = "user")]
+#[cfg(all(feature = "user", target_os = "linux"))]
 // SAFETY: repr(C) integers only, padding explicit.
 unsafe impl aya::Pod for EgressKey {}
-#[cfg(feature = "user")]
+#[cfg(all(feature = "user", target_os = "linux"))]
 // SAFETY: repr(C) integers only.
 unsafe impl aya::Pod for EgressCount {}

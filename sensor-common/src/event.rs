@@ -346,7 +346,7 @@ pub struct Scratch {
     pub cursor: u64,
 }
 
-#[cfg(feature = "user")]
+#[cfg(all(feature = "user", target_os = "linux"))]
 mod pod {
     // SAFETY: plain-old-data, repr(C), no padding holes the kernel could leave
     // uninitialised that userspace would read as meaningful.

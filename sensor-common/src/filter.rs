@@ -29,6 +29,6 @@ pub struct FilterConfig {
     pub wakeup_bytes: u64,
 }
 
-#[cfg(feature = "user")]
+#[cfg(all(feature = "user", target_os = "linux"))]
 // SAFETY: repr(C) integers only.
 unsafe impl aya::Pod for FilterConfig {}

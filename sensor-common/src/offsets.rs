@@ -165,6 +165,6 @@ pub struct KernelOffsets {
 /// report the value as unknown instead of reading garbage.
 pub const UNAVAILABLE: u32 = u32::MAX;
 
-#[cfg(feature = "user")]
+#[cfg(all(feature = "user", target_os = "linux"))]
 // SAFETY: repr(C) integers only.
 unsafe impl aya::Pod for KernelOffsets {}

@@ -1,10 +1,9 @@
 //! Kernel timestamps are `CLOCK_BOOTTIME` nanoseconds; events carry wall
 //! time too. The offset is taken once at start: boottime and realtime advance
 //! together except across a settimeofday, which a long-running sensor
-//! corrects by calling [`BootClock::new`] again.
+//! corrects by calling [`BootClock::new`] again. Other systems have no
+//! kernel timestamps; there boot time is wall time minus the boot instant.
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use nix::time::{ClockId, clock_gettime};
 
 /// Converts boot-relative nanoseconds to wall-clock time.
 #[derive(Clone, Copy, Debug)]
@@ -16,12 +15,11 @@ pub struct BootClock {
 impl BootClock {
     /// Samples both clocks now.
     pub fn new() -> Self {
-        let ns = |id| {
-            let t = clock_gettime(id).expect("clock_gettime cannot fail for these clocks");
-            t.tv_sec() as i128 * 1_000_000_000 + t.tv_nsec() as i128
-        };
-        let boot = ns(ClockId::CLOCK_BOOTTIME);
-        let real = ns(ClockId::CLOCK_REALTIME);
+        let boot = Self::now_boot_ns() as i128;
+        let real = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as i128;
         Self {
             offset_ns: real - boot,
         }
@@ -33,10 +31,33 @@ impl BootClock {
         UNIX_EPOCH + Duration::from_nanos(unix as u64)
     }
 
+    /// A boot timestamp as RFC 3339 UTC with nanoseconds.
+    pub fn rfc3339(&self, boot_ns: u64) -> String {
+        humantime::format_rfc3339_nanos(self.wall(boot_ns)).to_string()
+    }
+
     /// Current boot time in ns.
+    #[cfg(target_os = "linux")]
     pub fn now_boot_ns() -> u64 {
-        let t = clock_gettime(ClockId::CLOCK_BOOTTIME).expect("CLOCK_BOOTTIME");
+        let t =
+            nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).expect("CLOCK_BOOTTIME");
         t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
+    }
+
+    /// Current boot time in ns, from the boot instant the system reports
+    /// (in seconds), read once: Windows derives it from the uptime, so it
+    /// can move by a second between reads.
+    #[cfg(not(target_os = "linux"))]
+    pub fn now_boot_ns() -> u64 {
+        static BOOTED: std::sync::OnceLock<SystemTime> = std::sync::OnceLock::new();
+        let booted = *BOOTED.get_or_init(|| {
+            // Unknown: count from the epoch; wall times stay right.
+            UNIX_EPOCH + Duration::from_secs(sysinfo::System::boot_time().unwrap_or(0))
+        });
+        SystemTime::now()
+            .duration_since(booted)
+            .unwrap_or_default()
+            .as_nanos() as u64
     }
 }
 

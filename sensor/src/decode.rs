@@ -184,7 +184,7 @@ pub fn decode(bytes: &[u8], clock: &BootClock) -> Result<Record, DecodeError> {
     Ok(Record {
         schema: SCHEMA_VERSION,
         source: Source::Ebpf,
-        time: rfc3339(clock, h.boot_ns),
+        time: clock.rfc3339(h.boot_ns),
         boot_ns: h.boot_ns,
         body,
     })
@@ -210,11 +210,6 @@ fn with_header<T>(h: &EventHeader, data: T) -> Event<T> {
         container: None,
         data,
     }
-}
-
-/// RFC 3339 UTC with nanoseconds.
-pub fn rfc3339(clock: &BootClock, boot_ns: u64) -> String {
-    humantime::format_rfc3339_nanos(clock.wall(boot_ns)).to_string()
 }
 
 fn cstr(b: &[u8]) -> &[u8] {

@@ -318,6 +318,29 @@ pub struct OpenData {
     pub ino: Option<u64>,
 }
 
+/// Read from the symbolic fields, not `flags_raw`: those mean the same on
+/// every source, while raw values are Linux's and absent from polled records.
+impl OpenData {
+    /// Opened for writing, or creating or truncating the file.
+    pub fn writes(&self) -> bool {
+        self.access != "read" || self.has_flag(&["O_CREAT", "O_TRUNC", "O_TMPFILE"])
+    }
+
+    /// Creates the file.
+    pub fn creates(&self) -> bool {
+        self.has_flag(&["O_CREAT", "O_TMPFILE"])
+    }
+
+    /// The open succeeded (for io_uring: the kernel allowed it).
+    pub fn succeeded(&self) -> bool {
+        self.error.is_none()
+    }
+
+    fn has_flag(&self, names: &[&str]) -> bool {
+        self.flags.iter().any(|f| names.contains(&f.as_str()))
+    }
+}
+
 /// `connect` fields.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Connect {

@@ -3,15 +3,20 @@
 //! Data flows one way: `loader` puts the eBPF programs in the kernel,
 //! `collector` drains their ring buffer, `decode` turns records into typed
 //! [`event::Event`]s, `enrich` attaches process and container context,
-//! `rules` raises alerts, and `output` writes both as JSON lines.
+//! `rules` raises alerts, and `output` writes both as JSON lines. On other
+//! systems (and Linux without eBPF) `collector::poll` takes the place of
+//! the first four; the eBPF modules are built on Linux only.
 #![deny(missing_docs)]
 
 pub mod clock;
 pub mod collector;
 pub mod container;
+#[cfg(target_os = "linux")]
 pub mod decode;
+#[cfg(target_os = "linux")]
 pub mod enrich;
 pub mod event;
+#[cfg(target_os = "linux")]
 pub mod loader;
 pub mod output;
 pub mod process;

@@ -1,5 +1,6 @@
 //! `sensor`: eBPF runtime-security sensor.
 use std::{
+    future::Future,
     io::{BufRead as _, BufReader},
     path::PathBuf,
     process::ExitCode,
@@ -8,22 +9,24 @@ use std::{
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+#[cfg(target_os = "linux")]
 use sensor::{
-    collector::{
-        Detection,
-        ebpf::EbpfCollector,
-        poll::{PollCollector, PollOptions},
-    },
+    collector::ebpf::EbpfCollector,
     enrich::Enricher,
-    event::Record,
     loader::{
-        self, LoadOptions,
+        self, LoadOptions, Loaded,
         hooks::{HookSet, TierChoice},
     },
-    output,
+};
+use sensor::{
+    collector::{
+        Detection, RunStats,
+        poll::{PollCollector, PollOptions},
+    },
+    event::Record,
+    output::{self, Sink},
     rules::{RuleSet, RuleSource, engine::Engine},
 };
-use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
 
 #[derive(Parser)]
@@ -98,18 +101,22 @@ struct RunArgs {
     #[arg(long, short, default_value = "-", env = "SENSOR_OUTPUT")]
     output: PathBuf,
     /// Hook families: comma-separated exec, open, connect, cgroup, or all.
+    #[cfg(target_os = "linux")]
     #[arg(long, default_value = "all", env = "SENSOR_HOOKS")]
     hooks: HookSet,
     /// Program tier: the best each hook loads with, or one forced.
+    #[cfg(target_os = "linux")]
     #[arg(long, value_enum, default_value_t = TierChoice::Auto, env = "SENSOR_TIER")]
     tier: TierChoice,
     /// Ring buffer size in bytes (power of two).
+    #[cfg(target_os = "linux")]
     #[arg(long, default_value_t = 8 << 20, env = "SENSOR_RING_BYTES")]
     ring_bytes: u32,
     /// Created once every hook is attached (for supervisors and tests).
     #[arg(long)]
     ready_file: Option<PathBuf>,
     /// Period of `egress` records (bytes per container and destination).
+    #[cfg(target_os = "linux")]
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, env = "SENSOR_EGRESS_INTERVAL")]
     egress_interval: std::time::Duration,
     /// Event source: eBPF where the programs load, else polling (`auto`),
@@ -130,7 +137,8 @@ struct RunArgs {
 /// `--collector`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum CollectorChoice {
-    /// eBPF, falling back to polling when the programs cannot load.
+    /// eBPF, falling back to polling when the programs cannot load (or the
+    /// system is not Linux).
     Auto,
     /// eBPF or fail.
     Ebpf,
@@ -246,10 +254,52 @@ fn ready(args: &RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// SIGINT or SIGTERM (Ctrl-C where there are no signals).
+#[cfg(unix)]
+fn stop_requested() -> anyhow::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = sigint.recv() => {}
+            _ = sigterm.recv() => {}
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn stop_requested() -> anyhow::Result<impl Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+}
+
+/// SIGHUP; never on systems without it (restart to reload there).
+struct ReloadSignal(#[cfg(unix)] tokio::signal::unix::Signal);
+
+impl ReloadSignal {
+    fn new() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        return Ok(Self(tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::hangup(),
+        )?));
+        #[cfg(not(unix))]
+        Ok(Self())
+    }
+
+    async fn recv(&mut self) -> Option<()> {
+        #[cfg(unix)]
+        return self.0.recv().await;
+        #[cfg(not(unix))]
+        std::future::pending().await
+    }
+}
+
 /// Reloads the rules on SIGHUP and sends each good set; a bad one is
 /// refused and the previous set stays active.
 fn reload_on_sighup(
-    mut sighup: tokio::signal::unix::Signal,
+    mut sighup: ReloadSignal,
     source: Option<RuleSource>,
 ) -> tokio::sync::mpsc::Receiver<Arc<RuleSet>> {
     let (tx, rx) = tokio::sync::mpsc::channel(1);
@@ -273,12 +323,6 @@ fn reload_on_sighup(
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
-    let opts = LoadOptions {
-        hooks: args.hooks,
-        tier: args.tier,
-        ring_bytes: args.ring_bytes,
-        ..Default::default()
-    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -287,80 +331,117 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             .with_context(|| format!("opening output {}", args.output.display()))?;
         // Handlers first: a SIGTERM that arrives while the verifier is busy
         // (about a second) must still stop the sensor cleanly afterwards.
-        let mut sigint = signal(SignalKind::interrupt())?;
-        let mut sigterm = signal(SignalKind::terminate())?;
-        let sighup = signal(SignalKind::hangup())?;
+        let shutdown = stop_requested()?;
+        let sighup = ReloadSignal::new()?;
         // A bad rule set is refused before anything is loaded.
         let rule_source = args.rules.source();
         let engine = rule_source.as_ref().map(load_rules).transpose()?;
-        let loaded = match args.collector {
-            CollectorChoice::Poll => None,
-            CollectorChoice::Ebpf => Some(loader::load(&opts)?),
-            CollectorChoice::Auto => match loader::load(&opts) {
-                Ok(loaded) => Some(loaded),
-                Err(e) if !e.is_environment() => return Err(e.into()),
-                Err(e) => {
-                    warn!(reason = %format!("{e:#}"), "eBPF programs cannot load; falling back to the polling collector (--collector ebpf makes this an error)");
-                    None
-                }
-            },
+        let detection = |engine: Option<Engine>| {
+            engine.map(|engine| Detection::new(engine, reload_on_sighup(sighup, rule_source)))
         };
-        let shutdown = async move {
-            tokio::select! {
-                _ = sigint.recv() => {}
-                _ = sigterm.recv() => {}
-            }
-        };
-        let detection =
-            engine.map(|engine| Detection::new(engine, reload_on_sighup(sighup, rule_source)));
-        let stats = match loaded {
-            Some(loaded) => {
-                for a in &loaded.attached {
-                    info!(tracepoint = a.hook.tracepoint, tier = %a.tier, "hook attached");
-                }
-                for h in &loaded.lsm {
-                    info!(lsm_hook = h.name, tier = %"lsm", adds = h.adds, "hook attached");
-                }
-                for (h, reason) in &loaded.lsm_missing {
-                    warn!(lsm_hook = h.name, missing = h.adds, %reason, "LSM tier unavailable, running without it");
-                }
-                // After attaching: whatever starts during the /proc scan arrives as events.
-                let enricher = Enricher::new(loaded.v1_controller);
-                let mut collector =
-                    EbpfCollector::new(loaded, enricher)?.with_egress_interval(args.egress_interval);
-                if let Some(d) = detection {
-                    collector = collector.with_rules(d);
-                }
-                ready(&args)?;
-                info!(hooks = %opts.hooks, output = %args.output.display(), "sensor running");
-                collector.run(sink.as_mut(), shutdown).await?
-            }
-            None => {
-                let watch = if args.watch.is_empty() {
-                    PollOptions::default_watch()
-                } else {
-                    args.watch.clone()
-                };
-                let poll_opts = PollOptions {
-                    interval: args.poll_interval,
-                    watch,
-                };
-                info!(interval = ?poll_opts.interval, watch = ?poll_opts.watch, "polling collector");
-                let mut collector = PollCollector::new(poll_opts)?;
-                if let Some(d) = detection {
-                    collector = collector.with_rules(d);
-                }
-                ready(&args)?;
-                info!(collector = "poll", output = %args.output.display(), "sensor running");
-                collector.run(sink.as_mut(), shutdown).await?
-            }
-        };
-        info!(
-            events = stats.events,
-            alerts = stats.alerts,
-            lost = stats.lost,
-            "sensor stopped"
-        );
+        #[cfg(target_os = "linux")]
+        if let Some(loaded) = load_ebpf(&args)? {
+            let stats = run_ebpf(&args, loaded, detection(engine), sink.as_mut(), shutdown).await?;
+            stopped(stats);
+            return Ok(());
+        }
+        #[cfg(not(target_os = "linux"))]
+        if args.collector == CollectorChoice::Ebpf {
+            anyhow::bail!("the eBPF collector needs Linux; this system can only poll");
+        }
+        let stats = run_poll(&args, detection(engine), sink.as_mut(), shutdown).await?;
+        stopped(stats);
         Ok(())
     })
+}
+
+fn stopped(stats: RunStats) {
+    info!(
+        events = stats.events,
+        alerts = stats.alerts,
+        lost = stats.lost,
+        "sensor stopped"
+    );
+}
+
+/// The eBPF programs as `--collector` asks: `None` means poll.
+#[cfg(target_os = "linux")]
+fn load_ebpf(args: &RunArgs) -> anyhow::Result<Option<Loaded>> {
+    let opts = load_options(args);
+    Ok(match args.collector {
+        CollectorChoice::Poll => None,
+        CollectorChoice::Ebpf => Some(loader::load(&opts)?),
+        CollectorChoice::Auto => match loader::load(&opts) {
+            Ok(loaded) => Some(loaded),
+            Err(e) if !e.is_environment() => return Err(e.into()),
+            Err(e) => {
+                warn!(reason = %format!("{e:#}"), "eBPF programs cannot load; falling back to the polling collector (--collector ebpf makes this an error)");
+                None
+            }
+        },
+    })
+}
+
+#[cfg(target_os = "linux")]
+fn load_options(args: &RunArgs) -> LoadOptions {
+    LoadOptions {
+        hooks: args.hooks,
+        tier: args.tier,
+        ring_bytes: args.ring_bytes,
+        ..Default::default()
+    }
+}
+
+#[cfg(target_os = "linux")]
+async fn run_ebpf(
+    args: &RunArgs,
+    loaded: Loaded,
+    detection: Option<Detection>,
+    sink: &mut dyn Sink,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<RunStats> {
+    for a in &loaded.attached {
+        info!(tracepoint = a.hook.tracepoint, tier = %a.tier, "hook attached");
+    }
+    for h in &loaded.lsm {
+        info!(lsm_hook = h.name, tier = %"lsm", adds = h.adds, "hook attached");
+    }
+    for (h, reason) in &loaded.lsm_missing {
+        warn!(lsm_hook = h.name, missing = h.adds, %reason, "LSM tier unavailable, running without it");
+    }
+    // After attaching: whatever starts during the /proc scan arrives as events.
+    let enricher = Enricher::new(loaded.v1_controller);
+    let mut collector =
+        EbpfCollector::new(loaded, enricher)?.with_egress_interval(args.egress_interval);
+    if let Some(d) = detection {
+        collector = collector.with_rules(d);
+    }
+    ready(args)?;
+    info!(hooks = %args.hooks, output = %args.output.display(), "sensor running");
+    collector.run(sink, shutdown).await
+}
+
+async fn run_poll(
+    args: &RunArgs,
+    detection: Option<Detection>,
+    sink: &mut dyn Sink,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<RunStats> {
+    let watch = if args.watch.is_empty() {
+        PollOptions::default_watch()
+    } else {
+        args.watch.clone()
+    };
+    let poll_opts = PollOptions {
+        interval: args.poll_interval,
+        watch,
+    };
+    info!(interval = ?poll_opts.interval, watch = ?poll_opts.watch, "polling collector");
+    let mut collector = PollCollector::new(poll_opts)?;
+    if let Some(d) = detection {
+        collector = collector.with_rules(d);
+    }
+    ready(args)?;
+    info!(collector = "poll", output = %args.output.display(), "sensor running");
+    collector.run(sink, shutdown).await
 }

@@ -10,7 +10,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sensor_tests::{Sensor, patience, sensor_bin, text_bytes, unique_dir};
+use sensor_tests::{
+    RuncContainer, Sensor, container_id, patience, sensor_bin, text_bytes, unique_dir,
+};
 
 const INTERVAL: &str = "200ms";
 
@@ -53,6 +55,7 @@ fn processes_connects_and_files_are_seen_by_polling() {
         r["process"]["pid"] == child_pid && r["exec"]["args"][1] == secs.as_str()
     });
     assert_eq!(exec["source"], "poll", "{exec}");
+    assert_eq!(exec["container"]["id"], "host", "{exec}");
     assert_eq!(exec["process"]["ppid"], std::process::id(), "{exec}");
     assert!(
         text_bytes(&exec["exec"]["path"]).ends_with(b"/sleep"),
@@ -79,6 +82,14 @@ fn processes_connects_and_files_are_seen_by_polling() {
         text_bytes(&r["open"]["path"]) == file.as_os_str().as_encoded_bytes()
     });
     assert_eq!(open["open"]["access"], "write", "{open}");
+    assert_eq!(
+        (
+            open["container"]["id"].as_str(),
+            open["process"]["pid"].as_u64()
+        ),
+        (Some("unknown"), Some(0)),
+        "no writer, so no container: {open}"
+    );
     assert!(
         open["open"]["flags"]
             .as_array()
@@ -98,6 +109,32 @@ fn processes_connects_and_files_are_seen_by_polling() {
         r["connect"]["port"] != port && mine(r) && r["connect"]["address"] == "127.0.0.1"
     });
     assert!(inbound.is_empty(), "{inbound:?}");
+}
+
+/// Linux without eBPF still attributes containers: a runc container's
+/// process, seen by polling, carries the container named by its cgroup.
+#[test]
+fn polled_container_processes_are_attributed() {
+    let id = container_id(0x50);
+    let mut ctr = RuncContainer::new(
+        &id,
+        &format!("/system.slice/docker-{id}.scope"),
+        &format!("exec sleep {}", outlive_interval().as_secs() + 2),
+    );
+    let sensor = Sensor::start(&["--collector", "poll", "--poll-interval", INTERVAL]);
+    sensor.wait_log("collector=\"poll\"");
+    ctr.start_detached();
+    let exec = sensor.wait_for("exec", "the container's sleep", |r| {
+        r["exec"]["args"][0] == "sleep" && r["container"]["id"] == id.as_str()
+    });
+    assert_eq!(
+        (
+            exec["container"]["runtime"].as_str(),
+            exec["source"].as_str()
+        ),
+        (Some("docker"), Some("poll")),
+        "{exec}"
+    );
 }
 
 /// The T1560 validation step (tar of /etc): the archiver must outlive the

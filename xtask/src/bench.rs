@@ -41,6 +41,10 @@ pub struct Options {
     /// Seconds of polling measured per interval.
     #[arg(long, default_value_t = 10)]
     poll_seconds: u64,
+    /// Closed connections left in TIME_WAIT for the last polling row: a
+    /// busy client's socket table.
+    #[arg(long, default_value_t = 15_000)]
+    poll_time_wait: usize,
     /// Only the polling collector's CPU cost (no kernel workloads, no
     /// criterion).
     #[arg(long)]
@@ -221,7 +225,9 @@ pub fn run(o: &Options) -> Result<()> {
 
 /// The polling collector's CPU time with `poll_procs` extra live processes,
 /// as a share of one core, at the default interval and a five times
-/// shorter one. The baseline is the same idle host without the sensor: 0.
+/// shorter one, then at the default with `poll_time_wait` closed
+/// connections in the socket table. The baseline is the same idle host
+/// without the sensor: 0.
 fn poll_cost(o: &Options, dir: &Path) -> Result<()> {
     let mut sleepers = Vec::with_capacity(o.poll_procs);
     for _ in 0..o.poll_procs {
@@ -238,10 +244,15 @@ fn poll_cost(o: &Options, dir: &Path) -> Result<()> {
         .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
         .count();
     println!();
-    println!("| polling interval | live processes | seconds | sensor CPU | share of one core |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| polling interval | live processes | TIME_WAIT sockets | seconds | sensor CPU | share of one core |"
+    );
+    println!("|---|---|---|---|---|---|");
     let result = (|| -> Result<()> {
-        for interval in ["1s", "200ms"] {
+        for (interval, time_wait) in [("1s", 0), ("200ms", 0), ("1s", o.poll_time_wait)] {
+            // They last 60 s: made for this row only, right before it.
+            leave_in_time_wait(time_wait)?;
+            let tw = sockstat_time_wait()?;
             let mut args = vec![
                 "--collector".to_owned(),
                 "poll".to_owned(),
@@ -261,7 +272,7 @@ fn poll_cost(o: &Options, dir: &Path) -> Result<()> {
             // USER_HZ is 100 on every Linux ABI the sensor supports.
             let cpu_s = cpu as f64 / 100.0;
             println!(
-                "| {interval} | {live} | {wall:.1} | {cpu_s:.2} s | {:.2} % |",
+                "| {interval} | {live} | {tw} | {wall:.1} | {cpu_s:.2} s | {:.2} % |",
                 cpu_s / wall * 100.0
             );
         }
@@ -272,6 +283,36 @@ fn poll_cost(o: &Options, dir: &Path) -> Result<()> {
         let _ = s.wait();
     }
     result
+}
+
+/// Loopback connections closed by the connecting side, which keeps each
+/// socket in TIME_WAIT for 60 s.
+fn leave_in_time_wait(n: usize) -> Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    for _ in 0..n {
+        let client = TcpStream::connect(addr)?;
+        let (server, _) = listener.accept()?;
+        drop(client);
+        drop(server);
+    }
+    Ok(())
+}
+
+/// TIME_WAIT sockets on the host (`tw` in /proc/net/sockstat).
+fn sockstat_time_wait() -> Result<u64> {
+    let text = fs::read_to_string("/proc/net/sockstat")?;
+    let tcp = text
+        .lines()
+        .find_map(|l| l.strip_prefix("TCP:"))
+        .context("no TCP line in /proc/net/sockstat")?;
+    let fields: Vec<&str> = tcp.split_whitespace().collect();
+    fields
+        .windows(2)
+        .find(|w| w[0] == "tw")
+        .context("no tw in /proc/net/sockstat")?[1]
+        .parse()
+        .context("tw in /proc/net/sockstat")
 }
 
 /// utime + stime of `pid`, in clock ticks.

@@ -26,8 +26,9 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Set up, check formatting and lints, then run every test, the kernel
-    /// tests included (as root), on this kernel and in one guest kernel.
+    /// Set up, check formatting and lints (for Linux, BPF, Windows and
+    /// macOS), then run every test, the kernel tests included (as root), on
+    /// this kernel and in one guest kernel.
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -69,6 +70,30 @@ fn clippy_ebpf(env: &setup::Env) -> Result<()> {
     )
 }
 
+/// Lints the sensor for the systems only the polling collector serves: a
+/// check build (no linker or SDK needed), so it runs on this host.
+fn clippy_cross(env: &setup::Env) -> Result<()> {
+    setup::ensure_targets(setup::CROSS_TARGETS)?;
+    for target in setup::CROSS_TARGETS {
+        cmd::cargo(
+            env,
+            &[
+                "clippy",
+                "--package",
+                "sensor",
+                "--lib",
+                "--bins",
+                "--target",
+                target,
+                "--",
+                "-D",
+                "warnings",
+            ],
+        )?;
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Setup => setup::ensure().map(drop),
@@ -92,6 +117,7 @@ fn main() -> Result<()> {
             cmd::cargo(&env, &["fmt", "--all", "--", "--check"])?;
             cmd::cargo(&env, &["clippy", "--all-targets", "--", "-D", "warnings"])?;
             clippy_ebpf(&env)?;
+            clippy_cross(&env)?;
             // The kernel tests run the sensor binary; cargo test does not build it for them.
             cmd::cargo(&env, &["build", "--package", "sensor"])?;
             let mut test = vec!["test", "--no-fail-fast"];

@@ -110,6 +110,39 @@ pub fn ensure_packages(packages: &[&str]) -> Result<()> {
     )
 }
 
+/// Systems the `sensor` crate also builds for, with the eBPF parts gated
+/// off (the polling collector); `cargo xtask test` lints each.
+pub const CROSS_TARGETS: &[&str] = &[
+    "x86_64-pc-windows-gnu",
+    "x86_64-apple-darwin",
+    "aarch64-apple-darwin",
+];
+
+/// Adds the standard libraries of `targets` to the pinned stable toolchain
+/// (the project's own, from rust-toolchain.toml).
+pub fn ensure_targets(targets: &[&str]) -> Result<()> {
+    let installed = cmd::output(
+        rustup()
+            .args(["target", "list", "--installed"])
+            .current_dir(cmd::root()),
+    )?;
+    let missing: Vec<&str> = targets
+        .iter()
+        .copied()
+        .filter(|t| !installed.lines().any(|l| l.trim() == *t))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: adding Rust targets {}", missing.join(" "));
+    cmd::run(
+        rustup()
+            .args(["target", "add"])
+            .args(&missing)
+            .current_dir(cmd::root()),
+    )
+}
+
 fn rustup() -> Command {
     Command::new("rustup")
 }

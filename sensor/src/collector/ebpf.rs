@@ -13,13 +13,13 @@ use tokio::io::{Interest, unix::AsyncFd};
 use tracing::{info, warn};
 
 use super::{
-    Detection,
+    Detection, RunStats,
     egress::EgressReader,
     losses::{LossTracker, sum},
 };
 use crate::{
     clock::BootClock,
-    decode::{decode, rfc3339},
+    decode::decode,
     enrich::Enricher,
     event::{Body, Loss, Record, SCHEMA_VERSION, Source},
     loader::Loaded,
@@ -32,17 +32,6 @@ const POLL_INTERVAL: Duration = Duration::from_millis(20);
 const LOSS_INTERVAL: Duration = Duration::from_secs(1);
 /// Default period of `egress` records (bytes per cgroup and destination).
 pub const EGRESS_INTERVAL: Duration = Duration::from_secs(10);
-
-/// Counters for the run, returned at shutdown.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct RunStats {
-    /// Records written.
-    pub events: u64,
-    /// Records lost (kernel and userspace).
-    pub lost: u64,
-    /// Alerts raised.
-    pub alerts: u64,
-}
 
 /// Reads the ring of a loaded sensor.
 pub struct EbpfCollector {
@@ -197,7 +186,7 @@ impl EbpfCollector {
             return Ok(());
         };
         let now = BootClock::now_boot_ns();
-        let time = rfc3339(&self.clock, now);
+        let time = self.clock.rfc3339(now);
         for e in reader.read() {
             let mut record = Record {
                 schema: SCHEMA_VERSION,
@@ -227,7 +216,7 @@ impl EbpfCollector {
             let record = Record {
                 schema: SCHEMA_VERSION,
                 source: Source::Ebpf,
-                time: rfc3339(&self.clock, now),
+                time: self.clock.rfc3339(now),
                 boot_ns: now,
                 body: Body::Loss(Loss { loss }),
             };

@@ -1,8 +1,11 @@
 //! Event sources. `ebpf` drains the kernel ring buffer; `poll` is the
 //! fallback for hosts where the programs cannot load, with the same schema
 //! and rules.
+#[cfg(target_os = "linux")]
 pub mod ebpf;
+#[cfg(target_os = "linux")]
 pub mod egress;
+#[cfg(target_os = "linux")]
 pub mod losses;
 pub mod poll;
 
@@ -81,4 +84,15 @@ impl Detection {
             "detection stopped"
         );
     }
+}
+
+/// Counters for the run, returned at shutdown.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunStats {
+    /// Records written.
+    pub events: u64,
+    /// Records lost (kernel and userspace).
+    pub lost: u64,
+    /// Alerts raised.
+    pub alerts: u64,
 }

@@ -45,11 +45,10 @@ pub fn open(target: &Path) -> io::Result<Box<dyn Sink + Send>> {
     if target == Path::new("-") {
         return Ok(Box::new(JsonLines::new(io::stdout())));
     }
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(target)?;
-    Ok(Box::new(JsonLines::new(file)))
+    let mut options = OpenOptions::new();
+    options.create(true).append(true);
+    // Elsewhere the file inherits its directory's ACL.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    Ok(Box::new(JsonLines::new(options.open(target)?)))
 }

@@ -1,6 +1,7 @@
 //! The process table: what each live process is (executable, argv, parent,
 //! start), kept from fork/exec/exit events and seeded from /proc so
 //! processes older than the sensor are known too.
+#[cfg(target_os = "linux")]
 pub mod proc_scan;
 
 use std::{

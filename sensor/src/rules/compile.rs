@@ -1,9 +1,7 @@
 //! Conditions compiled once at load into predicate trees: fields resolved to
 //! accessors, values parsed to their field's type, globs and regexes built,
 //! lists and macros expanded. Evaluation then only compares.
-use std::{
-    collections::HashMap, ffi::OsStr, net::IpAddr, os::unix::ffi::OsStrExt as _, path::Path,
-};
+use std::{collections::HashMap, net::IpAddr};
 
 use globset::{GlobBuilder, GlobSetBuilder};
 use ipnet::IpNet;
@@ -92,7 +90,7 @@ impl Matcher {
             (Self::Suffix(set), Val::Str(s)) => set.iter().any(|x| s.ends_with(x)),
             (Self::Contains(set), Val::Str(s)) => set.iter().any(|f| f.find(s).is_some()),
             (Self::IContains(set), Val::Str(s)) => set.iter().any(|n| icontains(s, n)),
-            (Self::Glob(g), Val::Str(s)) => g.is_match(Path::new(OsStr::from_bytes(s))),
+            (Self::Glob(g), Val::Str(s)) => g.is_match(bytes_path(s)),
             (Self::Regex(r), Val::Str(s)) => r.is_match(s),
             (Self::IntCmp(op, x), Val::Int(v)) => match op {
                 Op::Eq => v == *x,
@@ -509,4 +507,17 @@ fn last_line(s: &str) -> String {
         .unwrap_or(s)
         .trim()
         .to_owned()
+}
+
+/// Field bytes as a path for glob matching. Unix paths are bytes; elsewhere
+/// the sensor's own records are UTF-8 (text fields escape the rest).
+#[cfg(unix)]
+fn bytes_path(s: &[u8]) -> &std::path::Path {
+    use std::os::unix::ffi::OsStrExt as _;
+    std::path::Path::new(std::ffi::OsStr::from_bytes(s))
+}
+
+#[cfg(not(unix))]
+fn bytes_path(s: &[u8]) -> std::path::PathBuf {
+    String::from_utf8_lossy(s).into_owned().into()
 }

@@ -426,7 +426,6 @@ impl Field {
                     return false;
                 };
                 let o = &e.data.open;
-                let raw = o.flags_raw as i32;
                 match self {
                     OpenPath => f(Val::Str(o.path.as_bytes())),
                     OpenName => f(Val::Str(base_name(o.path.as_bytes()))),
@@ -436,14 +435,10 @@ impl Field {
                             !b.read_only && under(o.path.as_bytes(), b.destination.as_bytes())
                         })
                     }))),
-                    OpenWrite => f(Val::Bool(
-                        raw & libc::O_ACCMODE != 0 || raw & (libc::O_CREAT | libc::O_TRUNC) != 0,
-                    )),
-                    OpenCreate => f(Val::Bool(
-                        raw & libc::O_CREAT != 0 || raw & libc::O_TMPFILE == libc::O_TMPFILE,
-                    )),
+                    OpenWrite => f(Val::Bool(o.writes())),
+                    OpenCreate => f(Val::Bool(o.creates())),
                     OpenFlags => o.flags.iter().any(|n| f(Val::Str(n.as_bytes()))),
-                    OpenSuccess => f(Val::Bool(o.fd.is_some() || o.io_uring)),
+                    OpenSuccess => f(Val::Bool(o.succeeded())),
                     _ => s(f, o.error.as_deref().map(str::as_bytes)),
                 }
             }

@@ -208,3 +208,64 @@ fn sequence_state_is_capped_and_counted() {
     run(&mut engine, &starts);
     assert_eq!(engine.stats.sequence_state_full, 10);
 }
+
+/// An open record; `flags_raw` is 0 as in polled records.
+fn open(access: &str, flags: &[&str], fd: Option<i32>, error: Option<&str>) -> Record {
+    let mut json = serde_json::json!({
+        "schema": 1, "time": "2026-11-24T00:00:00Z", "boot_ns": 1, "kind": "open",
+        "process": {"pid": 10, "tid": 10, "uid": 0, "gid": 0, "comm": "sh", "exe": "/bin/sh", "args": ["sh"], "ancestors": []},
+        "cgroup": {"id": 5}, "container": {"id": "host", "runtime": "host"},
+        "open": {"syscall": "notify", "path": "/tmp/x", "path_source": "file", "access": access,
+                 "flags": flags, "flags_raw": 0}
+    });
+    if let Some(fd) = fd {
+        json["open"]["fd"] = fd.into();
+    }
+    if let Some(e) = error {
+        json["open"]["error"] = e.into();
+    }
+    serde_json::from_value(json).unwrap()
+}
+
+#[test]
+fn open_write_create_and_success_read_the_symbolic_fields() {
+    let s = set(&format!(
+        "{HEAD}rules:\n{}{}",
+        rule(
+            "w",
+            "    condition: evt.type = open and open.write = true and open.success = true\n"
+        ),
+        rule(
+            "c",
+            "    condition: evt.type = open and open.create = true\n"
+        ),
+    ))
+    .unwrap();
+    let mut engine = Engine::new(Arc::new(s));
+    let fired = |engine: &mut Engine, r: Record| -> Vec<String> {
+        run(engine, &[r]).iter().map(rule_of).collect()
+    };
+    // A polled creation: no fd, no raw flags.
+    assert_eq!(
+        fired(
+            &mut engine,
+            open("write", &["O_WRONLY", "O_CREAT"], None, None)
+        ),
+        ["w", "c"]
+    );
+    assert_eq!(
+        fired(
+            &mut engine,
+            open("read", &["O_RDONLY", "O_TRUNC"], Some(3), None)
+        ),
+        ["w"]
+    );
+    assert!(fired(&mut engine, open("read", &["O_RDONLY"], Some(3), None)).is_empty());
+    assert_eq!(
+        fired(
+            &mut engine,
+            open("write", &["O_WRONLY", "O_CREAT"], None, Some("EACCES"))
+        ),
+        ["c"]
+    );
+}

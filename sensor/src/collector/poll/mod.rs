@@ -4,23 +4,24 @@
 //! notifications, and writes what changed in the eBPF path's schema, marked
 //! `"source": "poll"`, through the same rules. What polling cannot see is
 //! in docs/POLLING.md; the gaps it can detect are counted in `loss` records.
+pub mod containers;
 pub mod files;
 pub mod normalise;
 pub mod processes;
 pub mod sockets;
 
-use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
+use std::{future::Future, path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
 use tracing::{debug, warn};
 
 use self::{
-    files::FileWatcher, normalise::Normaliser, processes::ProcessPoller, sockets::SocketPoller,
+    containers::Containers, files::FileWatcher, normalise::Normaliser, processes::ProcessPoller,
+    sockets::SocketPoller,
 };
-use super::{Detection, ebpf::RunStats};
+use super::{Detection, RunStats};
 use crate::{
     clock::BootClock,
-    container::ContainerRef,
     event::{Body, Loss, LossData, Record},
     output::Sink,
 };
@@ -69,7 +70,7 @@ pub struct PollCollector {
     detection: Option<Detection>,
     missed_parents: u64,
     reported: (u64, u64),
-    unattributed: Arc<ContainerRef>,
+    containers: Containers,
     stats: RunStats,
 }
 
@@ -88,14 +89,7 @@ impl PollCollector {
             detection: None,
             missed_parents: 0,
             reported: (0, 0),
-            unattributed: Arc::new(ContainerRef {
-                id: "unknown".into(),
-                runtime: "unknown".into(),
-                pod_uid: None,
-                reason: Some("the polling collector does not attribute containers".into()),
-                meta: None,
-                metadata_error: None,
-            }),
+            containers: Containers::new(),
             stats: RunStats::default(),
         })
     }
@@ -150,6 +144,7 @@ impl PollCollector {
             {
                 self.missed_parents += 1;
             }
+            self.containers.learn(s.pid, true);
             let record = self.norm().exec(s);
             self.emit(sink, &record)?;
         }
@@ -163,6 +158,8 @@ impl PollCollector {
         match sockets {
             Ok(new) => {
                 for o in &new {
+                    // The owner may predate the poller's first snapshot.
+                    self.containers.learn(o.pid, false);
                     let record = self.norm().connect(o);
                     self.emit(sink, &record)?;
                 }
@@ -178,6 +175,10 @@ impl PollCollector {
         for s in &changes.ended {
             let record = self.norm().exit(s);
             self.emit(sink, &record)?;
+            // Unless a new process took the pid in the same interval.
+            if self.procs.get(s.pid).is_none() {
+                self.containers.forget(s.pid);
+            }
         }
         self.report_gaps(sink)
     }
@@ -218,7 +219,7 @@ impl PollCollector {
         Normaliser {
             procs: &self.procs,
             clock: &self.clock,
-            unattributed: &self.unattributed,
+            containers: &self.containers,
         }
     }
 }

@@ -1,17 +1,16 @@
 //! Pollers' findings -> records in the eBPF path's schema. Kept apart from
 //! the pollers so recorded observations of any platform can be normalised
 //! and checked against the rules (tests below).
-use std::{net::IpAddr, sync::Arc};
+use std::net::IpAddr;
 
 use super::{
+    containers::Containers,
     files::FileChange,
     processes::{ProcessPoller, Seen, text},
     sockets::Outbound,
 };
 use crate::{
     clock::BootClock,
-    container::ContainerRef,
-    decode::rfc3339,
     event::{
         AddressSource, Body, CgroupRef, Connect, ConnectData, Event, Exec, ExecData, Exit,
         ExitData, Open, OpenData, PathSource, Process, Record, SCHEMA_VERSION, Source,
@@ -60,8 +59,8 @@ pub struct Normaliser<'a, P> {
     pub procs: &'a P,
     /// Wall-clock conversion.
     pub clock: &'a BootClock,
-    /// The container every record carries (attribution is not done).
-    pub unattributed: &'a Arc<ContainerRef>,
+    /// Containers of the processes.
+    pub containers: &'a Containers,
 }
 
 impl<P: ProcessLookup> Normaliser<'_, P> {
@@ -71,7 +70,7 @@ impl<P: ProcessLookup> Normaliser<'_, P> {
         Record {
             schema: SCHEMA_VERSION,
             source: Source::Poll,
-            time: rfc3339(self.clock, now),
+            time: self.clock.rfc3339(now),
             boot_ns: now,
             body,
         }
@@ -109,7 +108,7 @@ impl<P: ProcessLookup> Normaliser<'_, P> {
         Event {
             process: self.process(pid),
             cgroup: CgroupRef { id: 0, v1_id: None },
-            container: Some(self.unattributed.clone()),
+            container: Some(self.containers.of(pid)),
             data,
         }
     }
@@ -210,10 +209,14 @@ mod tests {
     //! parent, ids, name, executable, argv and the parent chain) are turned
     //! into what the poller would have seen, normalised, and must raise
     //! exactly the alerts the recorded lines raise.
-    use std::collections::{BTreeSet, HashMap};
+    use std::{
+        collections::{BTreeSet, HashMap},
+        sync::Arc,
+    };
 
     use super::*;
     use crate::{
+        container::ContainerRef,
         event::Body,
         rules::{RuleSource, engine::Engine},
     };
@@ -301,11 +304,11 @@ mod tests {
             let seen: Vec<Seen> = recorded.iter().map(|r| observed(r, &mut table)).collect();
             let table = Table(table);
             let clock = BootClock::new();
-            let unattributed = Arc::new(ContainerRef::host());
+            let containers = Containers::fixed(ContainerRef::host());
             let norm = Normaliser {
                 procs: &table,
                 clock: &clock,
-                unattributed: &unattributed,
+                containers: &containers,
             };
             let polled: Vec<Record> = seen.iter().map(|s| norm.exec(s)).collect();
             for (r, p) in recorded.iter().zip(&polled) {
