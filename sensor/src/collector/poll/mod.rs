@@ -30,6 +30,10 @@ use crate::{
 /// sure. Shorter costs more CPU (docs/BENCHMARKS.md).
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 
+/// New processes are read again for at least this long (three intervals
+/// at the default), to catch an exec right after start.
+const YOUNG_MIN: Duration = Duration::from_secs(2);
+
 /// What to poll.
 #[derive(Clone, Debug)]
 pub struct PollOptions {
@@ -77,7 +81,8 @@ pub struct PollCollector {
 impl PollCollector {
     /// Takes the baseline snapshots and starts watching.
     pub fn new(opts: PollOptions) -> anyhow::Result<Self> {
-        let procs = ProcessPoller::new().context("reading the process table")?;
+        let young_for = (opts.interval * 3).max(YOUNG_MIN);
+        let procs = ProcessPoller::new(young_for).context("reading the process table")?;
         let sockets = SocketPoller::new().context("reading the socket table")?;
         let files = FileWatcher::new(&opts.watch)?;
         Ok(Self {
@@ -144,6 +149,12 @@ impl PollCollector {
             {
                 self.missed_parents += 1;
             }
+            self.containers.learn(s.pid, true);
+            let record = self.norm().exec(s);
+            self.emit(sink, &record)?;
+        }
+        for s in &changes.execed {
+            // The container may have been entered since (runc init).
             self.containers.learn(s.pid, true);
             let record = self.norm().exec(s);
             self.emit(sink, &record)?;

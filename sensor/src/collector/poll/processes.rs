@@ -6,6 +6,7 @@ use std::{
     collections::{HashMap, HashSet},
     ffi::OsStr,
     sync::Arc,
+    time::{Duration, Instant},
 };
 
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
@@ -38,6 +39,8 @@ pub struct Seen {
 pub struct Changes {
     /// Processes that appeared, parents before children.
     pub started: Vec<Seen>,
+    /// Recently seen processes that have since exec'd another program.
+    pub execed: Vec<Seen>,
     /// Processes that went away.
     pub ended: Vec<Seen>,
 }
@@ -46,20 +49,32 @@ pub struct Changes {
 pub struct ProcessPoller {
     sys: System,
     live: HashMap<u32, Seen>,
+    /// Pids seen recently enough to be read again, with when first seen.
+    young: HashMap<u32, Instant>,
+    young_for: Duration,
     me: u32,
     boot_secs: u64,
 }
 
 impl ProcessPoller {
     /// Takes the first snapshot; what runs now is the baseline, not news.
-    pub fn new() -> Result<Self, sysinfo::Error> {
+    /// New processes are read again at every poll for `young_for`:
+    /// processes often exec right after they start (`runc init` becoming
+    /// the container's entrypoint, a wrapper's `exec`), and a snapshot taken
+    /// in between would otherwise keep the first program for good. Older
+    /// processes are not read again, so the cost of a poll stays with the
+    /// new ones.
+    pub fn new(young_for: Duration) -> Result<Self, sysinfo::Error> {
         let mut p = Self {
             sys: System::new()?,
             live: HashMap::new(),
+            young: HashMap::new(),
+            young_for,
             me: std::process::id(),
             boot_secs: System::boot_time().unwrap_or(0),
         };
         p.poll();
+        p.young.clear();
         Ok(p)
     }
 
@@ -74,8 +89,49 @@ impl ProcessPoller {
             Some(pids) => self.poll_listed(&pids),
             None => self.poll_all(),
         };
+        changes.execed = self.reread_young();
+        let now = Instant::now();
+        for s in &changes.started {
+            self.young.insert(s.pid, now);
+        }
         changes.started.sort_by_key(|s| (s.start_ticks, s.pid));
         changes
+    }
+
+    /// Reads young processes' executable and argv again; returns those
+    /// that changed (an exec since they were seen).
+    fn reread_young(&mut self) -> Vec<Seen> {
+        let young_for = self.young_for;
+        self.young
+            .retain(|pid, seen| seen.elapsed() < young_for && self.live.contains_key(pid));
+        if self.young.is_empty() {
+            return Vec::new();
+        }
+        let asked: Vec<Pid> = self.young.keys().map(|&p| Pid::from_u32(p)).collect();
+        self.sys.refresh_processes_specifics(
+            ProcessesToUpdate::Some(&asked),
+            false,
+            ProcessRefreshKind::nothing()
+                .without_tasks()
+                .with_exe(UpdateKind::Always)
+                .with_cmd(UpdateKind::Always),
+        );
+        let mut execed = Vec::new();
+        for pid in self.young.keys() {
+            let (Some(p), Some(known)) = (
+                self.sys.process(Pid::from_u32(*pid)),
+                self.live.get_mut(pid),
+            ) else {
+                continue;
+            };
+            let now = seen(*pid, p, self.boot_secs);
+            if now.start_ticks == known.start_ticks && now.image != known.image {
+                *known = now.clone();
+                execed.push(now);
+            }
+        }
+        execed.sort_by_key(|s| s.pid);
+        execed
     }
 
     /// exe, argv and user only for processes not seen before: the cost of
@@ -121,7 +177,11 @@ impl ProcessPoller {
             }
         }
         let ended = gone.iter().filter_map(|p| self.live.remove(p)).collect();
-        Changes { started, ended }
+        Changes {
+            started,
+            ended,
+            ..Changes::default()
+        }
     }
 
     /// Elsewhere, the whole table each time (one system call on Windows).
@@ -153,7 +213,11 @@ impl ProcessPoller {
             .map(|(_, s)| s)
             .collect();
         self.live = now;
-        Changes { started, ended }
+        Changes {
+            started,
+            ended,
+            ..Changes::default()
+        }
     }
 }
 
