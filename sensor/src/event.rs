@@ -439,6 +439,7 @@ pub struct LossData {
     /// Records the kernel could not build, by kind.
     pub kernel_error: std::collections::BTreeMap<String, u64>,
     /// Ring-full drops by CPU index (only CPUs that dropped).
+    #[serde(deserialize_with = "cpu_keyed")]
     pub ring_full_by_cpu: std::collections::BTreeMap<u32, u64>,
     /// Records userspace could not decode (counted and skipped).
     pub malformed: u64,
@@ -464,4 +465,20 @@ fn is_zero(n: &u64) -> bool {
 
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+/// JSON object keys are strings; inside the internally tagged [`Body`]
+/// serde hands them over as such, and a `u32` key would refuse them.
+fn cpu_keyed<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<std::collections::BTreeMap<u32, u64>, D::Error> {
+    let by_text = std::collections::BTreeMap::<String, u64>::deserialize(d)?;
+    by_text
+        .into_iter()
+        .map(|(cpu, n)| {
+            cpu.parse()
+                .map(|cpu| (cpu, n))
+                .map_err(|_| serde::de::Error::custom(format!("CPU index {cpu:?} is not a number")))
+        })
+        .collect()
 }

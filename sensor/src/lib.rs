@@ -13,11 +13,13 @@ pub mod collector;
 pub mod container;
 #[cfg(target_os = "linux")]
 pub mod decode;
+pub mod endpoint;
 #[cfg(target_os = "linux")]
 pub mod enrich;
 pub mod event;
 #[cfg(target_os = "linux")]
 pub mod loader;
+pub mod metrics;
 pub mod output;
 pub mod process;
 pub mod rules;

@@ -23,7 +23,9 @@ use sensor::{
         Detection, RunStats,
         poll::{PollCollector, PollOptions},
     },
+    endpoint,
     event::Record,
+    metrics::{MeteredSink, Metrics},
     output::{self, Sink},
     rules::{RuleSet, RuleSource, engine::Engine},
 };
@@ -115,6 +117,10 @@ struct RunArgs {
     /// Created once every hook is attached (for supervisors and tests).
     #[arg(long)]
     ready_file: Option<PathBuf>,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served, or `off`.
+    /// Local only by default; a DaemonSet binds the pod's address.
+    #[arg(long, default_value = "127.0.0.1:9464", value_parser = parse_listen, env = "SENSOR_METRICS_ADDRESS")]
+    metrics_address: Listen,
     /// Period of `egress` records (bytes per container and destination).
     #[cfg(target_os = "linux")]
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, env = "SENSOR_EGRESS_INTERVAL")]
@@ -132,6 +138,19 @@ struct RunArgs {
     watch: Vec<PathBuf>,
     #[command(flatten)]
     rules: RuleArgs,
+}
+
+/// `--metrics-address`: an address to listen on, or `off`.
+#[derive(Clone, Copy, Debug)]
+struct Listen(Option<std::net::SocketAddr>);
+
+fn parse_listen(s: &str) -> Result<Listen, String> {
+    if s == "off" {
+        return Ok(Listen(None));
+    }
+    s.parse()
+        .map(|a| Listen(Some(a)))
+        .map_err(|e| format!("{e}: expected ADDRESS:PORT (e.g. 127.0.0.1:9464, [::]:9464) or off"))
 }
 
 /// `--collector`.
@@ -191,6 +210,10 @@ fn load_rules(source: &RuleSource) -> anyhow::Result<Engine> {
     let set = source
         .load()
         .map_err(|e| anyhow::anyhow!("rules refused:\n{e}"))?;
+    Ok(engine_for(set))
+}
+
+fn engine_for(set: RuleSet) -> Engine {
     info!(
         rules = set.rules.len(),
         sequences = set.sequences.len(),
@@ -198,7 +221,7 @@ fn load_rules(source: &RuleSource) -> anyhow::Result<Engine> {
         origin = %set.origin,
         "rules loaded"
     );
-    Ok(Engine::new(Arc::new(set)))
+    Engine::new(Arc::new(set))
 }
 
 fn replay(args: ReplayArgs) -> anyhow::Result<()> {
@@ -245,12 +268,14 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes the ready file, if asked: every source is in place.
-fn ready(args: &RunArgs) -> anyhow::Result<()> {
+/// Every source is in place: `/readyz` says so, and the ready file is
+/// written if asked.
+fn ready(args: &RunArgs, metrics: &Metrics) -> anyhow::Result<()> {
     if let Some(ready) = &args.ready_file {
         std::fs::write(ready, format!("{}\n", std::process::id()))
             .with_context(|| format!("writing ready file {}", ready.display()))?;
     }
+    metrics.health().set_ready();
     Ok(())
 }
 
@@ -301,6 +326,7 @@ impl ReloadSignal {
 fn reload_on_sighup(
     mut sighup: ReloadSignal,
     source: Option<RuleSource>,
+    metrics: Metrics,
 ) -> tokio::sync::mpsc::Receiver<Arc<RuleSet>> {
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     if let Some(source) = source {
@@ -308,11 +334,14 @@ fn reload_on_sighup(
             while sighup.recv().await.is_some() {
                 match source.load() {
                     Ok(set) => {
+                        metrics.rule_reload(true);
+                        metrics.rules_active(set.rules.len() + set.sequences.len());
                         if tx.send(Arc::new(set)).await.is_err() {
                             break;
                         }
                     }
                     Err(e) => {
+                        metrics.rule_reload(false);
                         error!("rule reload refused; the previous rules stay active:\n{e}")
                     }
                 }
@@ -327,8 +356,18 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let mut sink = output::open(&args.output)
+        let metrics = Metrics::new();
+        if let Listen(Some(address)) = args.metrics_address {
+            // Liveness fails when the collector loop stops turning: it goes
+            // round at least once per poll interval.
+            let stall = (args.poll_interval * 5).max(std::time::Duration::from_secs(30));
+            let bound = endpoint::start(address, metrics.clone(), stall)
+                .with_context(|| format!("serving metrics on {address} (--metrics-address)"))?;
+            info!(address = %bound, "metrics endpoint listening: /metrics, /healthz, /readyz");
+        }
+        let output = output::open(&args.output)
             .with_context(|| format!("opening output {}", args.output.display()))?;
+        let mut sink = MeteredSink::new(output, metrics.clone());
         // Handlers first: a SIGTERM that arrives while the verifier is busy
         // (about a second) must still stop the sensor cleanly afterwards.
         let shutdown = stop_requested()?;
@@ -336,12 +375,30 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         // A bad rule set is refused before anything is loaded.
         let rule_source = args.rules.source();
         let engine = rule_source.as_ref().map(load_rules).transpose()?;
+        if let Some(e) = &engine {
+            let set = e.rules();
+            metrics.rules_active(set.rules.len() + set.sequences.len());
+        }
+        let reload_metrics = metrics.clone();
         let detection = |engine: Option<Engine>| {
-            engine.map(|engine| Detection::new(engine, reload_on_sighup(sighup, rule_source)))
+            engine.map(|engine| {
+                Detection::new(
+                    engine,
+                    reload_on_sighup(sighup, rule_source, reload_metrics),
+                )
+            })
         };
         #[cfg(target_os = "linux")]
         if let Some(loaded) = load_ebpf(&args)? {
-            let stats = run_ebpf(&args, loaded, detection(engine), sink.as_mut(), shutdown).await?;
+            let stats = run_ebpf(
+                &args,
+                &metrics,
+                loaded,
+                detection(engine),
+                &mut sink,
+                shutdown,
+            )
+            .await?;
             stopped(stats);
             return Ok(());
         }
@@ -349,7 +406,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         if args.collector == CollectorChoice::Ebpf {
             anyhow::bail!("the eBPF collector needs Linux; this system can only poll");
         }
-        let stats = run_poll(&args, detection(engine), sink.as_mut(), shutdown).await?;
+        let stats = run_poll(&args, &metrics, detection(engine), &mut sink, shutdown).await?;
         stopped(stats);
         Ok(())
     })
@@ -395,16 +452,20 @@ fn load_options(args: &RunArgs) -> LoadOptions {
 #[cfg(target_os = "linux")]
 async fn run_ebpf(
     args: &RunArgs,
+    metrics: &Metrics,
     loaded: Loaded,
     detection: Option<Detection>,
     sink: &mut dyn Sink,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<RunStats> {
+    metrics.collector("ebpf");
     for a in &loaded.attached {
         info!(tracepoint = a.hook.tracepoint, tier = %a.tier, "hook attached");
+        metrics.hook_attached(a.hook.tracepoint, &a.tier.to_string());
     }
     for h in &loaded.lsm {
         info!(lsm_hook = h.name, tier = %"lsm", adds = h.adds, "hook attached");
+        metrics.hook_attached(h.name, "lsm");
     }
     for (h, reason) in &loaded.lsm_missing {
         warn!(lsm_hook = h.name, missing = h.adds, %reason, "LSM tier unavailable, running without it");
@@ -416,13 +477,14 @@ async fn run_ebpf(
     if let Some(d) = detection {
         collector = collector.with_rules(d);
     }
-    ready(args)?;
+    ready(args, metrics)?;
     info!(hooks = %args.hooks, output = %args.output.display(), "sensor running");
     collector.run(sink, shutdown).await
 }
 
 async fn run_poll(
     args: &RunArgs,
+    metrics: &Metrics,
     detection: Option<Detection>,
     sink: &mut dyn Sink,
     shutdown: impl Future<Output = ()>,
@@ -437,11 +499,12 @@ async fn run_poll(
         watch,
     };
     info!(interval = ?poll_opts.interval, watch = ?poll_opts.watch, "polling collector");
+    metrics.collector("poll");
     let mut collector = PollCollector::new(poll_opts)?;
     if let Some(d) = detection {
         collector = collector.with_rules(d);
     }
-    ready(args)?;
+    ready(args, metrics)?;
     info!(collector = "poll", output = %args.output.display(), "sensor running");
     collector.run(sink, shutdown).await
 }

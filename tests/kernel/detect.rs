@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use sensor_tests::{RuncContainer, Sensor, container_id, unique_dir};
+use sensor_tests::{RuncContainer, Sensor, container_id, marker_rule, run_marker, unique_dir};
 use serde_json::Value;
 
 // Container scripts end with `sensor_tests::linger()`: runtime state
@@ -407,24 +407,6 @@ fn benign_suite_raises_no_alert() {
     assert!(Path::new(&work.path().join("app")).exists());
 }
 
-fn marker_rule(id: &str, marker: &str) -> String {
-    format!(
-        "pack: local\ntechnique: {{id: T0000, name: test, tactic: test}}\nrules:\n  \
-         - id: {id}\n    title: marker\n    severity: low\n    description: test\n    \
-         condition: evt.type = exec and proc.args = {marker}\n"
-    )
-}
-
-fn run_marker(marker: &str) {
-    assert!(
-        Command::new("/bin/true")
-            .arg(marker)
-            .status()
-            .unwrap()
-            .success()
-    );
-}
-
 #[test]
 fn sighup_reloads_rules_and_refuses_a_bad_set() {
     let dir = unique_dir("rules");
@@ -490,7 +472,13 @@ fn a_bad_rule_file_stops_the_sensor_before_it_loads() {
     )
     .unwrap();
     let out = Command::new(sensor_tests::sensor_bin())
-        .args(["run", "--rules", file.to_str().unwrap()])
+        .args([
+            "run",
+            "--metrics-address",
+            "off",
+            "--rules",
+            file.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -8,6 +8,7 @@ fn unprivileged_run_names_what_is_missing() {
     // Forced eBPF: an error. (auto falls back to polling: poll.rs.)
     let out = Command::new(sensor_bin())
         .args(["run", "--collector", "ebpf", "--output", "/dev/null"])
+        .args(["--metrics-address", "off"])
         .uid(65534)
         .gid(65534)
         .output()
@@ -30,6 +31,7 @@ fn bad_arguments_are_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("bogus"));
     let out = Command::new(sensor_bin())
         .args(["run", "--ring-bytes", "5000", "--output", "/dev/null"])
+        .args(["--metrics-address", "off"])
         .output()
         .unwrap();
     assert!(!out.status.success());

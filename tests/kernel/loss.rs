@@ -14,6 +14,36 @@ fn ring_overflow_is_counted_and_reported() {
     for _ in 0..OPENS {
         drop(fs::File::open(&file).unwrap());
     }
+    // The metrics count the same drops as the loss records, once the
+    // reports have caught up with the burst.
+    sensor.wait_for("loss", "the burst", |_| true);
+    let reported = |records: &[serde_json::Value]| -> u64 {
+        records
+            .iter()
+            .filter(|r| r["kind"] == "loss")
+            .filter_map(|l| l["loss"]["ring_full"].as_object())
+            .flat_map(|m| m.values().map(|v| v.as_u64().unwrap()))
+            .sum()
+    };
+    let counted = || -> u64 {
+        let (_, body) = sensor.http_get("/metrics");
+        body.lines()
+            .filter(|l| l.starts_with("sensor_events_lost_total{reason=\"ring_full\""))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum()
+    };
+    let deadline = std::time::Instant::now() + sensor_tests::patience(10);
+    loop {
+        let (m, r) = (counted(), reported(&sensor.records_so_far()));
+        if m == r && m > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "metrics count {m} ring-full drops, loss records {r}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let me = std::process::id();
     let received = sensor.find("open", |r| r["process"]["pid"] == me).len() as u64;
     let losses = sensor.find("loss", |_| true);

@@ -9,5 +9,6 @@ mod errors;
 mod exec;
 mod loss;
 mod lsm;
+mod metrics;
 mod open;
 mod poll;

@@ -230,7 +230,14 @@ fn auto_falls_back_to_polling_and_says_why() {
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
     let ready = dir.path().join("ready");
     let mut child = Command::new(sensor_bin())
-        .args(["run", "--output", "/dev/null", "--ready-file"])
+        .args([
+            "run",
+            "--output",
+            "/dev/null",
+            "--metrics-address",
+            "127.0.0.1:0",
+        ])
+        .arg("--ready-file")
         .arg(&ready)
         .uid(65534)
         .gid(65534)

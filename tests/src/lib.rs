@@ -73,12 +73,19 @@ impl Sensor {
         let out = dir.path().join("events.jsonl");
         let ready = dir.path().join("ready");
         let log = fs::File::create(dir.path().join("sensor.log")).expect("log file");
+        // Tests run sensors side by side: each endpoint on a port of its own.
+        let metrics: &[&str] = if extra.contains(&"--metrics-address") {
+            &[]
+        } else {
+            &["--metrics-address", "127.0.0.1:0"]
+        };
         let child = Command::new(sensor_bin())
             .arg("run")
             .arg("--output")
             .arg(&out)
             .arg("--ready-file")
             .arg(&ready)
+            .args(metrics)
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -128,6 +135,47 @@ impl Sensor {
             assert!(active, "this kernel must run the LSM tier:\n{log}");
         }
         active
+    }
+
+    /// Where the metrics endpoint listens, from the startup log.
+    pub fn metrics_address(&self) -> String {
+        let log = self.log();
+        log.lines()
+            .find(|l| l.contains("metrics endpoint listening"))
+            .and_then(|l| l.split("address=").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no metrics endpoint in the log:\n{log}"))
+            .to_owned()
+    }
+
+    /// `GET path` from the metrics endpoint: status and body.
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        use std::io::{Read as _, Write as _};
+        let mut s = std::net::TcpStream::connect(self.metrics_address()).expect("connect");
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: sensor\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).expect("response");
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP response: {text}"));
+        let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        (status, body.to_owned())
+    }
+
+    /// The value of one metric series (`name{labels}`) from `/metrics`, 0
+    /// when absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        let (status, body) = self.http_get("/metrics");
+        assert_eq!(status, 200, "{body}");
+        body.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .map_or(0.0, |v| v.trim().parse().expect("a number"))
     }
 
     /// The sensor's stderr so far.
@@ -626,4 +674,25 @@ fn stop_daemon(child: &mut Child, grace: Duration) {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// A rule file with one rule, `id`, matching an exec whose arguments
+/// include `marker`.
+pub fn marker_rule(id: &str, marker: &str) -> String {
+    format!(
+        "pack: local\ntechnique: {{id: T0000, name: test, tactic: test}}\nrules:\n  \
+         - id: {id}\n    title: marker\n    severity: low\n    description: test\n    \
+         condition: evt.type = exec and proc.args = {marker}\n"
+    )
+}
+
+/// Execs `/bin/true marker`, which [`marker_rule`] matches.
+pub fn run_marker(marker: &str) {
+    assert!(
+        Command::new("/bin/true")
+            .arg(marker)
+            .status()
+            .unwrap()
+            .success()
+    );
 }

@@ -27,6 +27,19 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    /// The name rules and alerts use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+            Self::Critical => "critical",
+        }
+    }
+}
+
 /// A condition's text and where it sits in its file.
 #[derive(Debug, Clone)]
 pub struct CondText {
