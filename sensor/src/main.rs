@@ -117,6 +117,10 @@ struct RunArgs {
     /// Created once every hook is attached (for supervisors and tests).
     #[arg(long)]
     ready_file: Option<PathBuf>,
+    /// The node (machine) named on every record as `node`; default: the
+    /// host name. In Kubernetes, the pod's `spec.nodeName`.
+    #[arg(long, env = "SENSOR_NODE_NAME")]
+    node_name: Option<String>,
     /// Where `/metrics`, `/healthz` and `/readyz` are served, or `off`.
     /// Local only by default; a DaemonSet binds the pod's address.
     #[arg(long, default_value = "127.0.0.1:9464", value_parser = parse_listen, env = "SENSOR_METRICS_ADDRESS")]
@@ -235,7 +239,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("opening {}", args.file.display()))?,
         )
     };
-    let mut sink = output::open(std::path::Path::new("-"))?;
+    let mut sink = output::open(std::path::Path::new("-"), None)?;
     let (mut records, mut malformed, mut alerts) = (0u64, 0u64, 0u64);
     let mut pending = Vec::new();
     for (n, line) in BufReader::new(input).split(b'\n').enumerate() {
@@ -365,7 +369,14 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("serving metrics on {address} (--metrics-address)"))?;
             info!(address = %bound, "metrics endpoint listening: /metrics, /healthz, /readyz");
         }
-        let output = output::open(&args.output)
+        let node = match &args.node_name {
+            Some(n) => n.clone(),
+            None => sysinfo::System::host_name().unwrap_or_else(|e| {
+                warn!(error = %e, "no host name; records say node \"unknown\" (--node-name sets one)");
+                "unknown".into()
+            }),
+        };
+        let output = output::open(&args.output, Some(&node))
             .with_context(|| format!("opening output {}", args.output.display()))?;
         let mut sink = MeteredSink::new(output, metrics.clone());
         // Handlers first: a SIGTERM that arrives while the verifier is busy

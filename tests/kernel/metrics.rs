@@ -10,7 +10,14 @@ fn endpoint_reports_health_hooks_records_and_rule_hits() {
     let dir = unique_dir("metrics");
     let file = dir.path().join("local.yaml");
     std::fs::write(&file, marker_rule("metrics-marker", "metrics-marker-1")).unwrap();
-    let sensor = Sensor::start(&["--hooks", "exec", "--rules", dir.path().to_str().unwrap()]);
+    let sensor = Sensor::start(&[
+        "--hooks",
+        "exec",
+        "--rules",
+        dir.path().to_str().unwrap(),
+        "--node-name",
+        "node-7",
+    ]);
 
     assert_eq!(sensor.http_get("/readyz"), (200, "ready\n".to_owned()));
     assert_eq!(sensor.http_get("/healthz"), (200, "ok\n".to_owned()));
@@ -64,6 +71,9 @@ fn endpoint_reports_health_hooks_records_and_rule_hits() {
             .count() as f64
     };
     assert_eq!(written("alert"), sensor.metric(hits));
+    // Every record names the node.
+    let records = sensor.records_so_far();
+    assert!(records.iter().all(|r| r["node"] == "node-7"), "{records:?}");
     let execs = sensor.metric("sensor_records_total{kind=\"exec\"}");
     assert!(execs >= 3.0 && written("exec") >= 3.0, "{execs}");
 
