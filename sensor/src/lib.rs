@@ -10,6 +10,7 @@
 
 pub mod clock;
 pub mod collector;
+pub mod config;
 pub mod container;
 #[cfg(target_os = "linux")]
 pub mod decode;

@@ -1,5 +1,6 @@
 //! `sensor`: eBPF runtime-security sensor.
 use std::{
+    ffi::OsString,
     future::Future,
     io::{BufRead as _, BufReader},
     path::PathBuf,
@@ -8,7 +9,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 #[cfg(target_os = "linux")]
 use sensor::{
     collector::ebpf::EbpfCollector,
@@ -23,6 +24,7 @@ use sensor::{
         Detection, RunStats,
         poll::{PollCollector, PollOptions},
     },
+    config::{self, ConfigError, OptionSpec, Setting},
     endpoint,
     event::Record,
     metrics::{MeteredSink, Metrics},
@@ -53,6 +55,19 @@ enum Command {
     /// Run the rules over recorded events (JSON lines, e.g. a capture from
     /// `sensor run` or the fallback collector) and print the alerts.
     Replay(ReplayArgs),
+    /// Configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file: every error as file:line:col;
+    /// non-zero exit.
+    Check {
+        /// The file (YAML: `sensor run` options as keys).
+        path: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -99,6 +114,10 @@ struct ReplayArgs {
 
 #[derive(Parser)]
 struct RunArgs {
+    /// YAML file of these options (`ring_bytes: 16777216`); flags and
+    /// environment variables override it (docs/OPERATIONS.md).
+    #[arg(long, env = "SENSOR_CONFIG")]
+    config: Option<PathBuf>,
     /// Where events go: `-` for stdout, or a file (appended).
     #[arg(long, short, default_value = "-", env = "SENSOR_OUTPUT")]
     output: PathBuf,
@@ -112,7 +131,7 @@ struct RunArgs {
     tier: TierChoice,
     /// Ring buffer size in bytes (power of two).
     #[cfg(target_os = "linux")]
-    #[arg(long, default_value_t = 8 << 20, env = "SENSOR_RING_BYTES")]
+    #[arg(long, default_value_t = 8 << 20, value_parser = parse_ring_bytes, env = "SENSOR_RING_BYTES")]
     ring_bytes: u32,
     /// Created once every hook is attached (for supervisors and tests).
     #[arg(long)]
@@ -142,6 +161,14 @@ struct RunArgs {
     watch: Vec<PathBuf>,
     #[command(flatten)]
     rules: RuleArgs,
+}
+
+/// `--ring-bytes`, checked when read, so a configuration file's value is
+/// refused with its position.
+#[cfg(target_os = "linux")]
+fn parse_ring_bytes(s: &str) -> Result<u32, String> {
+    let bytes = s.parse().map_err(|e| format!("{e}"))?;
+    loader::ring_size(bytes).map_err(|e| e.to_string())
 }
 
 /// `--metrics-address`: an address to listen on, or `off`.
@@ -177,11 +204,124 @@ fn main() -> anyhow::Result<ExitCode> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse();
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let cli = Cli::parse_from(&argv);
     match cli.command {
+        Command::Run(RunArgs {
+            config: Some(path), ..
+        }) => match configured(&argv, &path) {
+            Ok(args) => run(args).map(|()| ExitCode::SUCCESS),
+            Err(errors) => {
+                eprintln!("{errors}configuration refused");
+                Ok(ExitCode::FAILURE)
+            }
+        },
         Command::Run(args) => run(args).map(|()| ExitCode::SUCCESS),
         Command::Rules(RulesCommand::Check { paths }) => Ok(check(paths)),
         Command::Replay(args) => replay(args).map(|()| ExitCode::SUCCESS),
+        Command::Config(ConfigCommand::Check { path }) => {
+            let (settings, errors) = config_settings(&path);
+            if errors.is_empty() {
+                println!("ok: {} settings in {}", settings.len(), path.display());
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprint!("{}", lines(&errors));
+                eprintln!("{} error(s)", errors.len());
+                Ok(ExitCode::FAILURE)
+            }
+        }
+    }
+}
+
+/// The options a configuration file may set: every long option of `run`
+/// but the file itself, each parsed by its own flag's parser.
+fn config_options() -> Vec<OptionSpec> {
+    let cli = Cli::command();
+    let run = cli.find_subcommand("run").expect("the run subcommand");
+    run.get_arguments()
+        .filter_map(|a| {
+            let long = a.get_long()?;
+            (long != "config" && long != "help").then(|| OptionSpec {
+                long: long.to_owned(),
+                switch: matches!(a.get_action(), clap::ArgAction::SetTrue),
+                // HookSet parses its own comma list.
+                list: a.get_value_delimiter() == Some(',') || long == "hooks",
+            })
+        })
+        .collect()
+}
+
+/// A file's settings, each value checked by its flag's parser; all errors.
+fn config_settings(path: &std::path::Path) -> (Vec<Setting>, Vec<ConfigError>) {
+    let (settings, mut errors) = config::load(path, &config_options());
+    let settings = settings
+        .into_iter()
+        .filter(|s| {
+            let words = ["sensor", "run"].map(OsString::from).into_iter();
+            match Cli::try_parse_from(words.chain(s.words.iter().map(OsString::from))) {
+                Ok(_) => true,
+                Err(e) => {
+                    let text = e.to_string();
+                    let first = text.lines().next().unwrap_or_default();
+                    errors.push(ConfigError {
+                        file: path.display().to_string(),
+                        line: s.line,
+                        col: s.col,
+                        message: format!(
+                            "{}: {}",
+                            s.long.replace('-', "_"),
+                            first.trim_start_matches("error: ")
+                        ),
+                    });
+                    false
+                }
+            }
+        })
+        .collect();
+    errors.sort_by_key(|e| (e.line, e.col));
+    (settings, errors)
+}
+
+fn lines(errors: &[ConfigError]) -> String {
+    errors.iter().map(|e| format!("{e}\n")).collect()
+}
+
+/// `run`'s arguments with the file's settings where neither a flag nor
+/// an environment variable set the option.
+fn configured(argv: &[OsString], path: &std::path::Path) -> Result<RunArgs, String> {
+    let (settings, errors) = config_settings(path);
+    if !errors.is_empty() {
+        return Err(lines(&errors));
+    }
+    let matches = Cli::command().get_matches_from(argv);
+    let given = matches.subcommand_matches("run").expect("run");
+    let cli = Cli::command();
+    let run = cli.find_subcommand("run").expect("run");
+    let mut words: Vec<OsString> = Vec::new();
+    for s in &settings {
+        let id = run
+            .get_arguments()
+            .find(|a| a.get_long() == Some(&s.long))
+            .map(|a| a.get_id().clone())
+            .expect("settings name run's options");
+        match given.value_source(id.as_str()) {
+            None | Some(clap::parser::ValueSource::DefaultValue) => {
+                words.extend(s.words.iter().map(OsString::from))
+            }
+            Some(source) => {
+                info!(option = %s.long, ?source, "the configuration file's value is overridden")
+            }
+        }
+    }
+    let at = argv.iter().position(|a| a == "run").expect("run") + 1;
+    let mut merged = argv.to_vec();
+    merged.splice(at..at, words);
+    match Cli::try_parse_from(&merged) {
+        Ok(Cli {
+            command: Command::Run(args),
+        }) => Ok(args),
+        Ok(_) => unreachable!("the same subcommand"),
+        Err(e) => Err(format!("{}: {e}", path.display())),
     }
 }
 

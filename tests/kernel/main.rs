@@ -2,8 +2,10 @@
 mod cgroup;
 #[cfg(target_arch = "x86_64")]
 mod compat;
+mod config;
 mod connect;
 mod container;
+mod deploy;
 mod detect;
 mod errors;
 mod exec;

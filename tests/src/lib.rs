@@ -68,6 +68,12 @@ pub struct Sensor {
 impl Sensor {
     /// Starts `sensor run` with extra arguments and waits until its hooks are attached.
     pub fn start(extra: &[&str]) -> Self {
+        Self::start_with(extra, |_| {})
+    }
+
+    /// Like [`Sensor::start`], with a last change to the command (its
+    /// privileges, say).
+    pub fn start_with(extra: &[&str], configure: impl FnOnce(&mut Command)) -> Self {
         require_root();
         let dir = tempfile::tempdir().expect("tempdir");
         let out = dir.path().join("events.jsonl");
@@ -79,7 +85,8 @@ impl Sensor {
         } else {
             &["--metrics-address", "127.0.0.1:0"]
         };
-        let child = Command::new(sensor_bin())
+        let mut command = Command::new(sensor_bin());
+        command
             .arg("run")
             .arg("--output")
             .arg(&out)
@@ -89,9 +96,9 @@ impl Sensor {
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn sensor");
+            .stderr(log);
+        configure(&mut command);
+        let child = command.spawn().expect("spawn sensor");
         let mut s = Self {
             child,
             dir,

@@ -2,6 +2,7 @@
 //! benchmarks, one module per task.
 mod bench;
 mod cmd;
+mod deploy;
 mod setup;
 mod vm;
 
@@ -33,6 +34,13 @@ enum Task {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+    /// Regenerate the rules ConfigMap in deploy/kubernetes from rules/, or
+    /// with --check validate every file under deploy/ (as `test` does).
+    Manifests {
+        /// Validate instead of generating.
+        #[arg(long)]
+        check: bool,
     },
     /// Kernel overhead benchmarks: workloads bare and with the sensor.
     Bench(bench::Options),
@@ -120,6 +128,7 @@ fn main() -> Result<()> {
             clippy_cross(&env)?;
             // The kernel tests run the sensor binary; cargo test does not build it for them.
             cmd::cargo(&env, &["build", "--package", "sensor"])?;
+            deploy::check()?;
             let mut test = vec!["test", "--no-fail-fast"];
             if !args.is_empty() {
                 test.push("--");
@@ -149,6 +158,8 @@ fn main() -> Result<()> {
             vm::run(&env, &vm::Options::guest(vm::CI_KERNEL, &args))
         }
         Task::VmTest(opts) => vm::run(&setup::ensure()?, &opts),
+        Task::Manifests { check: false } => deploy::generate(),
+        Task::Manifests { check: true } => deploy::check(),
         Task::Bench(opts) => {
             let env = setup::ensure()?;
             cmd::cargo(&env, &["build", "--release", "--package", "sensor"])?;

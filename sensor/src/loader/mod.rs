@@ -153,12 +153,18 @@ impl Loaded {
     }
 }
 
+/// A ring buffer size the kernel accepts.
+pub fn ring_size(bytes: u32) -> Result<u32, LoadError> {
+    if !bytes.is_power_of_two() || bytes < 4096 {
+        return Err(LoadError::RingSize(bytes));
+    }
+    Ok(bytes)
+}
+
 /// Loads and attaches the hooks `opts` asks for.
 pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     preflight::check()?;
-    if !opts.ring_bytes.is_power_of_two() || opts.ring_bytes < 4096 {
-        return Err(LoadError::RingSize(opts.ring_bytes));
-    }
+    ring_size(opts.ring_bytes)?;
     let kernel_btf = KernelBtf::from_file(Path::new(preflight::VMLINUX_BTF))?;
     let v1 = preflight::v1_controller();
     let offsets = kernel_btf.kernel_offsets(v1)?;

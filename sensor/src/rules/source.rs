@@ -556,9 +556,21 @@ fn named_condition(cx: &mut Ctx<'_>, n: &Node, what: &str) -> Option<(String, Co
 }
 
 fn load_error(file: &str, e: &marked_yaml::LoadError) -> RuleError {
+    let (at, message) = yaml_error(e);
+    RuleError {
+        file: file.to_owned(),
+        line: at.line(),
+        col: at.column(),
+        message,
+    }
+}
+
+/// Where a YAML document failed to load, and why (rule and configuration
+/// files alike).
+pub(crate) fn yaml_error(e: &marked_yaml::LoadError) -> (Marker, String) {
     use marked_yaml::LoadError as L;
-    let (at, message) = match e {
-        L::TopLevelMustBeMapping(m) => (*m, "a rule file is a mapping".to_owned()),
+    match e {
+        L::TopLevelMustBeMapping(m) => (*m, "the file must be a mapping".to_owned()),
         L::TopLevelMustBeSequence(m) => (*m, "expected a list".to_owned()),
         L::UnexpectedAnchor(m) => (*m, "YAML anchors are not supported".to_owned()),
         L::MappingKeyMustBeScalar(m) => (*m, "mapping keys must be strings".to_owned()),
@@ -576,12 +588,6 @@ fn load_error(file: &str, e: &marked_yaml::LoadError) -> RuleError {
                 d.prev_key.span().start().map_or(0, |m| m.line())
             ),
         ),
-    };
-    RuleError {
-        file: file.to_owned(),
-        line: at.line(),
-        col: at.column(),
-        message,
     }
 }
 

@@ -1,0 +1,164 @@
+//! What the deployment files promise, checked against the kernel: the
+//! DaemonSet's capability list is enough to load every hook (the LSM tier
+//! included where the kernel runs it), and one fewer is not.
+use std::{
+    fs,
+    net::{TcpListener, TcpStream},
+    os::unix::process::CommandExt as _,
+    process::Command,
+};
+
+use sensor_tests::{Sensor, run_marker, sensor_bin};
+
+/// capability.h numbers of the names a manifest may use.
+const CAPABILITIES: &[(&str, u32)] = &[
+    ("CHOWN", 0),
+    ("DAC_OVERRIDE", 1),
+    ("DAC_READ_SEARCH", 2),
+    ("FOWNER", 3),
+    ("KILL", 5),
+    ("SETGID", 6),
+    ("SETUID", 7),
+    ("SETPCAP", 8),
+    ("NET_ADMIN", 12),
+    ("NET_RAW", 13),
+    ("IPC_LOCK", 14),
+    ("SYS_CHROOT", 18),
+    ("SYS_PTRACE", 19),
+    ("SYS_ADMIN", 21),
+    ("SYS_RESOURCE", 24),
+    ("MAC_ADMIN", 33),
+    ("SYSLOG", 34),
+    ("PERFMON", 38),
+    ("BPF", 39),
+];
+
+/// `capabilities.add` of the DaemonSet's container.
+fn daemonset_capabilities() -> Vec<String> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/kubernetes/daemonset.yaml"
+    );
+    let text = fs::read_to_string(path).expect("the DaemonSet manifest");
+    let mut lines = text.lines().skip_while(|l| l.trim() != "add:").skip(1);
+    let mut caps = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.trim();
+        if line.starts_with('#') {
+            continue;
+        }
+        match line.strip_prefix("- ") {
+            Some(cap) => caps.push(cap.to_owned()),
+            None => break,
+        }
+    }
+    assert!(!caps.is_empty(), "no capabilities.add in {path}");
+    caps
+}
+
+/// Root, but with the bounding set cut to `keep`: what a container with
+/// `drop: [ALL]` and `add: keep` gets.
+fn only(keep: &[String]) -> impl FnOnce(&mut Command) {
+    let keep: Vec<u32> = keep
+        .iter()
+        .map(|name| {
+            CAPABILITIES
+                .iter()
+                .find(|(n, _)| n == name)
+                .unwrap_or_else(|| panic!("unknown capability {name}"))
+                .1
+        })
+        .collect();
+    move |command| {
+        // SAFETY: prctl only, between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                for cap in 0..64u32 {
+                    if !keep.contains(&cap)
+                        && libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) != 0
+                    {
+                        let e = std::io::Error::last_os_error();
+                        // Past the kernel's last capability.
+                        if e.raw_os_error() != Some(libc::EINVAL) {
+                            return Err(e);
+                        }
+                    }
+                }
+                Ok(())
+            })
+        };
+    }
+}
+
+#[test]
+fn the_daemonset_capabilities_suffice() {
+    let caps = daemonset_capabilities();
+    let mut sensor = Sensor::start_with(&["--collector", "ebpf"], only(&caps));
+    let lsm = sensor.lsm_tier();
+    run_marker("deploy-caps-marker");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(TcpStream::connect(("127.0.0.1", port)).unwrap());
+    let me = std::process::id();
+    sensor.wait_for("exec", "the marker", |r| {
+        r["exec"]["args"][1] == "deploy-caps-marker"
+    });
+    sensor.wait_for("connect", "the loopback connect", |r| {
+        r["process"]["pid"] == me && r["connect"]["port"] == port
+    });
+    let log = sensor.log();
+    assert!(!log.contains("falling back"), "{log}");
+    let records = sensor.stop();
+    assert!(
+        records.iter().any(|r| r["kind"] == "open"),
+        "no open events"
+    );
+    eprintln!("capabilities {caps:?} loaded every hook (LSM tier: {lsm})");
+}
+
+#[test]
+fn one_capability_fewer_is_refused() {
+    let caps: Vec<String> = daemonset_capabilities()
+        .into_iter()
+        .filter(|c| c != "PERFMON")
+        .collect();
+    let mut command = Command::new(sensor_bin());
+    command.args([
+        "run",
+        "--collector",
+        "ebpf",
+        "--output",
+        "/dev/null",
+        "--metrics-address",
+        "off",
+    ]);
+    only(&caps)(&mut command);
+    let out = command.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("missing privileges") && err.contains("CAP_PERFMON"),
+        "{err}"
+    );
+}
+
+/// The bare-metal unit bounds the sensor to the same list.
+#[test]
+fn the_systemd_unit_grants_the_same_capabilities() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/systemd/runtime-sensor.service"
+    );
+    let unit = fs::read_to_string(path).expect("the systemd unit");
+    let mut bounded: Vec<String> = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
+        .expect("CapabilityBoundingSet")
+        .split_whitespace()
+        .map(|c| c.trim_start_matches("CAP_").to_owned())
+        .collect();
+    let mut daemonset = daemonset_capabilities();
+    bounded.sort();
+    daemonset.sort();
+    assert_eq!(bounded, daemonset);
+}
