@@ -5,7 +5,7 @@
 //! how each is parsed comes from the command line's own definition (the
 //! binary passes [`OptionSpec`]s): a key is exactly what its flag would be,
 //! and the flags and the environment override the file.
-use std::{fmt, path::Path};
+use std::path::Path;
 
 use marked_yaml::{LoaderOptions, Marker, Node};
 
@@ -33,28 +33,9 @@ pub struct Setting {
     pub col: usize,
 }
 
-/// A configuration error at a position.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The file as given.
-    pub file: String,
-    /// 1-based line (0: the file as a whole).
-    pub line: usize,
-    /// 1-based column.
-    pub col: usize,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.col, self.message
-        )
-    }
-}
+/// A configuration error at a position: the rule files' error type, so
+/// both print as `file:line:col: message`.
+pub use crate::rules::RuleError as ConfigError;
 
 /// Reads `path` into the settings it makes and the errors it has: keys and
 /// value shapes are checked here, the values themselves by the option
@@ -141,6 +122,12 @@ pub fn parse(file: &str, text: &str, options: &[OptionSpec]) -> (Vec<Setting>, V
 /// The command-line words a value stands for.
 fn words(spec: &OptionSpec, value: &Node) -> Result<Vec<String>, String> {
     let flag = format!("--{}", spec.long);
+    if let Node::Scalar(s) = value
+        && s.may_coerce()
+        && matches!(s.as_str(), "" | "~" | "null" | "Null" | "NULL")
+    {
+        return Err("needs a value (leave the key out for the default)".into());
+    }
     match value {
         Node::Scalar(s) if spec.switch => match s.as_str() {
             "true" => Ok(vec![flag]),

@@ -10,10 +10,17 @@ use hyper::{
     Method, Request, Response, StatusCode, body::Incoming, header, server::conn::http1,
     service::service_fn,
 };
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tracing::{debug, error, warn};
 
 use crate::metrics::Metrics;
+
+/// Connections served at once: scrapers and probes need a few; more would
+/// only take file descriptors from the collector.
+const MAX_CONNECTIONS: usize = 64;
+
+/// A client that sends no complete request in this time is dropped.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// OpenMetrics, which prometheus-client writes and Prometheus reads.
 const METRICS_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -33,7 +40,7 @@ pub fn start(
         .name("endpoint".into())
         .spawn(move || {
             let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_io()
+                .enable_all()
                 .build()
             {
                 Ok(r) => r,
@@ -49,7 +56,13 @@ async fn serve(listener: std::net::TcpListener, metrics: Metrics, stall: Duratio
         Ok(l) => l,
         Err(e) => return error!(error = %e, "endpoint: cannot listen"),
     };
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        // Waits for a free slot before accepting: excess clients queue in
+        // the kernel's backlog instead of holding descriptors here.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
@@ -64,12 +77,17 @@ async fn serve(listener: std::net::TcpListener, metrics: Metrics, stall: Duratio
                 let response = respond(&req, &metrics, stall);
                 async move { Ok::<_, Infallible>(response) }
             });
-            if let Err(e) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                debug!(error = %e, "endpoint: connection ended with an error");
+            let served = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            // Bounded as a whole too: a client may trickle its reads.
+            match tokio::time::timeout(HEADER_TIMEOUT * 6, served).await {
+                Ok(Err(e)) => debug!(error = %e, "endpoint: connection ended with an error"),
+                Err(_) => debug!("endpoint: connection timed out"),
+                Ok(Ok(())) => {}
             }
+            drop(slot);
         });
     }
 }

@@ -277,7 +277,31 @@ fn config_settings(path: &std::path::Path) -> (Vec<Setting>, Vec<ConfigError>) {
                 }
             }
         })
-        .collect();
+        .collect::<Vec<Setting>>();
+    // Settings that are fine alone may still conflict (`rules` with
+    // `no_rules`): parse them together too.
+    if errors.is_empty()
+        && let Some(first) = settings.first()
+    {
+        let words = ["sensor", "run"].map(OsString::from).into_iter();
+        let all = settings
+            .iter()
+            .flat_map(|s| s.words.iter().map(OsString::from));
+        if let Err(e) = Cli::try_parse_from(words.chain(all)) {
+            let text = e.to_string();
+            errors.push(ConfigError {
+                file: path.display().to_string(),
+                line: first.line,
+                col: first.col,
+                message: text
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start_matches("error: ")
+                    .to_owned(),
+            });
+        }
+    }
     errors.sort_by_key(|e| (e.line, e.col));
     (settings, errors)
 }
@@ -297,20 +321,24 @@ fn configured(argv: &[OsString], path: &std::path::Path) -> Result<RunArgs, Stri
     let given = matches.subcommand_matches("run").expect("run");
     let cli = Cli::command();
     let run = cli.find_subcommand("run").expect("run");
+    let explicit = |long: &str| {
+        run.get_arguments()
+            .find(|a| a.get_long() == Some(long))
+            .and_then(|a| given.value_source(a.get_id().as_str()))
+            .is_some_and(|s| s != clap::parser::ValueSource::DefaultValue)
+    };
+    // `rules` and `no_rules` choose one thing: either on the command line
+    // overrides both in the file.
+    let overridden = |long: &str| match long {
+        "rules" | "no-rules" => explicit("rules") || explicit("no-rules"),
+        _ => explicit(long),
+    };
     let mut words: Vec<OsString> = Vec::new();
     for s in &settings {
-        let id = run
-            .get_arguments()
-            .find(|a| a.get_long() == Some(&s.long))
-            .map(|a| a.get_id().clone())
-            .expect("settings name run's options");
-        match given.value_source(id.as_str()) {
-            None | Some(clap::parser::ValueSource::DefaultValue) => {
-                words.extend(s.words.iter().map(OsString::from))
-            }
-            Some(source) => {
-                info!(option = %s.long, ?source, "the configuration file's value is overridden")
-            }
+        if overridden(&s.long) {
+            info!(option = %s.long, "the configuration file's value is overridden");
+        } else {
+            words.extend(s.words.iter().map(OsString::from));
         }
     }
     let at = argv.iter().position(|a| a == "run").expect("run") + 1;

@@ -285,16 +285,25 @@ impl Health {
     }
 }
 
+/// Records between heartbeats while a drain keeps writing (a flood can
+/// keep the ring from emptying, and so the loop from flushing, for long).
+const BEAT_EVERY: u32 = 4096;
+
 /// A sink that counts what passes through it.
 pub struct MeteredSink<S> {
     inner: S,
     metrics: Metrics,
+    since_beat: u32,
 }
 
 impl<S> MeteredSink<S> {
     /// Counts the records written to `inner`.
     pub fn new(inner: S, metrics: Metrics) -> Self {
-        Self { inner, metrics }
+        Self {
+            inner,
+            metrics,
+            since_beat: 0,
+        }
     }
 }
 
@@ -303,6 +312,11 @@ impl<S: Sink + ?Sized> Sink for MeteredSink<Box<S>> {
         match self.inner.write(record) {
             Ok(()) => {
                 self.metrics.count(record);
+                self.since_beat += 1;
+                if self.since_beat == BEAT_EVERY {
+                    self.since_beat = 0;
+                    self.metrics.health.beat();
+                }
                 Ok(())
             }
             Err(e) => {
@@ -313,6 +327,7 @@ impl<S: Sink + ?Sized> Sink for MeteredSink<Box<S>> {
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
+        self.since_beat = 0;
         self.metrics.health.beat();
         self.inner.flush().inspect_err(|_| {
             self.metrics.output_errors.inc();

@@ -54,6 +54,28 @@ fn config_errors_name_file_line_and_column() {
     );
     assert!(err.contains("configuration refused"), "{err}");
 
+    // A null is no value; settings that conflict are refused together.
+    let check = |text: &str| {
+        std::fs::write(&file, text).unwrap();
+        let out = Command::new(sensor_bin())
+            .args(["config", "check"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = check("node_name: ~\n");
+    assert!(
+        err.contains(&format!("{f}:1:12: node_name: needs a value")),
+        "{err}"
+    );
+    let err = check("no_rules: true\nrules: [/etc/x]\n");
+    assert!(
+        err.contains(&format!("{f}:1:1: ")) && err.contains("cannot be used with"),
+        "{err}"
+    );
+
     std::fs::write(&file, "node_name: n\nhooks: [exec]\n").unwrap();
     let ok = Command::new(sensor_bin())
         .args(["config", "check"])
@@ -96,4 +118,21 @@ fn flags_and_environment_override_the_file() {
         c.env("SENSOR_NODE_NAME", "from-env");
     });
     assert_eq!(node_of(&sensor, "config-marker-3"), "from-flag");
+    drop(sensor);
+
+    // `rules` and `no_rules` are one choice: a flag for either overrides
+    // the file's.
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("local.yaml"),
+        sensor_tests::marker_rule("config-marker-rule", "config-marker-4"),
+    )
+    .unwrap();
+    std::fs::write(&file, "no_rules: true\nhooks: [exec]\n").unwrap();
+    let sensor = Sensor::start(&["--config", path, "--rules", rules.to_str().unwrap()]);
+    run_marker("config-marker-4");
+    sensor.wait_for("alert", "the flag's rules", |a| {
+        a["rule"]["id"] == "config-marker-rule"
+    });
 }

@@ -169,6 +169,7 @@ fn an_exec_after_the_process_was_seen_is_reported() {
         secs.to_string().as_str(),
         "{again}"
     );
+    assert_eq!(again["process"]["comm"], "sleep", "{again}");
     let _ = child.kill();
     child.wait().unwrap();
 }

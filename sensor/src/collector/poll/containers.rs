@@ -63,13 +63,16 @@ impl Containers {
                     .find_map(|path| self.attributor.resolve_path(path));
                 let container = found.unwrap_or_else(|| self.attributor.host());
                 self.by_pid.insert(pid, container);
+            } else {
+                // Gone already: nothing of a previous holder of the pid stays.
+                self.by_pid.remove(&pid);
             }
         }
     }
 
-    /// Drops a pid that has gone.
-    pub fn forget(&mut self, pid: u32) {
-        self.by_pid.remove(&pid);
+    /// Keeps only the pids `live` says are still there.
+    pub fn retain(&mut self, live: impl Fn(u32) -> bool) {
+        self.by_pid.retain(|pid, _| live(*pid));
     }
 
     /// The container of `pid` (0: no process).

@@ -186,11 +186,10 @@ impl PollCollector {
         for s in &changes.ended {
             let record = self.norm().exit(s);
             self.emit(sink, &record)?;
-            // Unless a new process took the pid in the same interval.
-            if self.procs.get(s.pid).is_none() {
-                self.containers.forget(s.pid);
-            }
         }
+        // Gone processes, and connect owners the table never listed.
+        let procs = &self.procs;
+        self.containers.retain(|pid| procs.get(pid).is_some());
         self.report_gaps(sink)
     }
 

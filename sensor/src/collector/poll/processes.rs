@@ -124,8 +124,10 @@ impl ProcessPoller {
             ) else {
                 continue;
             };
-            let now = seen(*pid, p, self.boot_secs);
+            let mut now = seen(*pid, p, self.boot_secs);
             if now.start_ticks == known.start_ticks && now.image != known.image {
+                // sysinfo keeps the name it read first.
+                now.comm = name_after_exec(*pid, &now.image);
                 *known = now.clone();
                 execed.push(now);
             }
@@ -256,6 +258,27 @@ fn seen(pid: u32, p: &sysinfo::Process, boot_secs: u64) -> Seen {
         start_ticks: ticks(p, boot_secs),
         image: Arc::new(ExecImage::new(exe, args)),
     }
+}
+
+/// A process's name after an exec: the kernel's `comm` on Linux; elsewhere,
+/// as the kernel would name it, the file name of what was executed.
+fn name_after_exec(pid: u32, image: &ExecImage) -> Text {
+    #[cfg(target_os = "linux")]
+    if let Ok(mut comm) = std::fs::read(format!("/proc/{pid}/comm")) {
+        if comm.last() == Some(&b'\n') {
+            comm.pop();
+        }
+        return Text(comm);
+    }
+    let _ = pid;
+    let path = image.args.first().unwrap_or(&image.exe).as_bytes();
+    let mut name = path
+        .rsplit(|&b| b == b'/' || b == b'\\')
+        .next()
+        .unwrap_or(path)
+        .to_vec();
+    name.truncate(15);
+    Text(name)
 }
 
 /// Start of `p` in 1/100 s since boot.
