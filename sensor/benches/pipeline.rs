@@ -14,7 +14,7 @@ use sensor::{
         fixture::{exec_payload, record},
     },
     enrich::Enricher,
-    output::{JsonLines, Sink},
+    output::{Encoder, Format, Outputs, Sink},
     process::{ExecImage, ProcessInfo, ProcessTable},
     rules::{RuleSource, engine::Engine},
 };
@@ -139,7 +139,10 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode_and_write_json");
     group.throughput(Throughput::Elements(1));
     for (name, raw) in [("open", open_record()), ("exec", exec_record())] {
-        let mut sink = JsonLines::new(std::io::sink());
+        let mut sink = Outputs::writer(
+            Box::new(std::io::sink()),
+            Encoder::new(Format::Native, "node-1"),
+        );
         group.bench_function(name, |b| {
             b.iter(|| {
                 let rec = decode(black_box(&raw), &clock).unwrap();
@@ -147,6 +150,27 @@ fn bench(c: &mut Criterion) {
             })
         });
         sink.flush().unwrap();
+    }
+    group.finish();
+
+    // Encoding alone, by format: the native schema is the baseline; ECS and
+    // OCSF build a document per record.
+    let mut enricher = warm_enricher();
+    let mut group = c.benchmark_group("encode");
+    group.throughput(Throughput::Elements(1));
+    for (kind, raw) in [("open", open_record()), ("exec", exec_record())] {
+        let mut record = decode(&raw, &clock).unwrap();
+        enricher.enrich(&mut record);
+        for format in [Format::Native, Format::Ecs, Format::Ocsf] {
+            let mut encoder = Encoder::new(format, "node-1");
+            let mut out = Vec::with_capacity(8192);
+            group.bench_function(format!("{kind}_{format:?}").to_lowercase(), |b| {
+                b.iter(|| {
+                    out.clear();
+                    encoder.encode(black_box(&record), &mut out).unwrap();
+                })
+            });
+        }
     }
     group.finish();
 

@@ -18,6 +18,8 @@ pub struct OptionSpec {
     pub switch: bool,
     /// Takes a comma-separated list: the key may be a YAML sequence.
     pub list: bool,
+    /// Repeatable without a delimiter: a list gives the flag once per item.
+    pub repeat: bool,
 }
 
 /// A setting from the file, as the command-line words it stands for.
@@ -135,6 +137,13 @@ fn words(spec: &OptionSpec, value: &Node) -> Result<Vec<String>, String> {
             other => Err(format!("expected true or false, found '{other}'")),
         },
         Node::Scalar(s) => Ok(vec![format!("{flag}={}", s.as_str())]),
+        Node::Sequence(items) if spec.repeat => items
+            .iter()
+            .map(|item| match item {
+                Node::Scalar(s) => Ok(format!("{flag}={}", s.as_str())),
+                _ => Err("list items must be single values".into()),
+            })
+            .collect(),
         Node::Sequence(items) if spec.list => {
             let mut values = Vec::with_capacity(items.len());
             for item in items.iter() {

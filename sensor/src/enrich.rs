@@ -10,6 +10,7 @@ use crate::{
         metadata,
     },
     event::{Body, ContainerLifecycle, Event, Record},
+    metrics::CacheStats,
     process::{ExecImage, ProcessInfo, ProcessTable, proc_scan},
     text::Text,
 };
@@ -64,6 +65,8 @@ pub struct Enricher {
     /// Containers whose start was reported (or that ran before the sensor).
     running: HashSet<String>,
     ns_per_tick: u64,
+    process_hits: u64,
+    process_misses: u64,
 }
 
 impl Enricher {
@@ -94,6 +97,8 @@ impl Enricher {
             containers,
             running,
             ns_per_tick: 1_000_000_000 / proc_scan::ticks_per_second().max(1),
+            process_hits: 0,
+            process_misses: 0,
         }
     }
 
@@ -106,12 +111,25 @@ impl Enricher {
             containers,
             running: HashSet::new(),
             ns_per_tick: 1_000_000_000 / proc_scan::ticks_per_second().max(1),
+            process_hits: 0,
+            process_misses: 0,
         }
     }
 
     /// Processes known.
     pub fn processes(&self) -> usize {
         self.table.len()
+    }
+
+    /// Attribution cache hits and misses so far.
+    pub fn cache_stats(&self) -> CacheStats {
+        let (cgroup_hits, cgroup_misses) = self.containers.cache_stats();
+        CacheStats {
+            cgroup_hits,
+            cgroup_misses,
+            process_hits: self.process_hits,
+            process_misses: self.process_misses,
+        }
     }
 
     /// Table entries evicted because it was full.
@@ -226,7 +244,13 @@ impl Enricher {
         let mut container =
             self.containers
                 .resolve(e.cgroup.id, e.cgroup.v1_id.unwrap_or(0), false);
-        if self.table.get(pid).is_none() && !self.proc_misses.contains(&pid) {
+        let known = self.table.get(pid).is_some();
+        if known {
+            self.process_hits += 1;
+        } else {
+            self.process_misses += 1;
+        }
+        if !known && !self.proc_misses.contains(&pid) {
             match proc_scan::scan_one(pid) {
                 Some(p) => {
                     let info = from_proc(&mut self.containers, p, self.v1_controller);

@@ -28,7 +28,10 @@ use sensor::{
     endpoint,
     event::Record,
     metrics::{MeteredSink, Metrics},
-    output::{self, Sink},
+    output::{
+        self, Encoder, Format, OutputOptions, Outputs, Rotation, Sink, Target, queue::QueueOptions,
+        syslog::Facility,
+    },
     rules::{RuleSet, RuleSource, engine::Engine},
 };
 use tracing::{error, info, warn};
@@ -48,7 +51,7 @@ struct Cli {
 enum Command {
     /// Load the kernel hooks and stream events and alerts until
     /// SIGINT/SIGTERM; SIGHUP reloads the rules.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Rule files.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -118,9 +121,55 @@ struct RunArgs {
     /// environment variables override it (docs/OPERATIONS.md).
     #[arg(long, env = "SENSOR_CONFIG")]
     config: Option<PathBuf>,
-    /// Where events go: `-` for stdout, or a file (appended).
-    #[arg(long, short, default_value = "-", env = "SENSOR_OUTPUT")]
-    output: PathBuf,
+    /// Where records go (repeatable, comma-separated): `-` (stdout), a
+    /// file path (appended, rotated), `syslog+udp://HOST:PORT`,
+    /// `syslog+tcp://HOST:PORT`, or an `http(s)://` webhook URL.
+    #[arg(
+        long,
+        short,
+        default_value = "-",
+        env = "SENSOR_OUTPUT",
+        value_delimiter = ','
+    )]
+    output: Vec<Target>,
+    /// Encoding of every output: native (docs/EVENTS.md), ecs or ocsf
+    /// (docs/OUTPUTS.md).
+    #[arg(long, default_value = "native", env = "SENSOR_FORMAT")]
+    format: Format,
+    /// Files: rotate when the next record would take the file past this size.
+    #[arg(long, default_value = "100MiB", value_parser = parse_size, env = "SENSOR_ROTATE_SIZE")]
+    rotate_size: u64,
+    /// Files: rotated files kept (`FILE.1` newest); older ones are deleted.
+    #[arg(long, default_value_t = 5, env = "SENSOR_ROTATE_KEEP")]
+    rotate_keep: u32,
+    /// Syslog and webhook: records queued while the receiver is slow or
+    /// down; beyond that, new records are dropped and counted.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..), env = "SENSOR_QUEUE_SIZE")]
+    queue_size: u32,
+    /// Syslog and webhook: most records in one batch (one webhook POST).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..), env = "SENSOR_BATCH_SIZE")]
+    batch_size: u32,
+    /// Syslog and webhook: how long a record waits for its batch to fill.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, env = "SENSOR_BATCH_WAIT")]
+    batch_wait: std::time::Duration,
+    /// Syslog and webhook: time allowed per request or connection.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, env = "SENSOR_OUTPUT_TIMEOUT")]
+    output_timeout: std::time::Duration,
+    /// Syslog and webhook: at shutdown, how long undelivered records may
+    /// still be retried before they are counted as dropped.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, env = "SENSOR_OUTPUT_DRAIN")]
+    output_drain: std::time::Duration,
+    /// Webhook: a header sent with every request, `NAME: VALUE`
+    /// (repeatable), e.g. `Authorization: Bearer …`.
+    #[arg(long = "webhook-header", value_parser = output::webhook::parse_header, env = "SENSOR_WEBHOOK_HEADER")]
+    webhook_headers: Vec<(String, String)>,
+    /// Webhook: PEM certificates to verify an HTTPS receiver against
+    /// (a private CA), instead of the built-in public roots.
+    #[arg(long, env = "SENSOR_WEBHOOK_CA")]
+    webhook_ca: Option<PathBuf>,
+    /// Syslog facility (RFC 5424 name).
+    #[arg(long, default_value = "local0", env = "SENSOR_SYSLOG_FACILITY")]
+    syslog_facility: Facility,
     /// Hook families: comma-separated exec, open, connect, cgroup, or all.
     #[cfg(target_os = "linux")]
     #[arg(long, default_value = "all", env = "SENSOR_HOOKS")]
@@ -171,6 +220,18 @@ fn parse_ring_bytes(s: &str) -> Result<u32, String> {
     loader::ring_size(bytes).map_err(|e| e.to_string())
 }
 
+/// `--rotate-size`: bytes, or a size such as `100MiB` or `1GB`.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let size = s
+        .parse::<bytesize::ByteSize>()
+        .map_err(|e| format!("{e}: expected a size such as 100MiB"))?
+        .as_u64();
+    if size == 0 {
+        return Err("a size of 0 would rotate at every record".into());
+    }
+    Ok(size)
+}
+
 /// `--metrics-address`: an address to listen on, or `off`.
 #[derive(Clone, Copy, Debug)]
 struct Listen(Option<std::net::SocketAddr>);
@@ -207,16 +268,17 @@ fn main() -> anyhow::Result<ExitCode> {
     let argv: Vec<OsString> = std::env::args_os().collect();
     let cli = Cli::parse_from(&argv);
     match cli.command {
-        Command::Run(RunArgs {
-            config: Some(path), ..
-        }) => match configured(&argv, &path) {
-            Ok(args) => run(args).map(|()| ExitCode::SUCCESS),
-            Err(errors) => {
-                eprintln!("{errors}configuration refused");
-                Ok(ExitCode::FAILURE)
+        Command::Run(args) if args.config.is_some() => {
+            let path = args.config.clone().expect("a config file");
+            match configured(&argv, &path) {
+                Ok(args) => run(*args).map(|()| ExitCode::SUCCESS),
+                Err(errors) => {
+                    eprintln!("{errors}configuration refused");
+                    Ok(ExitCode::FAILURE)
+                }
             }
-        },
-        Command::Run(args) => run(args).map(|()| ExitCode::SUCCESS),
+        }
+        Command::Run(args) => run(*args).map(|()| ExitCode::SUCCESS),
         Command::Rules(RulesCommand::Check { paths }) => Ok(check(paths)),
         Command::Replay(args) => replay(args).map(|()| ExitCode::SUCCESS),
         Command::Config(ConfigCommand::Check { path }) => {
@@ -246,6 +308,8 @@ fn config_options() -> Vec<OptionSpec> {
                 switch: matches!(a.get_action(), clap::ArgAction::SetTrue),
                 // HookSet parses its own comma list.
                 list: a.get_value_delimiter() == Some(',') || long == "hooks",
+                repeat: matches!(a.get_action(), clap::ArgAction::Append)
+                    && a.get_value_delimiter().is_none(),
             })
         })
         .collect()
@@ -312,7 +376,7 @@ fn lines(errors: &[ConfigError]) -> String {
 
 /// `run`'s arguments with the file's settings where neither a flag nor
 /// an environment variable set the option.
-fn configured(argv: &[OsString], path: &std::path::Path) -> Result<RunArgs, String> {
+fn configured(argv: &[OsString], path: &std::path::Path) -> Result<Box<RunArgs>, String> {
     let (settings, errors) = config_settings(path);
     if !errors.is_empty() {
         return Err(lines(&errors));
@@ -407,7 +471,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("opening {}", args.file.display()))?,
         )
     };
-    let mut sink = output::open(std::path::Path::new("-"), None)?;
+    let mut sink = Outputs::writer(Box::new(std::io::stdout()), Encoder::plain());
     let (mut records, mut malformed, mut alerts) = (0u64, 0u64, 0u64);
     let mut pending = Vec::new();
     for (n, line) in BufReader::new(input).split(b'\n').enumerate() {
@@ -544,9 +608,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
                 "unknown".into()
             }),
         };
-        let output = output::open(&args.output, Some(&node))
-            .with_context(|| format!("opening output {}", args.output.display()))?;
-        let mut sink = MeteredSink::new(output, metrics.clone());
+        let outputs = Outputs::open(&args.output, &output_options(&args, node), &metrics)
+            .context("opening outputs (--output)")?;
+        let mut sink = MeteredSink::new(Box::new(outputs) as Box<dyn Sink + Send>, metrics.clone());
         // Handlers first: a SIGTERM that arrives while the verifier is busy
         // (about a second) must still stop the sensor cleanly afterwards.
         let shutdown = stop_requested()?;
@@ -589,6 +653,34 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         stopped(stats);
         Ok(())
     })
+}
+
+fn output_options(args: &RunArgs, node: String) -> OutputOptions {
+    OutputOptions {
+        format: args.format,
+        node,
+        rotation: Rotation {
+            max_bytes: args.rotate_size,
+            keep: args.rotate_keep,
+        },
+        queue: QueueOptions {
+            capacity: args.queue_size as usize,
+            batch_records: args.batch_size as usize,
+            batch_bytes: 4 << 20,
+            batch_wait: args.batch_wait,
+            drain: args.output_drain,
+        },
+        webhook_headers: args.webhook_headers.clone(),
+        webhook_ca: args.webhook_ca.clone(),
+        timeout: args.output_timeout,
+        facility: args.syslog_facility,
+    }
+}
+
+/// The outputs, for logs.
+fn outputs(args: &RunArgs) -> String {
+    let names: Vec<String> = args.output.iter().map(Target::to_string).collect();
+    names.join(",")
 }
 
 fn stopped(stats: RunStats) {
@@ -651,13 +743,14 @@ async fn run_ebpf(
     }
     // After attaching: whatever starts during the /proc scan arrives as events.
     let enricher = Enricher::new(loaded.v1_controller);
-    let mut collector =
-        EbpfCollector::new(loaded, enricher)?.with_egress_interval(args.egress_interval);
+    let mut collector = EbpfCollector::new(loaded, enricher)?
+        .with_egress_interval(args.egress_interval)
+        .with_metrics(metrics.clone());
     if let Some(d) = detection {
         collector = collector.with_rules(d);
     }
     ready(args, metrics)?;
-    info!(hooks = %args.hooks, output = %args.output.display(), "sensor running");
+    info!(hooks = %args.hooks, output = %outputs(args), format = ?args.format, "sensor running");
     collector.run(sink, shutdown).await
 }
 
@@ -684,6 +777,6 @@ async fn run_poll(
         collector = collector.with_rules(d);
     }
     ready(args, metrics)?;
-    info!(collector = "poll", output = %args.output.display(), "sensor running");
+    info!(collector = "poll", output = %outputs(args), format = ?args.format, "sensor running");
     collector.run(sink, shutdown).await
 }

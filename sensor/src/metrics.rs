@@ -61,6 +61,25 @@ struct OutcomeLabels {
     outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    cache: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutputLabels {
+    output: &'static str,
+    destination: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutputDropLabels {
+    output: &'static str,
+    destination: String,
+    reason: &'static str,
+}
+
 /// Handles on every metric; cheap to clone (shared counters).
 #[derive(Clone)]
 pub struct Metrics {
@@ -74,7 +93,18 @@ pub struct Metrics {
     collector: Family<CollectorLabels, Gauge>,
     rules_loaded: Gauge,
     rule_reloads: Family<OutcomeLabels, Counter>,
+    outputs: OutputFamilies,
+    attribution: Family<CacheLabels, Counter>,
     health: Arc<Health>,
+}
+
+#[derive(Clone, Default)]
+struct OutputFamilies {
+    depth: Family<OutputLabels, Gauge>,
+    capacity: Family<OutputLabels, Gauge>,
+    delivered: Family<OutputLabels, Counter>,
+    failures: Family<OutputLabels, Counter>,
+    dropped: Family<OutputDropLabels, Counter>,
 }
 
 impl Metrics {
@@ -131,6 +161,38 @@ impl Metrics {
             "Rule reloads, by outcome (applied, refused)",
             rule_reloads.clone(),
         );
+        let outputs = OutputFamilies::default();
+        registry.register(
+            "output_queue_depth",
+            "Records accepted by a network output and not yet delivered or dropped",
+            outputs.depth.clone(),
+        );
+        registry.register(
+            "output_queue_capacity",
+            "Records a network output's queue holds beyond the batch in flight",
+            outputs.capacity.clone(),
+        );
+        registry.register(
+            "output_delivered",
+            "Records a network output delivered",
+            outputs.delivered.clone(),
+        );
+        registry.register(
+            "output_failures",
+            "Failed delivery attempts (each is retried unless refused)",
+            outputs.failures.clone(),
+        );
+        registry.register(
+            "output_dropped",
+            "Records a network output dropped, by reason (queue_full, rejected, too_large, shutdown)",
+            outputs.dropped.clone(),
+        );
+        let attribution = Family::default();
+        registry.register(
+            "attribution_cache",
+            "Attribution lookups by cache (cgroup: cgroup id to container; process: the process table) and result (hit, miss: read from cgroupfs, runtime state or /proc)",
+            attribution.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             records,
@@ -142,6 +204,8 @@ impl Metrics {
             collector,
             rules_loaded,
             rule_reloads,
+            outputs,
+            attribution,
             health: Arc::new(Health::new()),
         }
     }
@@ -187,6 +251,40 @@ impl Metrics {
         self.rule_reloads
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
+    }
+
+    /// Attribution cache totals from the one enricher: counters move by
+    /// what they lack.
+    pub fn attribution_cache(&self, totals: CacheStats) {
+        for (cache, result, total) in [
+            ("cgroup", "hit", totals.cgroup_hits),
+            ("cgroup", "miss", totals.cgroup_misses),
+            ("process", "hit", totals.process_hits),
+            ("process", "miss", totals.process_misses),
+        ] {
+            let counter = self
+                .attribution
+                .get_or_create(&CacheLabels { cache, result });
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
+    }
+
+    /// The counters of one network output.
+    pub fn output(&self, output: &'static str, destination: &str) -> OutputMetrics {
+        let labels = OutputLabels {
+            output,
+            destination: destination.to_owned(),
+        };
+        let f = &self.outputs;
+        OutputMetrics {
+            depth: f.depth.get_or_create(&labels).clone(),
+            capacity: f.capacity.get_or_create(&labels).clone(),
+            delivered: f.delivered.get_or_create(&labels).clone(),
+            failures: f.failures.get_or_create(&labels).clone(),
+            dropped: f.dropped.clone(),
+            dropped_all: Counter::default(),
+            labels,
+        }
     }
 
     fn count(&self, record: &Record) {
@@ -237,6 +335,87 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// How often attribution was answered from memory, by cache.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// cgroup id to container, answered from the cache.
+    pub cgroup_hits: u64,
+    /// cgroup id to container, parsed from the cgroup path or runtime state.
+    pub cgroup_misses: u64,
+    /// Acting process found in the process table.
+    pub process_hits: u64,
+    /// Acting process not in the table: looked up in /proc.
+    pub process_misses: u64,
+}
+
+/// One network output's queue and delivery counters.
+#[derive(Clone)]
+pub struct OutputMetrics {
+    depth: Gauge,
+    capacity: Gauge,
+    delivered: Counter,
+    failures: Counter,
+    dropped: Family<OutputDropLabels, Counter>,
+    /// Every reason together, for the closing log line.
+    dropped_all: Counter,
+    labels: OutputLabels,
+}
+
+impl OutputMetrics {
+    /// The queue holds at most `n` records.
+    pub fn capacity(&self, n: usize) {
+        self.capacity.set(n as i64);
+    }
+
+    /// A record was accepted.
+    pub fn queued(&self) {
+        self.depth.inc();
+    }
+
+    /// `n` accepted records were delivered.
+    pub fn delivered(&self, n: u64) {
+        self.depth.dec_by(n as i64);
+        self.delivered.inc_by(n);
+    }
+
+    /// A delivery attempt failed.
+    pub fn failed(&self) {
+        self.failures.inc();
+    }
+
+    /// `n` accepted records were dropped.
+    pub fn dropped(&self, reason: &'static str, n: u64) {
+        self.depth.dec_by(n as i64);
+        self.refused_n(reason, n);
+    }
+
+    /// A record was never accepted.
+    pub fn refused(&self, reason: &'static str) {
+        self.refused_n(reason, 1);
+    }
+
+    /// Records delivered and dropped so far.
+    pub fn totals(&self) -> (u64, u64) {
+        (self.delivered.get(), self.dropped_all.get())
+    }
+
+    fn refused_n(&self, reason: &'static str, n: u64) {
+        self.dropped_all.inc_by(n);
+        self.dropped
+            .get_or_create(&OutputDropLabels {
+                output: self.labels.output,
+                destination: self.labels.destination.clone(),
+                reason,
+            })
+            .inc_by(n);
+    }
+
+    /// Records accepted and not yet delivered or dropped.
+    pub fn depth(&self) -> i64 {
+        self.depth.get()
     }
 }
 
@@ -338,7 +517,7 @@ impl<S: Sink + ?Sized> Sink for MeteredSink<Box<S>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::JsonLines;
+    use crate::output::{Encoder, Outputs};
 
     /// Through text, as records are read (integer map keys need it).
     fn record(json: serde_json::Value) -> Record {
@@ -349,7 +528,7 @@ mod tests {
     fn loss_records_become_loss_counters() {
         let metrics = Metrics::new();
         let mut sink = MeteredSink::new(
-            Box::new(JsonLines::new(Vec::new())) as Box<dyn Sink>,
+            Box::new(Outputs::writer(Box::new(std::io::sink()), Encoder::plain())) as Box<dyn Sink>,
             metrics.clone(),
         );
         let loss = record(serde_json::json!({

@@ -136,3 +136,61 @@ fn flags_and_environment_override_the_file() {
         a["rule"]["id"] == "config-marker-rule"
     });
 }
+
+#[test]
+fn output_settings_are_checked_with_their_position() {
+    let dir = unique_dir("config-outputs");
+    let file = dir.path().join("sensor.yaml");
+    let check = |text: &str| {
+        std::fs::write(&file, text).unwrap();
+        let out = Command::new(sensor_bin())
+            .args(["config", "check"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, text) = check(
+        "output: [/var/log/sensor/events.json, \"syslog+tcp://logs:6514\", \"https://c.example/in\"]\n\
+         format: ocsf\n\
+         rotate_size: 50MiB\n\
+         webhook_header:\n  - \"Authorization: Bearer abc\"\n  - \"X-Tenant: blue, green\"\n\
+         syslog_facility: local4\n",
+    );
+    assert!(ok, "{text}");
+    assert!(text.contains("ok: 5 settings"), "{text}");
+
+    let (ok, text) = check(
+        "output: [\"-\", \"kafka://broker:9092\"]\n\
+         format: xml\n\
+         rotate_size: lots\n\
+         webhook_header: [\"no colon here\"]\n\
+         syslog_facility: local9\n",
+    );
+    assert!(!ok, "{text}");
+    let f = file.display();
+    for expected in [
+        format!("{f}:1:1: output: "),
+        format!("{f}:2:1: format: "),
+        format!("{f}:3:1: rotate_size: "),
+        format!("{f}:4:1: webhook_header: "),
+        format!("{f}:5:1: syslog_facility: "),
+    ] {
+        assert!(text.contains(&expected), "{expected:?} not in:\n{text}");
+    }
+    for why in [
+        "unknown output",
+        "expected native, ecs or ocsf",
+        "100MiB",
+        "NAME: VALUE",
+        "local0",
+    ] {
+        assert!(text.contains(why), "{why:?} not in:\n{text}");
+    }
+    assert!(text.contains("5 error(s)"), "{text}");
+}

@@ -13,4 +13,5 @@ mod loss;
 mod lsm;
 mod metrics;
 mod open;
+mod outputs;
 mod poll;

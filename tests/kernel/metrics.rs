@@ -74,6 +74,27 @@ fn endpoint_reports_health_hooks_records_and_rule_hits() {
     // Every record names the node.
     let records = sensor.records_so_far();
     assert!(records.iter().all(|r| r["node"] == "node-7"), "{records:?}");
+    // Attribution: the markers' cgroup and their parent (this test) were
+    // known; reported each second.
+    let hits = |cache: &str| {
+        sensor.metric(&format!(
+            "sensor_attribution_cache_total{{cache=\"{cache}\",result=\"hit\"}}"
+        ))
+    };
+    let deadline = std::time::Instant::now() + sensor_tests::patience(10);
+    while hits("cgroup") < 3.0 || hits("process") < 3.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            sensor.http_get("/metrics").1
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (_, text) = sensor.http_get("/metrics");
+    assert!(
+        text.contains("sensor_attribution_cache_total{cache=\"cgroup\",result=\"miss\"}"),
+        "{text}"
+    );
     let execs = sensor.metric("sensor_records_total{kind=\"exec\"}");
     assert!(execs >= 3.0 && written("exec") >= 3.0, "{execs}");
 

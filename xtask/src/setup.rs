@@ -52,7 +52,7 @@ pub fn tools_dir() -> PathBuf {
 /// a private dockerd, from a busybox root filesystem built on the spot, and
 /// the tools the detection tests run inside them (the seeds' validation
 /// steps: openssl, gpg, zip, rsync, scp) and beside them (a C build for the
-/// benign suite).
+/// benign suite), and a real syslog receiver for the syslog output.
 const TEST_PACKAGES: &[&str] = &[
     "runc",
     "busybox-static",
@@ -65,6 +65,7 @@ const TEST_PACKAGES: &[&str] = &[
     "openssh-client",
     "gcc",
     "make",
+    "rsyslog",
 ];
 
 /// Makes sure every tool is present; quick when they are.

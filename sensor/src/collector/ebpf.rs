@@ -23,6 +23,7 @@ use crate::{
     enrich::Enricher,
     event::{Body, Loss, Record, SCHEMA_VERSION, Source},
     loader::Loaded,
+    metrics::Metrics,
     output::Sink,
 };
 
@@ -45,6 +46,7 @@ pub struct EbpfCollector {
     egress: Option<EgressReader>,
     egress_interval: Duration,
     stats: RunStats,
+    metrics: Option<Metrics>,
 }
 
 impl EbpfCollector {
@@ -85,12 +87,19 @@ impl EbpfCollector {
             egress,
             egress_interval: EGRESS_INTERVAL,
             stats: RunStats::default(),
+            metrics: None,
         })
     }
 
     /// Sets the period of `egress` records.
     pub fn with_egress_interval(mut self, interval: Duration) -> Self {
         self.egress_interval = interval;
+        self
+    }
+
+    /// Reports attribution cache counters to `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -202,6 +211,9 @@ impl EbpfCollector {
     }
 
     fn report_losses(&mut self, sink: &mut dyn Sink) -> anyhow::Result<()> {
+        if let Some(m) = &self.metrics {
+            m.attribution_cache(self.enricher.cache_stats());
+        }
         let per_cpu = self.losses.get(&0, 0).context("reading LOSSES")?;
         let snapshot: Vec<LossCounters> = per_cpu.iter().copied().collect();
         if let Some(loss) = self.tracker.update(&snapshot, self.enricher.evicted()) {

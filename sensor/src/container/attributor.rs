@@ -43,6 +43,9 @@ pub struct Attributor {
     api_names: HashMap<String, (String, String)>,
     /// Containers whose cgroup was removed, by (is_v1, cgroup id), with when.
     departed: HashMap<(bool, u64), (Arc<ContainerRef>, Instant)>,
+    /// cgroup lookups answered from `by_cgroup`, and those that were not.
+    cgroup_hits: u64,
+    cgroup_misses: u64,
 }
 
 impl Attributor {
@@ -63,7 +66,14 @@ impl Attributor {
             api_requested: HashSet::new(),
             api_names: HashMap::new(),
             departed: HashMap::new(),
+            cgroup_hits: 0,
+            cgroup_misses: 0,
         }
+    }
+
+    /// cgroup cache hits and misses so far.
+    pub fn cache_stats(&self) -> (u64, u64) {
+        (self.cgroup_hits, self.cgroup_misses)
     }
 
     /// Remembers a state directory a runtime's command line named, so
@@ -128,8 +138,10 @@ impl Attributor {
         if let Some(c) = self.by_cgroup.get(&(v1, id))
             && (c.is_some() || !is_exec)
         {
+            self.cgroup_hits += 1;
             return Some(c.clone());
         }
+        self.cgroup_misses += 1;
         let path = if v1 {
             self.index.v1_path(id)
         } else {

@@ -1,11 +1,28 @@
-//! Where records go. Sinks know nothing of collectors.
+//! Where records go: stdout, a rotating file, syslog, a webhook, any number
+//! at once, each record encoded once (native, ECS or OCSF). Local outputs
+//! are written in line; network outputs sit behind a bounded queue
+//! ([`queue`]) so a slow receiver never stalls the collector, and what they
+//! cannot take is counted. Sinks know nothing of collectors.
 use std::{
-    fs::OpenOptions,
+    fmt,
     io::{self, BufWriter, Write},
-    path::Path,
+    path::PathBuf,
+    str::FromStr,
+    time::Duration,
 };
 
-use crate::event::Record;
+use crate::{event::Record, metrics::Metrics};
+
+pub mod file;
+pub mod format;
+pub mod queue;
+pub mod syslog;
+pub mod webhook;
+
+pub use file::Rotation;
+pub use format::{Encoder, Format};
+use queue::{QueueOptions, Queued};
+use syslog::{Facility, Framer, Protocol, SyslogTransport};
 
 /// A destination for records.
 pub trait Sink {
@@ -15,78 +32,226 @@ pub trait Sink {
     fn flush(&mut self) -> io::Result<()>;
 }
 
-/// JSON Lines: one record per line, UTF-8, `\n` terminated.
-pub struct JsonLines<W: Write> {
-    out: BufWriter<W>,
-    /// `{"node":"<name>",`, opening every line when a node is named.
-    node: Option<Vec<u8>>,
-    scratch: Vec<u8>,
+/// One `--output`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// `-`.
+    Stdout,
+    /// A path (or `file://PATH`): appended to, rotated by size.
+    File(PathBuf),
+    /// `syslog+udp://HOST:PORT` (or `syslog://`), `syslog+tcp://HOST:PORT`.
+    Syslog(Protocol, String),
+    /// `http://…` or `https://…`.
+    Webhook(String),
 }
 
-impl<W: Write> JsonLines<W> {
-    /// Wraps a writer.
-    pub fn new(out: W) -> Self {
-        Self {
-            out: BufWriter::with_capacity(256 << 10, out),
-            node: None,
-            scratch: Vec::new(),
+impl FromStr for Target {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "-" {
+            return Ok(Self::Stdout);
+        }
+        let Some((scheme, rest)) = s.split_once("://") else {
+            if s.is_empty() {
+                return Err("an empty output: expected -, a path or a URL".into());
+            }
+            return Ok(Self::File(s.into()));
+        };
+        let host_port = |rest: &str| -> Result<String, String> {
+            let rest = rest.trim_end_matches('/');
+            match rest.rsplit_once(':') {
+                Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+                    Ok(rest.to_owned())
+                }
+                _ => Err(format!("{s}: expected {scheme}://HOST:PORT")),
+            }
+        };
+        match scheme {
+            "file" if !rest.is_empty() => Ok(Self::File(rest.into())),
+            "syslog" | "syslog+udp" => Ok(Self::Syslog(Protocol::Udp, host_port(rest)?)),
+            "syslog+tcp" => Ok(Self::Syslog(Protocol::Tcp, host_port(rest)?)),
+            "http" | "https" if !rest.is_empty() => Ok(Self::Webhook(s.to_owned())),
+            _ => Err(format!(
+                "{s}: unknown output; expected -, a path, file://PATH, syslog+udp://HOST:PORT, syslog+tcp://HOST:PORT, http(s)://URL"
+            )),
         }
     }
+}
 
-    /// Names the node (machine) on every line, as `node`: where the
-    /// records of a fleet meet, each says where it came from. Written by
-    /// the output rather than kept in every record in memory.
-    pub fn with_node(mut self, node: &str) -> Self {
-        let name = serde_json::to_string(node).expect("a string serializes");
-        self.node = Some(format!("{{\"node\":{name},").into_bytes());
-        self
+impl fmt::Display for Target {
+    /// Safe to log: a webhook's query string (which may hold a token) is
+    /// left out.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Stdout => f.write_str("stdout"),
+            Self::File(p) => write!(f, "{}", p.display()),
+            Self::Syslog(Protocol::Udp, a) => write!(f, "syslog+udp://{a}"),
+            Self::Syslog(Protocol::Tcp, a) => write!(f, "syslog+tcp://{a}"),
+            Self::Webhook(url) => f.write_str(url.split('?').next().unwrap_or(url)),
+        }
     }
 }
 
-impl<W: Write> Sink for JsonLines<W> {
+/// How outputs write.
+#[derive(Clone, Debug)]
+pub struct OutputOptions {
+    /// Encoding of every output.
+    pub format: Format,
+    /// Named on every record.
+    pub node: String,
+    /// For files.
+    pub rotation: Rotation,
+    /// For network outputs.
+    pub queue: QueueOptions,
+    /// Sent with every webhook request.
+    pub webhook_headers: Vec<(String, String)>,
+    /// PEM certificates a webhook's HTTPS server is verified against.
+    pub webhook_ca: Option<PathBuf>,
+    /// Per request or connection.
+    pub timeout: Duration,
+    /// For syslog.
+    pub facility: Facility,
+}
+
+enum Destination {
+    Stream(BufWriter<Box<dyn Write + Send>>),
+    File(file::RotatingFile),
+    Syslog(Framer, Queued, Protocol),
+    Webhook(Queued),
+}
+
+/// Every output, fed one encoding of each record.
+pub struct Outputs {
+    encoder: Encoder,
+    destinations: Vec<Destination>,
+    /// The record being written, newline-terminated.
+    line: Vec<u8>,
+}
+
+impl Outputs {
+    /// Opens every target; a file that cannot be opened is an error now,
+    /// a receiver that is down is retried later.
+    pub fn open(
+        targets: &[Target],
+        options: &OutputOptions,
+        metrics: &Metrics,
+    ) -> io::Result<Self> {
+        let mut destinations = Vec::new();
+        for target in targets {
+            let name = target.to_string();
+            destinations.push(match target {
+                Target::Stdout => Destination::Stream(stream(Box::new(io::stdout()))),
+                Target::File(path) => {
+                    Destination::File(file::RotatingFile::open(path, options.rotation).map_err(
+                        |e| io::Error::new(e.kind(), format!("{}: {e}", path.display())),
+                    )?)
+                }
+                Target::Syslog(protocol, address) => {
+                    let transport = SyslogTransport::new(*protocol, address, options.timeout);
+                    let m = metrics.output("syslog", &name);
+                    Destination::Syslog(
+                        Framer::new(options.facility, &options.node, *protocol),
+                        Queued::start(&name, transport, options.queue, m)?,
+                        *protocol,
+                    )
+                }
+                Target::Webhook(url) => {
+                    let ca = match &options.webhook_ca {
+                        Some(path) => Some(std::fs::read(path).map_err(|e| {
+                            io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+                        })?),
+                        None => None,
+                    };
+                    let transport = webhook::WebhookTransport::new(
+                        url,
+                        options.webhook_headers.clone(),
+                        options.timeout,
+                        ca.as_deref(),
+                    )
+                    .map_err(io::Error::other)?;
+                    let m = metrics.output("webhook", &name);
+                    Destination::Webhook(Queued::start(&name, transport, options.queue, m)?)
+                }
+            });
+        }
+        Ok(Self {
+            encoder: Encoder::new(options.format, &options.node),
+            destinations,
+            line: Vec::new(),
+        })
+    }
+
+    /// One writer (stdout, a buffer), encoded by `encoder`.
+    pub fn writer(out: Box<dyn Write + Send>, encoder: Encoder) -> Self {
+        Self {
+            encoder,
+            destinations: vec![Destination::Stream(stream(out))],
+            line: Vec::new(),
+        }
+    }
+}
+
+fn stream(out: Box<dyn Write + Send>) -> BufWriter<Box<dyn Write + Send>> {
+    BufWriter::with_capacity(256 << 10, out)
+}
+
+impl Sink for Outputs {
     fn write(&mut self, record: &Record) -> io::Result<()> {
-        match &self.node {
-            None => serde_json::to_writer(&mut self.out, record)?,
-            Some(prefix) => {
-                self.scratch.clear();
-                serde_json::to_writer(&mut self.scratch, record)?;
-                // A record is an object: `{` followed by at least `"schema"`.
-                self.out.write_all(prefix)?;
-                self.out.write_all(&self.scratch[1..])?;
+        self.line.clear();
+        self.encoder.encode(record, &mut self.line)?;
+        self.line.push(b'\n');
+        let json = &self.line[..self.line.len() - 1];
+        for d in &mut self.destinations {
+            match d {
+                Destination::Stream(w) => w.write_all(&self.line)?,
+                Destination::File(f) => f.write_line(&self.line)?,
+                Destination::Syslog(framer, queue, protocol) => {
+                    let frame = framer.frame(record, json);
+                    if *protocol == Protocol::Udp && frame.len() > syslog::UDP_MAX {
+                        queue.refuse("too_large");
+                    } else {
+                        queue.push(frame);
+                    }
+                }
+                Destination::Webhook(queue) => queue.push(json.to_vec()),
             }
         }
-        self.out.write_all(b"\n")
+        Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
+        for d in &mut self.destinations {
+            match d {
+                Destination::Stream(w) => w.flush()?,
+                Destination::File(f) => f.flush()?,
+                // Their workers send on their own schedule.
+                Destination::Syslog(..) | Destination::Webhook(_) => {}
+            }
+        }
+        Ok(())
     }
-}
-
-/// Opens `-` (stdout) or a file (appended to, created 0600: events are
-/// sensitive), naming `node` on every line if given.
-pub fn open(target: &Path, node: Option<&str>) -> io::Result<Box<dyn Sink + Send>> {
-    fn lines<W: Write + Send + 'static>(out: W, node: Option<&str>) -> Box<dyn Sink + Send> {
-        let sink = JsonLines::new(out);
-        Box::new(match node {
-            Some(n) => sink.with_node(n),
-            None => sink,
-        })
-    }
-    if target == Path::new("-") {
-        return Ok(lines(io::stdout(), node));
-    }
-    let mut options = OpenOptions::new();
-    options.create(true).append(true);
-    // Elsewhere the file inherits its directory's ACL.
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    Ok(lines(options.open(target)?, node))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
     use super::*;
+
+    /// A writer tests can read back.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
 
     #[test]
     fn the_node_opens_every_line_and_is_escaped() {
@@ -96,10 +261,15 @@ mod tests {
                          "malformed": 0, "total_since_start": 0}}"#,
         )
         .unwrap();
-        let mut sink = JsonLines::new(Vec::new()).with_node("node \"7\"\n");
+        let out = Shared::default();
+        let mut sink = Outputs::writer(
+            Box::new(out.clone()),
+            Encoder::new(Format::Native, "node \"7\"\n"),
+        );
         sink.write(&record).unwrap();
         sink.write(&record).unwrap();
-        let text = String::from_utf8(sink.out.into_inner().unwrap()).unwrap();
+        sink.flush().unwrap();
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2, "{text}");
         for line in lines {
@@ -110,5 +280,35 @@ mod tests {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             assert_eq!(v["kind"], "loss");
         }
+    }
+
+    #[test]
+    fn targets_by_scheme() {
+        let t = |s: &str| s.parse::<Target>();
+        assert_eq!(t("-").unwrap(), Target::Stdout);
+        assert_eq!(
+            t("/var/log/e.json").unwrap(),
+            Target::File("/var/log/e.json".into())
+        );
+        assert_eq!(t("file:///tmp/x").unwrap(), Target::File("/tmp/x".into()));
+        assert_eq!(
+            t("syslog://h:514").unwrap(),
+            Target::Syslog(Protocol::Udp, "h:514".into())
+        );
+        assert_eq!(
+            t("syslog+tcp://[::1]:601").unwrap(),
+            Target::Syslog(Protocol::Tcp, "[::1]:601".into())
+        );
+        assert_eq!(
+            t("https://c.example/in?token=s").unwrap(),
+            Target::Webhook("https://c.example/in?token=s".into())
+        );
+        assert_eq!(
+            t("https://c.example/in?token=s").unwrap().to_string(),
+            "https://c.example/in"
+        );
+        assert!(t("syslog+tcp://nohost").unwrap_err().contains("HOST:PORT"));
+        assert!(t("kafka://b:9092").unwrap_err().contains("unknown output"));
+        assert!(t("").is_err());
     }
 }

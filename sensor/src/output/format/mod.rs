@@ -1,0 +1,295 @@
+//! How a record is written: the native schema (docs/EVENTS.md), Elastic
+//! Common Schema or OCSF (mappings in docs/OUTPUTS.md). One encoder serves
+//! every destination, so each record is encoded once.
+use std::{io, str::FromStr, sync::Arc};
+
+use base64::{Engine as _, engine::general_purpose::STANDARD};
+use serde_json::{Map, Value, json};
+
+use crate::{
+    container::ContainerRef,
+    event::{Body, Process, Record},
+    process::ExecImage,
+    text::Text,
+};
+
+mod ecs;
+mod ocsf;
+
+/// `--format`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    /// The sensor's own schema, lossless.
+    #[default]
+    Native,
+    /// Elastic Common Schema.
+    Ecs,
+    /// Open Cybersecurity Schema Framework.
+    Ocsf,
+}
+
+impl FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "native" => Ok(Self::Native),
+            "ecs" => Ok(Self::Ecs),
+            "ocsf" => Ok(Self::Ocsf),
+            _ => Err(format!(
+                "unknown format {s:?}: expected native, ecs or ocsf"
+            )),
+        }
+    }
+}
+
+/// Turns records into JSON objects, naming the node on each.
+pub struct Encoder {
+    format: Format,
+    node: String,
+    /// `{"node":"<name>",`: the native prefix; empty for [`Encoder::plain`].
+    node_prefix: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+impl Encoder {
+    /// Encodes as `format`, naming `node`.
+    pub fn new(format: Format, node: &str) -> Self {
+        let name = serde_json::to_string(node).expect("a string serializes");
+        Self {
+            format,
+            node: node.to_owned(),
+            node_prefix: format!("{{\"node\":{name},").into_bytes(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Native records as they are, naming no node (replay, benchmarks).
+    pub fn plain() -> Self {
+        Self {
+            format: Format::Native,
+            node: String::new(),
+            node_prefix: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Appends one JSON object (no newline) to `out`.
+    pub fn encode(&mut self, record: &Record, out: &mut Vec<u8>) -> io::Result<()> {
+        match self.format {
+            Format::Native if self.node_prefix.is_empty() => serde_json::to_writer(out, record)?,
+            Format::Native => {
+                self.scratch.clear();
+                serde_json::to_writer(&mut self.scratch, record)?;
+                // A record is an object: `{` then at least `"schema"`.
+                out.extend_from_slice(&self.node_prefix);
+                out.extend_from_slice(&self.scratch[1..]);
+            }
+            Format::Ecs => serde_json::to_writer(out, &ecs::document(record, &self.node))?,
+            Format::Ocsf => serde_json::to_writer(out, &ocsf::event(record, &self.node))?,
+        }
+        Ok(())
+    }
+}
+
+/// Exact bytes of text that is not UTF-8, by the field it was mapped to:
+/// the mapped field holds readable (U+FFFD-replaced) text, this the truth.
+#[derive(Default)]
+struct Exact(Map<String, Value>);
+
+impl Exact {
+    /// `t` as a string for the field `field`, kept exactly here if it is
+    /// not UTF-8.
+    fn text(&mut self, field: &str, t: &Text) -> String {
+        match std::str::from_utf8(t.as_bytes()) {
+            Ok(s) => s.to_owned(),
+            Err(_) => {
+                self.0
+                    .insert(field.to_owned(), STANDARD.encode(t.as_bytes()).into());
+                t.lossy().into_owned()
+            }
+        }
+    }
+
+    fn args(&mut self, field: &str, args: &[Text]) -> Vec<String> {
+        args.iter()
+            .enumerate()
+            .map(|(i, a)| self.text(&format!("{field}.{i}"), a))
+            .collect()
+    }
+
+    fn into_value(self) -> Option<Value> {
+        (!self.0.is_empty()).then_some(Value::Object(self.0))
+    }
+}
+
+/// What every format says of the acting process, gathered from the record
+/// (an exec's own path and argv win over the process table's).
+struct ProcessView<'a> {
+    process: &'a Process,
+    exe: Option<&'a Text>,
+    args: Option<&'a [Text]>,
+    ppid: Option<u32>,
+    /// Effective ids, known at exec.
+    euid: Option<u32>,
+    egid: Option<u32>,
+    ns_pid: Option<u32>,
+    start_boottime_ns: Option<u64>,
+}
+
+impl<'a> ProcessView<'a> {
+    fn of(record: &'a Record) -> Option<Self> {
+        let process = crate::rules::fields::process_of(record)?;
+        Some(Self::new(process, record))
+    }
+
+    fn new(process: &'a Process, record: &'a Record) -> Self {
+        let image = process.image.as_deref();
+        let mut view = Self {
+            process,
+            exe: image.map(|i: &ExecImage| &i.exe),
+            args: image.map(|i| i.args.as_slice()),
+            ppid: process.ppid,
+            euid: None,
+            egid: None,
+            ns_pid: None,
+            start_boottime_ns: None,
+        };
+        match &record.body {
+            Body::Exec(e) => {
+                let x = &e.data.exec;
+                view.exe = Some(&x.path);
+                view.args = Some(&x.args);
+                view.ppid = Some(x.ppid);
+                view.euid = Some(x.euid);
+                view.egid = Some(x.egid);
+                view.ns_pid = Some(x.ns_pid);
+                view.start_boottime_ns = Some(x.start_boottime_ns);
+            }
+            Body::Fork(e) => {
+                view.ppid = Some(e.data.fork.ppid);
+                view.start_boottime_ns = Some(e.data.fork.start_boottime_ns);
+            }
+            Body::Exit(e) => view.start_boottime_ns = Some(e.data.exit.start_boottime_ns),
+            _ => {}
+        }
+        view
+    }
+
+    /// The parent's image, when the process table knew it.
+    fn parent(&self) -> Option<&'a ExecImage> {
+        let first = self.process.ancestors.first()?;
+        (Some(first.pid) == self.ppid).then_some(&*first.image)
+    }
+
+    /// A stable identity across pid reuse: pid and start.
+    fn entity_id(&self, node: &str) -> Option<String> {
+        let p = self.process;
+        match (self.start_boottime_ns, p.start_ticks) {
+            (Some(ns), _) => Some(format!("{node}:{}:{ns}ns", p.pid)),
+            (None, Some(ticks)) => Some(format!("{node}:{}:{ticks}t", p.pid)),
+            _ => None,
+        }
+    }
+}
+
+/// argv as one line, each argument quoted only where it needs to be.
+fn command_line(args: &[String]) -> String {
+    let quoted: Vec<String> = args
+        .iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect();
+    quoted.join(" ")
+}
+
+/// The last component of a path.
+fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// The directory of a path, for absolute paths with one.
+fn directory(path: &str) -> Option<&str> {
+    match path.rfind('/') {
+        Some(0) => Some("/"),
+        Some(i) => Some(&path[..i]),
+        None => None,
+    }
+}
+
+/// The container of a record, unless the host.
+fn container(record: &Record) -> Option<&Arc<ContainerRef>> {
+    let c = match &record.body {
+        Body::Exec(e) => e.container.as_ref(),
+        Body::Fork(e) => e.container.as_ref(),
+        Body::Exit(e) => e.container.as_ref(),
+        Body::Open(e) => e.container.as_ref(),
+        Body::Connect(e) => e.container.as_ref(),
+        Body::CgroupMkdir(e) | Body::CgroupRmdir(e) => e.container.as_ref(),
+        Body::ContainerStart(c) | Body::ContainerStop(c) => Some(&c.container),
+        Body::Alert(a) => a.container.as_ref(),
+        Body::Egress(e) => e.container.as_ref(),
+        Body::Loss(_) => None,
+    }?;
+    (c.id != "host").then_some(c)
+}
+
+/// The record's kind-specific native fields (`{"open": {...}}`), for the
+/// parts of a record no standard field holds. Only the kind's own data is
+/// serialized: the process, its ancestry and the container are mapped.
+fn native_body(record: &Record) -> Value {
+    let value = match &record.body {
+        Body::Exec(e) => serde_json::to_value(&e.data),
+        Body::Fork(e) => serde_json::to_value(&e.data),
+        Body::Exit(e) => serde_json::to_value(&e.data),
+        Body::Open(e) => serde_json::to_value(&e.data),
+        Body::Connect(e) => serde_json::to_value(&e.data),
+        Body::CgroupMkdir(e) | Body::CgroupRmdir(e) => serde_json::to_value(&e.data),
+        Body::Loss(l) => serde_json::to_value(l),
+        Body::ContainerStart(c) | Body::ContainerStop(c) => Ok(json!({"pid": c.pid})),
+        Body::Egress(e) => serde_json::to_value(&e.egress).map(|g| json!({"egress": g})),
+        Body::Alert(a) => Ok(json!({"alert": {
+            "steps": a.steps, "fields": a.fields, "evidence": a.evidence,
+        }})),
+    };
+    let mut value = value.unwrap_or(Value::Null);
+    // Kernel events carry their cgroup ids beside the kind's data.
+    let cgroup = match &record.body {
+        Body::Exec(e) => Some(&e.cgroup),
+        Body::Fork(e) => Some(&e.cgroup),
+        Body::Exit(e) => Some(&e.cgroup),
+        Body::Open(e) => Some(&e.cgroup),
+        Body::Connect(e) => Some(&e.cgroup),
+        Body::CgroupMkdir(e) | Body::CgroupRmdir(e) => Some(&e.cgroup),
+        Body::Egress(e) => Some(&e.cgroup),
+        _ => None,
+    };
+    if let (Some(c), Value::Object(m)) = (cgroup, &mut value) {
+        m.insert("cgroup".into(), json!(c));
+    }
+    value
+}
+
+/// Milliseconds since the epoch of an RFC 3339 time.
+fn epoch_ms(time: &str) -> Option<u64> {
+    let t = humantime::parse_rfc3339(time).ok()?;
+    Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64)
+}
+
+/// The product, as outputs name it.
+pub const PRODUCT: &str = "runtime-sensor";
+
+fn product() -> Value {
+    json!({"name": PRODUCT, "version": env!("CARGO_PKG_VERSION")})
+}
+
+#[cfg(test)]
+mod tests;

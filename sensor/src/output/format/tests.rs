@@ -1,0 +1,225 @@
+use serde_json::{Value, json};
+
+use super::*;
+
+/// Through text, as records are read.
+fn record(v: Value) -> Record {
+    serde_json::from_str(&v.to_string()).unwrap()
+}
+
+fn encode(format: Format, r: &Record) -> Value {
+    let mut out = Vec::new();
+    Encoder::new(format, "node-1").encode(r, &mut out).unwrap();
+    serde_json::from_slice(&out).unwrap()
+}
+
+fn container() -> Value {
+    json!({"id": "4f1c", "runtime": "containerd", "pod_uid": "9b0e-uid",
+           "name": "web", "image": "nginx:1.27", "pod_name": "web-0", "pod_namespace": "shop"})
+}
+
+fn process(pid: u32) -> Value {
+    json!({"pid": pid, "tid": pid, "uid": 1000, "gid": 1000, "comm": "curl", "ppid": 40,
+           "start_ticks": 77, "exe": "/usr/bin/curl", "args": ["curl", "-o", "/tmp/x y", "http://e/x"],
+           "ancestors": [{"pid": 40, "start_ticks": 70, "exe": "/bin/sh", "args": ["sh", "-c", "curl"]}]})
+}
+
+fn exec() -> Record {
+    record(json!({
+        "schema": 1, "time": "2026-12-04T10:00:00.123456789Z", "boot_ns": 5, "kind": "exec",
+        "process": process(41), "cgroup": {"id": 9}, "container": container(),
+        "exec": {"ppid": 40, "euid": 0, "egid": 0, "ns_pid": 7, "pid_ns": 1, "mnt_ns": 2,
+                 "start_boottime_ns": 4, "path": "/usr/bin/curl",
+                 "args": ["curl", "-o", "/tmp/x y", "http://e/x"]}
+    }))
+}
+
+/// A failed open of a path that is not UTF-8 (`/tmp/\xff`).
+fn open_non_utf8() -> Record {
+    record(json!({
+        "schema": 1, "time": "2026-12-04T10:00:01Z", "boot_ns": 6, "kind": "open",
+        "process": process(41), "cgroup": {"id": 9}, "container": {"id": "host", "runtime": "host"},
+        "open": {"syscall": "openat", "path": {"lossy": "/tmp/\u{fffd}", "base64": "L3RtcC//"},
+                 "path_source": "caller", "access": "write", "flags": ["O_WRONLY", "O_CREAT"],
+                 "flags_raw": 65, "mode": "0644", "error": "EACCES"}
+    }))
+}
+
+fn connect() -> Record {
+    record(json!({
+        "schema": 1, "time": "2026-12-04T10:00:02Z", "boot_ns": 7, "kind": "connect",
+        "process": process(41), "cgroup": {"id": 9}, "container": container(),
+        "connect": {"family": "inet", "sock_type": "stream", "protocol": "tcp",
+                    "address": "203.0.113.9", "port": 443, "fd": 3, "ret": -115,
+                    "error": "EINPROGRESS"}
+    }))
+}
+
+fn alert() -> Record {
+    record(json!({
+        "schema": 1, "time": "2026-12-04T10:00:03Z", "boot_ns": 8, "kind": "alert",
+        "rule": {"id": "T1105-download-in-container", "title": "Download in a container",
+                 "severity": "medium", "pack": "t1105-ingress-tool-transfer",
+                 "technique": {"id": "T1105", "name": "Ingress Tool Transfer",
+                               "tactic": "command-and-control"},
+                 "description": "curl fetched a URL"},
+        "container": container(), "process": process(41), "evidence": []
+    }))
+}
+
+#[test]
+fn ecs_exec_is_a_process_start_in_a_pod() {
+    let d = encode(Format::Ecs, &exec());
+    assert_eq!(d["@timestamp"], "2026-12-04T10:00:00.123456789Z");
+    assert_eq!(d["event"]["kind"], "event");
+    assert_eq!(d["event"]["category"], json!(["process"]));
+    assert_eq!(d["event"]["type"], json!(["start"]));
+    assert_eq!(d["host"]["name"], "node-1");
+    let p = &d["process"];
+    assert_eq!(p["pid"], 41);
+    assert_eq!(p["vpid"], 7);
+    assert_eq!(p["executable"], "/usr/bin/curl");
+    assert_eq!(p["args"], json!(["curl", "-o", "/tmp/x y", "http://e/x"]));
+    assert_eq!(p["command_line"], "curl -o '/tmp/x y' http://e/x");
+    assert_eq!(p["user"]["id"], "0", "effective uid");
+    assert_eq!(p["real_user"]["id"], "1000");
+    assert_eq!(p["parent"]["pid"], 40);
+    assert_eq!(p["parent"]["executable"], "/bin/sh");
+    assert_eq!(p["entity_id"], "node-1:41:4ns");
+    assert_eq!(d["container"]["id"], "4f1c");
+    assert_eq!(d["container"]["image"]["name"], "nginx:1.27");
+    assert_eq!(d["orchestrator"]["namespace"], "shop");
+    assert_eq!(d["orchestrator"]["resource"]["name"], "web-0");
+    assert_eq!(d["orchestrator"]["resource"]["id"], "9b0e-uid");
+    // What ECS has no field for stays, under `sensor`.
+    assert_eq!(d["sensor"]["exec"]["mnt_ns"], 2);
+    assert_eq!(d["sensor"]["boot_ns"], 5);
+}
+
+#[test]
+fn ecs_keeps_exact_bytes_of_non_utf8_paths_and_the_failure() {
+    let d = encode(Format::Ecs, &open_non_utf8());
+    assert_eq!(d["event"]["category"], json!(["file"]));
+    assert_eq!(d["event"]["type"], json!(["creation"]));
+    assert_eq!(d["event"]["outcome"], "failure");
+    assert_eq!(d["error"]["code"], "EACCES");
+    assert_eq!(d["file"]["path"], "/tmp/\u{fffd}");
+    assert_eq!(d["file"]["directory"], "/tmp");
+    assert_eq!(d["sensor"]["exact"]["file.path"], "L3RtcC//");
+    assert!(d.get("container").is_none(), "the host is not a container");
+}
+
+#[test]
+fn ecs_connect_and_alert() {
+    let d = encode(Format::Ecs, &connect());
+    assert_eq!(d["event"]["type"], json!(["connection", "start"]));
+    assert_eq!(d["event"]["outcome"], "success", "EINPROGRESS is under way");
+    assert_eq!(d["destination"]["ip"], "203.0.113.9");
+    assert_eq!(d["destination"]["port"], 443);
+    assert_eq!(d["network"]["transport"], "tcp");
+    assert_eq!(d["network"]["type"], "ipv4");
+
+    let a = encode(Format::Ecs, &alert());
+    assert_eq!(a["event"]["kind"], "alert");
+    assert_eq!(a["event"]["severity"], 47);
+    assert_eq!(a["rule"]["id"], "T1105-download-in-container");
+    assert_eq!(a["threat"]["technique"]["id"], json!(["T1105"]));
+    assert_eq!(a["process"]["executable"], "/usr/bin/curl");
+    assert_eq!(a["container"]["id"], "4f1c");
+}
+
+/// Attributes every OCSF event needs, and the class's own.
+fn assert_ocsf(e: &Value, class_uid: u64, activity_id: u64) {
+    for key in [
+        "activity_id",
+        "category_uid",
+        "class_uid",
+        "severity_id",
+        "time",
+        "type_uid",
+        "metadata",
+    ] {
+        assert!(e.get(key).is_some(), "{key} missing: {e}");
+    }
+    assert_eq!(e["class_uid"], class_uid);
+    assert_eq!(e["activity_id"], activity_id);
+    assert_eq!(e["type_uid"], class_uid * 100 + activity_id);
+    assert_eq!(e["metadata"]["version"], ocsf::OCSF_VERSION);
+    assert_eq!(e["metadata"]["product"]["vendor_name"], PRODUCT);
+    assert_eq!(e["device"]["hostname"], "node-1");
+}
+
+#[test]
+fn ocsf_exec_is_a_launch_by_the_parent_with_the_container_profile() {
+    let e = encode(Format::Ocsf, &exec());
+    assert_ocsf(&e, 1007, 1);
+    assert_eq!(e["category_uid"], 1);
+    assert_eq!(e["time"], 1_796_378_400_123u64);
+    assert_eq!(e["process"]["pid"], 41);
+    assert_eq!(e["process"]["file"]["path"], "/usr/bin/curl");
+    assert_eq!(e["process"]["cmd_line"], "curl -o '/tmp/x y' http://e/x");
+    assert_eq!(e["process"]["lineage"], json!(["/bin/sh"]));
+    assert_eq!(e["actor"]["process"]["pid"], 40);
+    assert_eq!(e["actor"]["process"]["file"]["path"], "/bin/sh");
+    assert_eq!(e["container"]["uid"], "4f1c");
+    assert_eq!(e["container"]["pod_uuid"], "9b0e-uid");
+    assert_eq!(e["container"]["image"]["name"], "nginx:1.27");
+    assert_eq!(e["metadata"]["profiles"], json!(["host", "container"]));
+}
+
+#[test]
+fn ocsf_open_connect_alert_classes() {
+    let e = encode(Format::Ocsf, &open_non_utf8());
+    assert_ocsf(&e, 1001, 1);
+    assert_eq!(e["status_id"], 2);
+    assert_eq!(e["status_detail"], "EACCES");
+    assert_eq!(e["file"]["path"], "/tmp/\u{fffd}");
+    assert_eq!(e["unmapped"]["exact"]["file.path"], "L3RtcC//");
+    assert_eq!(e["actor"]["process"]["pid"], 41);
+    assert!(e.get("container").is_none());
+    assert_eq!(e["metadata"]["profiles"], json!(["host"]));
+
+    let e = encode(Format::Ocsf, &connect());
+    assert_ocsf(&e, 4001, 1);
+    assert_eq!(e["dst_endpoint"], json!({"ip": "203.0.113.9", "port": 443}));
+    assert_eq!(e["connection_info"]["protocol_num"], 6);
+    assert_eq!(e["connection_info"]["direction_id"], 2);
+
+    let e = encode(Format::Ocsf, &alert());
+    assert_ocsf(&e, 2004, 1);
+    assert_eq!(e["severity_id"], 3);
+    assert_eq!(
+        e["finding_info"]["analytic"]["uid"],
+        "T1105-download-in-container"
+    );
+    assert_eq!(e["finding_info"]["attacks"][0]["technique"]["uid"], "T1105");
+    assert_eq!(e["evidences"][0]["process"]["pid"], 41);
+}
+
+#[test]
+fn records_without_a_class_are_base_events_that_keep_their_fields() {
+    let loss = record(json!({
+        "schema": 1, "time": "2026-12-04T10:00:04Z", "boot_ns": 9, "kind": "loss",
+        "loss": {"ring_full": {"open": 3}, "kernel_error": {}, "ring_full_by_cpu": {"1": 3},
+                 "malformed": 0, "total_since_start": 3}
+    }));
+    let e = encode(Format::Ocsf, &loss);
+    assert_eq!(e["class_uid"], 0);
+    assert_eq!(e["type_uid"], 99);
+    assert_eq!(e["unmapped"]["loss"]["ring_full"]["open"], 3);
+    let d = encode(Format::Ecs, &loss);
+    assert_eq!(d["event"]["kind"], "metric");
+    assert_eq!(d["sensor"]["loss"]["total_since_start"], 3);
+}
+
+#[test]
+fn command_lines_quote_what_a_shell_would_split() {
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(command_line(&args(&["ls", "-la", "/tmp"])), "ls -la /tmp");
+    assert_eq!(command_line(&args(&["sh", "-c", "a; b"])), "sh -c 'a; b'");
+    assert_eq!(
+        command_line(&args(&["echo", "it's", ""])),
+        r"echo 'it'\''s' ''"
+    );
+    assert_eq!(command_line(&args(&["a\nb"])), "'a\nb'");
+}
