@@ -3,7 +3,8 @@
 //! Data flows one way: `loader` puts the eBPF programs in the kernel,
 //! `collector` drains their ring buffer, `decode` turns records into typed
 //! [`event::Event`]s, `enrich` attaches process and container context,
-//! `rules` raises alerts, and `output` writes both as JSON lines. On other
+//! `rules` raises alerts, and `output` writes both (stdout, files, syslog,
+//! webhooks; native, ECS or OCSF). `install` places it on a host. On other
 //! systems (and Linux without eBPF) `collector::poll` takes the place of
 //! the first four; the eBPF modules are built on Linux only.
 #![deny(missing_docs)]
@@ -18,6 +19,8 @@ pub mod endpoint;
 #[cfg(target_os = "linux")]
 pub mod enrich;
 pub mod event;
+#[cfg(target_os = "linux")]
+pub mod install;
 #[cfg(target_os = "linux")]
 pub mod loader;
 pub mod metrics;

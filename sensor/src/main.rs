@@ -61,6 +61,14 @@ enum Command {
     /// Configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Install on this host for systemd: this binary, the unit, a
+    /// configuration file and the default rules (local edits are kept).
+    #[cfg(target_os = "linux")]
+    Install {
+        /// Install below this directory instead of `/` (packaging, images).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -281,6 +289,8 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Run(args) => run(*args).map(|()| ExitCode::SUCCESS),
         Command::Rules(RulesCommand::Check { paths }) => Ok(check(paths)),
         Command::Replay(args) => replay(args).map(|()| ExitCode::SUCCESS),
+        #[cfg(target_os = "linux")]
+        Command::Install { root } => install(&root),
         Command::Config(ConfigCommand::Check { path }) => {
             let (settings, errors) = config_settings(&path);
             if errors.is_empty() {
@@ -415,6 +425,35 @@ fn configured(argv: &[OsString], path: &std::path::Path) -> Result<Box<RunArgs>,
         Ok(_) => unreachable!("the same subcommand"),
         Err(e) => Err(format!("{}: {e}", path.display())),
     }
+}
+
+/// `sensor install`: places the files, then checks what it placed the way
+/// the service will read it.
+#[cfg(target_os = "linux")]
+fn install(root: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use sensor::install;
+    let exe = std::env::current_exe().context("finding this binary")?;
+    for placed in install::install(root, &exe).context("installing")? {
+        println!("{placed}");
+    }
+    let config = root.join(install::CONFIG_PATH);
+    let (_, errors) = config_settings(&config);
+    let rules = RuleSource::Paths(vec![root.join(install::RULES_DIR)]).load();
+    if !errors.is_empty() || rules.is_err() {
+        eprint!("{}", lines(&errors));
+        if let Err(e) = rules {
+            eprintln!("{e}");
+        }
+        eprintln!("installed, but the configuration or rules above are refused");
+        return Ok(ExitCode::FAILURE);
+    }
+    if root == std::path::Path::new("/") {
+        println!(
+            "next: systemctl daemon-reload && systemctl enable --now runtime-sensor
+             events: /var/log/runtime-sensor/events.json; settings: /etc/runtime-sensor/sensor.yaml"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(paths: Vec<PathBuf>) -> ExitCode {

@@ -56,14 +56,9 @@ fn config_errors_name_file_line_and_column() {
 
     // A null is no value; settings that conflict are refused together.
     let check = |text: &str| {
-        std::fs::write(&file, text).unwrap();
-        let out = Command::new(sensor_bin())
-            .args(["config", "check"])
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(!out.status.success());
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        let (ok, said) = config_check(&file, text);
+        assert!(!ok, "{said}");
+        said
     };
     let err = check("node_name: ~\n");
     assert!(
@@ -137,24 +132,28 @@ fn flags_and_environment_override_the_file() {
     });
 }
 
+/// `sensor config check` on `text` written to `file`: success, and what
+/// it printed (stdout then stderr).
+fn config_check(file: &std::path::Path, text: &str) -> (bool, String) {
+    std::fs::write(file, text).unwrap();
+    let out = Command::new(sensor_bin())
+        .args(["config", "check"])
+        .arg(file)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
+}
+
 #[test]
 fn output_settings_are_checked_with_their_position() {
     let dir = unique_dir("config-outputs");
     let file = dir.path().join("sensor.yaml");
-    let check = |text: &str| {
-        std::fs::write(&file, text).unwrap();
-        let out = Command::new(sensor_bin())
-            .args(["config", "check"])
-            .arg(&file)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
-    };
+    let check = |text: &str| config_check(&file, text);
     let (ok, text) = check(
         "output: [/var/log/sensor/events.json, \"syslog+tcp://logs:6514\", \"https://c.example/in\"]\n\
          format: ocsf\n\

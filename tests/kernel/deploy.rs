@@ -162,3 +162,100 @@ fn the_systemd_unit_grants_the_same_capabilities() {
     daemonset.sort();
     assert_eq!(bounded, daemonset);
 }
+
+/// `sensor install` into a staging root: the installed binary runs with the
+/// installed configuration and rules (paths moved under the root), and a
+/// second install keeps an edited configuration.
+#[test]
+fn sensor_install_places_a_host_install_that_runs() {
+    let root = sensor_tests::unique_dir("install");
+    let install = Command::new(sensor_bin())
+        .args(["install", "--root"])
+        .arg(root.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&install.stdout).into_owned();
+    assert!(
+        install.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&install.stderr)
+    );
+    let r = root.path();
+    for path in [
+        "usr/local/bin/sensor",
+        "etc/systemd/system/runtime-sensor.service",
+        "etc/runtime-sensor/sensor.yaml",
+        "etc/runtime-sensor/rules/common.yaml",
+    ] {
+        assert!(
+            said.contains(&format!("installed  {}", r.join(path).display())),
+            "{path}: {said}"
+        );
+    }
+    let unit = fs::read_to_string(r.join("etc/systemd/system/runtime-sensor.service")).unwrap();
+    assert!(
+        unit.contains(
+            "ExecStart=/usr/local/bin/sensor run --config /etc/runtime-sensor/sensor.yaml"
+        )
+    );
+
+    // The installed binary, as the unit runs it, with the root's paths.
+    let dir = sensor_tests::unique_dir("install-run");
+    let ready = dir.path().join("ready");
+    let events = r.join("var/log/runtime-sensor/events.json");
+    let mut child = Command::new(r.join("usr/local/bin/sensor"))
+        .args(["run", "--config"])
+        .arg(r.join("etc/runtime-sensor/sensor.yaml"))
+        .arg("--rules")
+        .arg(r.join("etc/runtime-sensor/rules"))
+        .arg("--output")
+        .arg(&events)
+        .args([
+            "--hooks",
+            "exec",
+            "--metrics-address",
+            "off",
+            "--ready-file",
+        ])
+        .arg(&ready)
+        .stderr(fs::File::create(dir.path().join("log")).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + sensor_tests::patience(60);
+    while !ready.exists() {
+        assert!(std::time::Instant::now() < deadline, "not ready");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    run_marker("installed-marker");
+    let deadline = std::time::Instant::now() + sensor_tests::patience(10);
+    while !fs::read_to_string(&events).is_ok_and(|t| t.contains("installed-marker")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no marker in {}",
+            events.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    let log = fs::read_to_string(dir.path().join("log")).unwrap();
+    let origin = r.join("etc/runtime-sensor/rules").display().to_string();
+    assert!(
+        log.contains("rules loaded") && log.contains(&origin),
+        "{log}"
+    );
+
+    // An edited configuration survives a reinstall.
+    let config = r.join("etc/runtime-sensor/sensor.yaml");
+    fs::write(&config, "hooks: [exec]\n").unwrap();
+    let again = Command::new(sensor_bin())
+        .args(["install", "--root"])
+        .arg(r)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&again.stdout);
+    assert!(again.status.success(), "{said}");
+    assert!(said.contains("kept"), "{said}");
+    assert_eq!(fs::read_to_string(&config).unwrap(), "hooks: [exec]\n");
+}

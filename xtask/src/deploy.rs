@@ -26,6 +26,7 @@ fn dir() -> PathBuf {
 }
 
 const UNIT: &str = "deploy/systemd/runtime-sensor.service";
+const UNIT_CONFIG: &str = "deploy/systemd/sensor.yaml";
 
 /// The rules ConfigMap for the rule files in rules/, one key per file.
 pub fn rules_configmap() -> Result<String> {
@@ -84,6 +85,19 @@ fn check_systemd_unit() -> Result<()> {
     let binary = cmd::root().join("target/debug/sensor");
     if !binary.exists() {
         bail!("{} is not built (cargo build -p sensor)", binary.display());
+    }
+    // The configuration the unit reads must be one the binary accepts.
+    let config = cmd::root().join(UNIT_CONFIG);
+    let checked = Command::new(&binary)
+        .args(["config", "check"])
+        .arg(&config)
+        .output()
+        .context("running sensor config check")?;
+    if !checked.status.success() {
+        bail!(
+            "{UNIT_CONFIG}: {}",
+            String::from_utf8_lossy(&checked.stderr)
+        );
     }
     let unit = fs::read_to_string(cmd::root().join(UNIT))?
         .replace("/usr/local/bin/sensor", &binary.to_string_lossy());

@@ -3,6 +3,7 @@
 mod bench;
 mod cmd;
 mod deploy;
+mod image;
 mod setup;
 mod vm;
 
@@ -28,7 +29,8 @@ enum Task {
         args: Vec<String>,
     },
     /// Set up, check formatting and lints (for Linux, BPF, Windows and
-    /// macOS), then run every test, the kernel tests included (as root), on
+    /// macOS), validate the deployment files, build and run the container
+    /// image, then run every test, the kernel tests included (as root), on
     /// this kernel and in one guest kernel.
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
@@ -42,6 +44,16 @@ enum Task {
         #[arg(long)]
         check: bool,
     },
+    /// Build the static sensor and default rules into `--out` as the
+    /// container image lays them out (the Containerfile's build stage).
+    Static {
+        /// The tree to write (`usr/local/bin/sensor`, `etc/runtime-sensor/rules`).
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Build the container image offline (podman) and run it against this
+    /// kernel with the DaemonSet's capabilities (as root; `test` does this).
+    Image,
     /// Kernel overhead benchmarks: workloads bare and with the sensor.
     Bench(bench::Options),
     /// The kernel tests inside qemu guests running Debian's 5.10, 6.1 and
@@ -129,6 +141,9 @@ fn main() -> Result<()> {
             // The kernel tests run the sensor binary; cargo test does not build it for them.
             cmd::cargo(&env, &["build", "--package", "sensor"])?;
             deploy::check()?;
+            // The image is built and run against this kernel before the
+            // suite: a broken image fails fast.
+            image::build_and_check(&env)?;
             let mut test = vec!["test", "--no-fail-fast"];
             if !args.is_empty() {
                 test.push("--");
@@ -158,6 +173,8 @@ fn main() -> Result<()> {
             vm::run(&env, &vm::Options::guest(vm::CI_KERNEL, &args))
         }
         Task::VmTest(opts) => vm::run(&setup::ensure()?, &opts),
+        Task::Static { out } => image::build_static(&setup::ensure()?, &out),
+        Task::Image => image::build_and_check(&setup::ensure()?),
         Task::Manifests { check: false } => deploy::generate(),
         Task::Manifests { check: true } => deploy::check(),
         Task::Bench(opts) => {
