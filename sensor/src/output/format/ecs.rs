@@ -1,164 +1,431 @@
 //! Elastic Common Schema documents. What ECS has no field for stays under
 //! `sensor.*` (custom fields live outside ECS's own names), so nothing is
 //! lost: `sensor.exact` holds the exact bytes of text that is not UTF-8.
-use serde_json::{Map, Value, json};
+//! Typed and borrowing, like the native schema: a document costs a few
+//! allocations, not one per field.
+use std::borrow::Cow;
 
-use super::{
-    Exact, ProcessView, base_name, command_line, container, directory, native_body, product,
-};
+use serde::Serialize;
+
+use super::{Exact, Native, ProcessView, base_name, command_line, container, directory};
 use crate::{
-    event::{Body, Record},
+    container::ContainerRef,
+    event::{Body, Record, Source},
     rules::source::Severity,
 };
 
 /// The ECS release whose field set this follows.
 pub const ECS_VERSION: &str = "8.17.0";
 
-/// One ECS document.
-pub(super) fn document(record: &Record, node: &str) -> Value {
-    let mut exact = Exact::default();
-    let mut doc = Map::new();
-    let (kind, category, types, outcome) = classify(record);
-    doc.insert("@timestamp".into(), record.time.clone().into());
-    doc.insert("ecs".into(), json!({"version": ECS_VERSION}));
-    doc.insert("host".into(), json!({"name": node, "hostname": node}));
-    doc.insert(
-        "agent".into(),
-        json!({"type": super::PRODUCT, "version": product()["version"]}),
-    );
-    let action = crate::rules::fields::kind_name(record);
-    let mut event = json!({
-        "kind": kind, "category": category, "type": types, "action": action,
-        "module": "sensor", "dataset": format!("sensor.{action}"),
-    });
-    if let Some(outcome) = outcome {
-        event["outcome"] = outcome.into();
-    }
-    let mut custom = Map::new();
-    custom.insert("schema".into(), record.schema.into());
-    custom.insert("boot_ns".into(), record.boot_ns.into());
-    custom.insert("source".into(), json!(record.source));
+#[derive(Serialize)]
+struct Document<'a> {
+    #[serde(rename = "@timestamp")]
+    timestamp: &'a str,
+    ecs: Version,
+    host: Host<'a>,
+    agent: Agent,
+    event: EventFields,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    process: Option<ProcessDoc<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<Id>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container: Option<ContainerDoc<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    orchestrator: Option<Orchestrator<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<FileDoc<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorDoc<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    destination: Option<Destination<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<Traffic>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    network: Option<Network<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<RuleDoc<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    threat: Option<Threat<'a>>,
+    sensor: Custom<'a>,
+}
 
+#[derive(Serialize)]
+struct Version {
+    version: &'static str,
+}
+
+#[derive(Serialize)]
+struct Host<'a> {
+    name: &'a str,
+    hostname: &'a str,
+}
+
+#[derive(Serialize)]
+struct Agent {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    version: &'static str,
+}
+
+#[derive(Serialize)]
+struct EventFields {
+    kind: &'static str,
+    category: &'static [&'static str],
+    #[serde(rename = "type")]
+    types: &'static [&'static str],
+    action: &'static str,
+    module: &'static str,
+    dataset: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    severity: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct Id {
+    id: String,
+}
+
+#[derive(Serialize)]
+struct Thread {
+    id: u32,
+}
+
+#[derive(Serialize)]
+struct ProcessDoc<'a> {
+    pid: u32,
+    thread: Thread,
+    name: Cow<'a, str>,
+    real_user: Id,
+    real_group: Id,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<Id>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<Id>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entity_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vpid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    executable: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command_line: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    args_count: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    args: Option<Vec<Cow<'a, str>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent: Option<Parent<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit_code: Option<u8>,
+}
+
+#[derive(Serialize)]
+struct Parent<'a> {
+    pid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    executable: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command_line: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    args: Option<Vec<Cow<'a, str>>>,
+}
+
+#[derive(Serialize)]
+struct ContainerDoc<'a> {
+    id: &'a str,
+    runtime: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<Name<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    security_context: Option<SecurityContext>,
+}
+
+#[derive(Serialize)]
+struct Name<'a> {
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct SecurityContext {
+    privileged: bool,
+}
+
+#[derive(Serialize)]
+struct Orchestrator<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    resource: Resource<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespace: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Resource<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct FileDoc<'a> {
+    path: Cow<'a, str>,
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    directory: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inode: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ErrorDoc<'a> {
+    code: &'a str,
+}
+
+#[derive(Serialize)]
+struct Destination<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    address: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<u16>,
+}
+
+#[derive(Serialize)]
+struct Traffic {
+    bytes: u64,
+    packets: u64,
+}
+
+#[derive(Serialize)]
+struct Network<'a> {
+    direction: &'static str,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transport: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    packets: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct RuleDoc<'a> {
+    id: &'a str,
+    name: &'a str,
+    description: &'a str,
+    ruleset: &'a str,
+    category: &'a str,
+}
+
+#[derive(Serialize)]
+struct Threat<'a> {
+    framework: &'static str,
+    technique: Technique<'a>,
+    tactic: Tactic<'a>,
+}
+
+#[derive(Serialize)]
+struct Technique<'a> {
+    id: [&'a str; 1],
+    name: [&'a str; 1],
+}
+
+#[derive(Serialize)]
+struct Tactic<'a> {
+    name: [&'a str; 1],
+}
+
+/// `sensor.*`: the record's own fields no ECS field holds.
+#[derive(Serialize)]
+struct Custom<'a> {
+    schema: u32,
+    boot_ns: u64,
+    source: Source,
+    #[serde(flatten)]
+    native: Native<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container: Option<&'a ContainerRef>,
+    #[serde(skip_serializing_if = "Exact::is_empty")]
+    exact: Exact,
+}
+
+/// One ECS document.
+pub(super) fn document<'a>(record: &'a Record, node: &'a str) -> impl Serialize + 'a {
+    let mut exact = Exact::default();
+    let (kind, category, types, outcome) = classify(record);
+    let action = crate::rules::fields::kind_name(record);
+    let event = EventFields {
+        kind,
+        category,
+        types,
+        action,
+        module: "sensor",
+        dataset: format!("sensor.{action}"),
+        outcome,
+        severity: None,
+        duration: None,
+    };
+    let mut doc = Document {
+        timestamp: &record.time,
+        ecs: Version {
+            version: ECS_VERSION,
+        },
+        host: Host {
+            name: node,
+            hostname: node,
+        },
+        agent: Agent {
+            kind: super::PRODUCT,
+            version: env!("CARGO_PKG_VERSION"),
+        },
+        event,
+        message: None,
+        process: None,
+        user: None,
+        container: None,
+        orchestrator: None,
+        file: None,
+        error: None,
+        destination: None,
+        source: None,
+        network: None,
+        rule: None,
+        threat: None,
+        sensor: Custom {
+            schema: record.schema,
+            boot_ns: record.boot_ns,
+            source: record.source,
+            native: Native::of(record),
+            container: None,
+            exact: Exact::default(),
+        },
+    };
     if let Some(view) = ProcessView::of(record) {
-        doc.insert("process".into(), process(&view, node, &mut exact));
-        doc.insert("user".into(), json!({"id": view.process.uid.to_string()}));
+        doc.user = Some(Id {
+            id: view.process.uid.to_string(),
+        });
+        doc.process = Some(process(&view, node, &mut exact));
     }
     if let Some(c) = container(record) {
         if c.id == "unknown" {
-            custom.insert("container".into(), json!(c));
+            doc.sensor.container = Some(c);
         } else {
-            insert_container(&mut doc, c);
+            (doc.container, doc.orchestrator) = container_docs(c);
         }
     }
     match &record.body {
-        Body::Exec(_) | Body::Fork(_) => {}
         Body::Exit(e) => {
-            if let Some(code) = e.data.exit.code {
-                doc["process"]["exit_code"] = code.into();
+            if let Some(p) = &mut doc.process {
+                p.exit_code = e.data.exit.code;
             }
         }
         Body::Open(e) => {
             let o = &e.data.open;
-            let path = exact.text("file.path", &o.path);
-            let mut file = json!({"path": path, "name": base_name(&path)});
-            if let Some(dir) = directory(&path) {
-                file["directory"] = dir.into();
-            }
-            if let Some(ino) = o.ino {
-                file["inode"] = ino.to_string().into();
-            }
-            doc.insert("file".into(), file);
-            if let Some(err) = &o.error {
-                doc.insert("error".into(), json!({"code": err}));
-            }
+            let path = exact.text(format_args!("file.path"), &o.path);
+            doc.file = Some(FileDoc {
+                name: base_name(&path).to_owned(),
+                directory: directory(&path).map(str::to_owned),
+                inode: o.ino.map(|i| i.to_string()),
+                path,
+            });
+            doc.error = o.error.as_deref().map(|code| ErrorDoc { code });
         }
         Body::Connect(e) => {
             let c = &e.data.connect;
-            let mut destination = Map::new();
-            if let Some(ip) = c.address {
-                destination.insert("ip".into(), ip.to_string().into());
-                destination.insert("address".into(), ip.to_string().into());
-            }
-            if let Some(port) = c.port {
-                destination.insert("port".into(), port.into());
-            }
-            if let Some(path) = &c.unix_path {
-                destination.insert(
-                    "address".into(),
-                    exact.text("destination.address", path).into(),
-                );
-            }
-            doc.insert("destination".into(), destination.into());
-            doc.insert("network".into(), network(&c.family, c.protocol.as_deref()));
-            if let Some(err) = &c.error {
-                doc.insert("error".into(), json!({"code": err}));
-            }
+            let ip = c.address.map(|a| a.to_string());
+            let address = match &c.unix_path {
+                Some(path) => Some(exact.text(format_args!("destination.address"), path)),
+                None => ip.clone().map(Cow::Owned),
+            };
+            doc.destination = Some(Destination {
+                ip,
+                address,
+                port: c.port,
+            });
+            doc.network = Some(network(&c.family, c.protocol.as_deref()));
+            doc.error = c.error.as_deref().map(|code| ErrorDoc { code });
         }
         Body::Egress(e) => {
             let g = &e.egress;
-            let mut destination =
-                json!({"ip": g.address.to_string(), "address": g.address.to_string()});
-            if let Some(port) = g.port {
-                destination["port"] = port.into();
-            }
-            doc.insert("destination".into(), destination);
-            doc.insert(
-                "source".into(),
-                json!({"bytes": g.bytes, "packets": g.packets}),
-            );
+            let ip = g.address.to_string();
+            doc.destination = Some(Destination {
+                address: Some(Cow::Owned(ip.clone())),
+                ip: Some(ip),
+                port: g.port,
+            });
+            doc.source = Some(Traffic {
+                bytes: g.bytes,
+                packets: g.packets,
+            });
             let mut net = network(&g.family, Some(&g.protocol));
-            net["bytes"] = g.bytes.into();
-            net["packets"] = g.packets.into();
-            doc.insert("network".into(), net);
-            event["duration"] = (g.interval_ms * 1_000_000).into();
+            net.bytes = Some(g.bytes);
+            net.packets = Some(g.packets);
+            doc.network = Some(net);
+            doc.event.duration = Some(g.interval_ms * 1_000_000);
         }
         Body::Alert(a) => {
             let r = &a.rule;
-            doc.insert("message".into(), r.title.clone().into());
-            doc.insert(
-                "rule".into(),
-                json!({"id": r.id, "name": r.title, "description": r.description,
-                       "ruleset": r.pack, "category": r.technique.tactic}),
-            );
-            event["severity"] = severity(r.severity).into();
-            doc.insert(
-                "threat".into(),
-                json!({"framework": "MITRE ATT&CK",
-                       "technique": {"id": [r.technique.id], "name": [r.technique.name]},
-                       "tactic": {"name": [r.technique.tactic]}}),
-            );
+            doc.message = Some(&r.title);
+            doc.rule = Some(RuleDoc {
+                id: &r.id,
+                name: &r.title,
+                description: &r.description,
+                ruleset: &r.pack,
+                category: &r.technique.tactic,
+            });
+            doc.event.severity = Some(severity(r.severity));
+            doc.threat = Some(Threat {
+                framework: "MITRE ATT&CK",
+                technique: Technique {
+                    id: [&r.technique.id],
+                    name: [&r.technique.name],
+                },
+                tactic: Tactic {
+                    name: [&r.technique.tactic],
+                },
+            });
             if let Some(p) = &a.process {
                 let view = ProcessView::new(p, record);
-                doc.insert("process".into(), process(&view, node, &mut exact));
-                doc.insert("user".into(), json!({"id": p.uid.to_string()}));
+                doc.user = Some(Id {
+                    id: p.uid.to_string(),
+                });
+                doc.process = Some(process(&view, node, &mut exact));
             }
         }
-        Body::CgroupMkdir(_)
+        Body::Exec(_)
+        | Body::Fork(_)
+        | Body::CgroupMkdir(_)
         | Body::CgroupRmdir(_)
         | Body::ContainerStart(_)
         | Body::ContainerStop(_)
         | Body::Loss(_) => {}
     }
-    if let Value::Object(native) = native_body(record) {
-        custom.extend(native);
-    }
-    if let Some(bytes) = exact.into_value() {
-        custom.insert("exact".into(), bytes);
-    }
-    doc.insert("event".into(), event);
-    doc.insert("sensor".into(), custom.into());
-    doc.into()
+    doc.sensor.exact = exact;
+    doc
 }
 
-/// event.kind, event.category, event.type and event.outcome.
-fn classify(
-    record: &Record,
-) -> (
+type Classes = (
     &'static str,
     &'static [&'static str],
     &'static [&'static str],
     Option<&'static str>,
-) {
+);
+
+/// event.kind, event.category, event.type and event.outcome.
+fn classify(record: &Record) -> Classes {
     use Body::*;
     let ok = |failed: bool| Some(if failed { "failure" } else { "success" });
     match &record.body {
@@ -190,89 +457,84 @@ fn classify(
     }
 }
 
-fn process(view: &ProcessView<'_>, node: &str, exact: &mut Exact) -> Value {
+fn process<'a>(view: &ProcessView<'a>, node: &str, exact: &mut Exact) -> ProcessDoc<'a> {
     let p = view.process;
-    let mut out = json!({
-        "pid": p.pid,
-        "thread": {"id": p.tid},
-        "name": exact.text("process.name", &p.comm),
-        "real_user": {"id": p.uid.to_string()},
-        "real_group": {"id": p.gid.to_string()},
+    let args = view
+        .args
+        .map(|a| exact.args(format_args!("process.args"), a));
+    let parent = view.ppid.map(|pid| {
+        let image = view.parent();
+        let args = image.map(|i| exact.args(format_args!("process.parent.args"), &i.args));
+        Parent {
+            pid,
+            executable: image
+                .map(|i| exact.text(format_args!("process.parent.executable"), &i.exe)),
+            command_line: args.as_deref().map(command_line),
+            args,
+        }
     });
-    if let Some(euid) = view.euid {
-        out["user"] = json!({"id": euid.to_string()});
-    }
-    if let Some(egid) = view.egid {
-        out["group"] = json!({"id": egid.to_string()});
-    }
-    if let Some(id) = view.entity_id(node) {
-        out["entity_id"] = id.into();
-    }
-    if let Some(vpid) = view.ns_pid {
-        out["vpid"] = vpid.into();
-    }
-    if let Some(exe) = view.exe {
-        out["executable"] = exact.text("process.executable", exe).into();
-    }
-    if let Some(args) = view.args {
-        let args = exact.args("process.args", args);
-        out["command_line"] = command_line(&args).into();
-        out["args_count"] = args.len().into();
-        out["args"] = args.into();
-    }
-    if let Some(ppid) = view.ppid {
-        let mut parent = json!({"pid": ppid});
-        if let Some(image) = view.parent() {
-            let args = exact.args("process.parent.args", &image.args);
-            parent["executable"] = exact.text("process.parent.executable", &image.exe).into();
-            parent["command_line"] = command_line(&args).into();
-            parent["args"] = args.into();
-        }
-        out["parent"] = parent;
-    }
-    out
-}
-
-fn insert_container(doc: &mut Map<String, Value>, c: &crate::container::ContainerRef) {
-    let mut container = json!({"id": c.id, "runtime": c.runtime});
-    if let Some(meta) = &c.meta {
-        if let Some(name) = &meta.name {
-            container["name"] = name.clone().into();
-        }
-        if let Some(image) = &meta.image {
-            container["image"] = json!({"name": image});
-        }
-        if meta.privileged {
-            container["security_context"] = json!({"privileged": true});
-        }
-    }
-    doc.insert("container".into(), container);
-    if let Some(uid) = &c.pod_uid {
-        let mut orchestrator =
-            json!({"type": "kubernetes", "resource": {"type": "pod", "id": uid}});
-        if let Some(meta) = &c.meta {
-            if let Some(name) = &meta.pod_name {
-                orchestrator["resource"]["name"] = name.clone().into();
-            }
-            if let Some(ns) = &meta.pod_namespace {
-                orchestrator["namespace"] = ns.clone().into();
-            }
-        }
-        doc.insert("orchestrator".into(), orchestrator);
+    ProcessDoc {
+        pid: p.pid,
+        thread: Thread { id: p.tid },
+        name: exact.text(format_args!("process.name"), &p.comm),
+        real_user: Id {
+            id: p.uid.to_string(),
+        },
+        real_group: Id {
+            id: p.gid.to_string(),
+        },
+        user: view.euid.map(|id| Id { id: id.to_string() }),
+        group: view.egid.map(|id| Id { id: id.to_string() }),
+        entity_id: view.entity_id(node),
+        vpid: view.ns_pid,
+        executable: view
+            .exe
+            .map(|e| exact.text(format_args!("process.executable"), e)),
+        command_line: args.as_deref().map(command_line),
+        args_count: args.as_ref().map(Vec::len),
+        args,
+        parent,
+        exit_code: None,
     }
 }
 
-fn network(family: &str, protocol: Option<&str>) -> Value {
-    let mut net = json!({"direction": "egress"});
-    match family {
-        "inet" => net["type"] = "ipv4".into(),
-        "inet6" => net["type"] = "ipv6".into(),
-        _ => {}
+fn container_docs(c: &ContainerRef) -> (Option<ContainerDoc<'_>>, Option<Orchestrator<'_>>) {
+    let meta = c.meta.as_ref();
+    let container = ContainerDoc {
+        id: &c.id,
+        runtime: &c.runtime,
+        name: meta.and_then(|m| m.name.as_deref()),
+        image: meta
+            .and_then(|m| m.image.as_deref())
+            .map(|name| Name { name }),
+        security_context: meta
+            .is_some_and(|m| m.privileged)
+            .then_some(SecurityContext { privileged: true }),
+    };
+    let orchestrator = c.pod_uid.as_deref().map(|id| Orchestrator {
+        kind: "kubernetes",
+        resource: Resource {
+            kind: "pod",
+            id,
+            name: meta.and_then(|m| m.pod_name.as_deref()),
+        },
+        namespace: meta.and_then(|m| m.pod_namespace.as_deref()),
+    });
+    (Some(container), orchestrator)
+}
+
+fn network<'a>(family: &str, protocol: Option<&'a str>) -> Network<'a> {
+    Network {
+        direction: "egress",
+        kind: match family {
+            "inet" => Some("ipv4"),
+            "inet6" => Some("ipv6"),
+            _ => None,
+        },
+        transport: protocol,
+        bytes: None,
+        packets: None,
     }
-    if let Some(p) = protocol {
-        net["transport"] = p.into();
-    }
-    net
 }
 
 /// event.severity on the scale Elastic's detection rules use.

@@ -1,14 +1,17 @@
 //! How a record is written: the native schema (docs/EVENTS.md), Elastic
 //! Common Schema or OCSF (mappings in docs/OUTPUTS.md). One encoder serves
 //! every destination, so each record is encoded once.
-use std::{io, str::FromStr, sync::Arc};
+use std::{borrow::Cow, collections::BTreeMap, fmt, io, str::FromStr, sync::Arc};
 
 use base64::{Engine as _, engine::general_purpose::STANDARD};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
 
 use crate::{
     container::ContainerRef,
-    event::{Body, Process, Record},
+    event::{
+        Body, Cgroup, CgroupRef, Connect, EgressData, Event, Exec, Exit, Fork, Loss, Open, Process,
+        Record,
+    },
     process::ExecImage,
     text::Text,
 };
@@ -94,32 +97,108 @@ impl Encoder {
 
 /// Exact bytes of text that is not UTF-8, by the field it was mapped to:
 /// the mapped field holds readable (U+FFFD-replaced) text, this the truth.
-#[derive(Default)]
-struct Exact(Map<String, Value>);
+#[derive(Default, Serialize)]
+#[serde(transparent)]
+struct Exact(BTreeMap<String, String>);
 
 impl Exact {
     /// `t` as a string for the field `field`, kept exactly here if it is
-    /// not UTF-8.
-    fn text(&mut self, field: &str, t: &Text) -> String {
+    /// not UTF-8. Borrowed when it is; the key is only formatted then.
+    fn text<'t>(&mut self, field: fmt::Arguments<'_>, t: &'t Text) -> Cow<'t, str> {
         match std::str::from_utf8(t.as_bytes()) {
-            Ok(s) => s.to_owned(),
+            Ok(s) => Cow::Borrowed(s),
             Err(_) => {
                 self.0
-                    .insert(field.to_owned(), STANDARD.encode(t.as_bytes()).into());
-                t.lossy().into_owned()
+                    .insert(field.to_string(), STANDARD.encode(t.as_bytes()));
+                Cow::Owned(t.lossy().into_owned())
             }
         }
     }
 
-    fn args(&mut self, field: &str, args: &[Text]) -> Vec<String> {
+    fn args<'t>(&mut self, field: fmt::Arguments<'_>, args: &'t [Text]) -> Vec<Cow<'t, str>> {
         args.iter()
             .enumerate()
-            .map(|(i, a)| self.text(&format!("{field}.{i}"), a))
+            .map(|(i, a)| self.text(format_args!("{field}.{i}"), a))
             .collect()
     }
 
-    fn into_value(self) -> Option<Value> {
-        (!self.0.is_empty()).then_some(Value::Object(self.0))
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The record's kind-specific native fields (`"open": {...}` and its
+/// `cgroup`), flattened into the custom or unmapped section: the parts of
+/// a record no standard field holds. The process, its ancestry and the
+/// container are mapped, so they are left out.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Native<'a> {
+    Exec(KernelEvent<'a, Exec>),
+    Fork(KernelEvent<'a, Fork>),
+    Exit(KernelEvent<'a, Exit>),
+    Open(KernelEvent<'a, Open>),
+    Connect(KernelEvent<'a, Connect>),
+    Cgroup(KernelEvent<'a, Cgroup>),
+    Loss(&'a Loss),
+    Lifecycle {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pid: Option<u32>,
+    },
+    Egress {
+        egress: &'a EgressData,
+        cgroup: &'a CgroupRef,
+    },
+    Alert {
+        alert: AlertNative<'a>,
+    },
+}
+
+#[derive(Serialize)]
+struct KernelEvent<'a, T> {
+    #[serde(flatten)]
+    data: &'a T,
+    cgroup: &'a CgroupRef,
+}
+
+#[derive(Serialize)]
+struct AlertNative<'a> {
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    steps: &'a [String],
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    fields: &'a serde_json::Map<String, serde_json::Value>,
+    evidence: &'a [Record],
+}
+
+impl<'a> Native<'a> {
+    fn of(record: &'a Record) -> Self {
+        fn k<'a, T>(e: &'a Event<T>) -> KernelEvent<'a, T> {
+            KernelEvent {
+                data: &e.data,
+                cgroup: &e.cgroup,
+            }
+        }
+        match &record.body {
+            Body::Exec(e) => Self::Exec(k(e)),
+            Body::Fork(e) => Self::Fork(k(e)),
+            Body::Exit(e) => Self::Exit(k(e)),
+            Body::Open(e) => Self::Open(k(e)),
+            Body::Connect(e) => Self::Connect(k(e)),
+            Body::CgroupMkdir(e) | Body::CgroupRmdir(e) => Self::Cgroup(k(e)),
+            Body::Loss(l) => Self::Loss(l),
+            Body::ContainerStart(c) | Body::ContainerStop(c) => Self::Lifecycle { pid: c.pid },
+            Body::Egress(e) => Self::Egress {
+                egress: &e.egress,
+                cgroup: &e.cgroup,
+            },
+            Body::Alert(a) => Self::Alert {
+                alert: AlertNative {
+                    steps: &a.steps,
+                    fields: &a.fields,
+                    evidence: &a.evidence,
+                },
+            },
+        }
     }
 }
 
@@ -194,17 +273,18 @@ impl<'a> ProcessView<'a> {
 }
 
 /// argv as one line, each argument quoted only where it needs to be.
-fn command_line(args: &[String]) -> String {
-    let quoted: Vec<String> = args
+fn command_line<S: AsRef<str>>(args: &[S]) -> String {
+    let quoted: Vec<Cow<'_, str>> = args
         .iter()
         .map(|a| {
+            let a = a.as_ref();
             if !a.is_empty()
                 && a.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b))
             {
-                a.clone()
+                Cow::Borrowed(a)
             } else {
-                format!("'{}'", a.replace('\'', r"'\''"))
+                Cow::Owned(format!("'{}'", a.replace('\'', r"'\''")))
             }
         })
         .collect();
@@ -242,42 +322,6 @@ fn container(record: &Record) -> Option<&Arc<ContainerRef>> {
     (c.id != "host").then_some(c)
 }
 
-/// The record's kind-specific native fields (`{"open": {...}}`), for the
-/// parts of a record no standard field holds. Only the kind's own data is
-/// serialized: the process, its ancestry and the container are mapped.
-fn native_body(record: &Record) -> Value {
-    let value = match &record.body {
-        Body::Exec(e) => serde_json::to_value(&e.data),
-        Body::Fork(e) => serde_json::to_value(&e.data),
-        Body::Exit(e) => serde_json::to_value(&e.data),
-        Body::Open(e) => serde_json::to_value(&e.data),
-        Body::Connect(e) => serde_json::to_value(&e.data),
-        Body::CgroupMkdir(e) | Body::CgroupRmdir(e) => serde_json::to_value(&e.data),
-        Body::Loss(l) => serde_json::to_value(l),
-        Body::ContainerStart(c) | Body::ContainerStop(c) => Ok(json!({"pid": c.pid})),
-        Body::Egress(e) => serde_json::to_value(&e.egress).map(|g| json!({"egress": g})),
-        Body::Alert(a) => Ok(json!({"alert": {
-            "steps": a.steps, "fields": a.fields, "evidence": a.evidence,
-        }})),
-    };
-    let mut value = value.unwrap_or(Value::Null);
-    // Kernel events carry their cgroup ids beside the kind's data.
-    let cgroup = match &record.body {
-        Body::Exec(e) => Some(&e.cgroup),
-        Body::Fork(e) => Some(&e.cgroup),
-        Body::Exit(e) => Some(&e.cgroup),
-        Body::Open(e) => Some(&e.cgroup),
-        Body::Connect(e) => Some(&e.cgroup),
-        Body::CgroupMkdir(e) | Body::CgroupRmdir(e) => Some(&e.cgroup),
-        Body::Egress(e) => Some(&e.cgroup),
-        _ => None,
-    };
-    if let (Some(c), Value::Object(m)) = (cgroup, &mut value) {
-        m.insert("cgroup".into(), json!(c));
-    }
-    value
-}
-
 /// Milliseconds since the epoch of an RFC 3339 time.
 fn epoch_ms(time: &str) -> Option<u64> {
     let t = humantime::parse_rfc3339(time).ok()?;
@@ -286,10 +330,6 @@ fn epoch_ms(time: &str) -> Option<u64> {
 
 /// The product, as outputs name it.
 pub const PRODUCT: &str = "runtime-sensor";
-
-fn product() -> Value {
-    json!({"name": PRODUCT, "version": env!("CARGO_PKG_VERSION")})
-}
 
 #[cfg(test)]
 mod tests;

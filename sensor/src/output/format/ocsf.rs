@@ -3,16 +3,17 @@
 //! the host and container profiles. Records OCSF has no class for (cgroup
 //! and container lifecycle, loss) are Base Events (0). What no attribute
 //! holds goes to `unmapped`, OCSF's place for it, exact bytes of non-UTF-8
-//! text included (`unmapped.exact`).
-use serde_json::{Map, Value, json};
+//! text included (`unmapped.exact`). Typed and borrowing, as the ECS one.
+use std::borrow::Cow;
+
+use serde::Serialize;
 
 use super::{
-    Exact, PRODUCT, ProcessView, base_name, command_line, container, directory, epoch_ms,
-    native_body, product,
+    Exact, Native, PRODUCT, ProcessView, base_name, command_line, container, directory, epoch_ms,
 };
 use crate::{
     container::ContainerRef,
-    event::{Body, Record},
+    event::{Body, Record, Source},
     rules::source::Severity,
 };
 
@@ -28,67 +29,346 @@ const PROCESS_ACTIVITY: Class = Class(1007, "Process Activity", 1, "System Activ
 const DETECTION_FINDING: Class = Class(2004, "Detection Finding", 2, "Findings");
 const NETWORK_ACTIVITY: Class = Class(4001, "Network Activity", 4, "Network Activity");
 
-/// One OCSF event.
-pub(super) fn event(record: &Record, node: &str) -> Value {
-    let mut exact = Exact::default();
-    let mut ev = Map::new();
-    let mut unmapped = Map::new();
-    unmapped.insert(
-        "kind".into(),
-        crate::rules::fields::kind_name(record).into(),
-    );
-    unmapped.insert("schema".into(), record.schema.into());
-    unmapped.insert("boot_ns".into(), record.boot_ns.into());
-    unmapped.insert("source".into(), json!(record.source));
-    let view = ProcessView::of(record);
-    if let Some(c) = container(record) {
-        if c.id == "unknown" {
-            unmapped.insert("container".into(), json!(c));
-        } else {
-            ev.insert("container".into(), container_object(c));
+#[derive(Serialize)]
+struct Event<'a> {
+    class_uid: u32,
+    class_name: &'static str,
+    category_uid: u32,
+    category_name: &'static str,
+    activity_id: u32,
+    activity_name: &'static str,
+    type_uid: u32,
+    type_name: String,
+    severity_id: u32,
+    severity: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_detail: Option<&'a str>,
+    time: u64,
+    metadata: Metadata<'a>,
+    device: Device<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    actor: Option<Actor<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    process: Option<ProcessObj<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit_code: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<FileObj<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    src_endpoint: Option<Hostname<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dst_endpoint: Option<Endpoint>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connection_info: Option<ConnectionInfo<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    traffic: Option<Traffic>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finding_info: Option<FindingInfo<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    is_alert: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    evidences: Option<[Evidence<'a>; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container: Option<ContainerObj<'a>>,
+    unmapped: Unmapped<'a>,
+}
+
+#[derive(Serialize)]
+struct Metadata<'a> {
+    version: &'static str,
+    product: Product,
+    profiles: &'static [&'static str],
+    original_time: &'a str,
+    log_name: &'static str,
+}
+
+#[derive(Serialize)]
+struct Product {
+    name: &'static str,
+    vendor_name: &'static str,
+    version: &'static str,
+}
+
+#[derive(Serialize)]
+struct Device<'a> {
+    hostname: &'a str,
+    type_id: u32,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct Hostname<'a> {
+    hostname: &'a str,
+}
+
+#[derive(Serialize)]
+struct Actor<'a> {
+    process: ProcessObj<'a>,
+}
+
+/// A process object; a launch's actor (the parent) has only some fields.
+#[derive(Serialize, Clone)]
+struct ProcessObj<'a> {
+    pid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<User>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<FileObj<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cmd_line: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_process: Option<Box<ProcessObj<'a>>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    lineage: Vec<Cow<'a, str>>,
+}
+
+impl<'a> ProcessObj<'a> {
+    fn pid_only(pid: u32) -> Self {
+        Self {
+            pid,
+            tid: None,
+            name: None,
+            user: None,
+            uid: None,
+            file: None,
+            cmd_line: None,
+            parent_process: None,
+            lineage: Vec::new(),
         }
     }
-    let mut status: Option<(bool, Option<&str>)> = None;
-    let mut severity_id = 1;
+}
+
+#[derive(Serialize, Clone)]
+struct User {
+    uid: String,
+}
+
+#[derive(Serialize, Clone)]
+struct FileObj<'a> {
+    path: Cow<'a, str>,
+    name: String,
+    type_id: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_folder: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uid: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Endpoint {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<u16>,
+}
+
+#[derive(Serialize)]
+struct ConnectionInfo<'a> {
+    direction_id: u32,
+    direction: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    protocol_ver_id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    protocol_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    protocol_num: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct Traffic {
+    bytes_out: u64,
+    packets_out: u64,
+}
+
+#[derive(Serialize)]
+struct FindingInfo<'a> {
+    uid: String,
+    title: &'a str,
+    desc: &'a str,
+    types: [&'a str; 1],
+    analytic: Analytic<'a>,
+    attacks: [Attack<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct Analytic<'a> {
+    uid: &'a str,
+    name: &'a str,
+    type_id: u32,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct Attack<'a> {
+    technique: UidName<'a>,
+    tactic: NameOnly<'a>,
+    version: &'static str,
+}
+
+#[derive(Serialize)]
+struct UidName<'a> {
+    uid: &'a str,
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct NameOnly<'a> {
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct Evidence<'a> {
+    process: ProcessObj<'a>,
+}
+
+#[derive(Serialize)]
+struct ContainerObj<'a> {
+    uid: &'a str,
+    runtime: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<NameOnly<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    orchestrator: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pod_uuid: Option<&'a str>,
+}
+
+/// `unmapped`: the record's own fields no attribute holds.
+#[derive(Serialize)]
+struct Unmapped<'a> {
+    kind: &'static str,
+    schema: u32,
+    boot_ns: u64,
+    source: Source,
+    #[serde(flatten)]
+    native: Native<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container: Option<&'a ContainerRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unix_path: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Exact::is_empty")]
+    exact: Exact,
+}
+
+/// One OCSF event.
+pub(super) fn event<'a>(record: &'a Record, node: &'a str) -> impl Serialize + 'a {
+    let mut exact = Exact::default();
+    let kind = crate::rules::fields::kind_name(record);
+    let view = ProcessView::of(record);
+    let mut ev = Event {
+        class_uid: 0,
+        class_name: "",
+        category_uid: 0,
+        category_name: "",
+        activity_id: 0,
+        activity_name: "",
+        type_uid: 0,
+        type_name: String::new(),
+        severity_id: 1,
+        severity: "",
+        status_id: None,
+        status: None,
+        status_detail: None,
+        time: epoch_ms(&record.time).unwrap_or(0),
+        metadata: Metadata {
+            version: OCSF_VERSION,
+            product: Product {
+                name: PRODUCT,
+                vendor_name: PRODUCT,
+                version: env!("CARGO_PKG_VERSION"),
+            },
+            profiles: &["host"],
+            original_time: &record.time,
+            log_name: kind,
+        },
+        device: Device {
+            hostname: node,
+            type_id: 0,
+            kind: "Unknown",
+        },
+        message: None,
+        actor: None,
+        process: None,
+        exit_code: None,
+        file: None,
+        src_endpoint: None,
+        dst_endpoint: None,
+        connection_info: None,
+        traffic: None,
+        duration: None,
+        finding_info: None,
+        is_alert: None,
+        evidences: None,
+        container: None,
+        unmapped: Unmapped {
+            kind,
+            schema: record.schema,
+            boot_ns: record.boot_ns,
+            source: record.source,
+            native: Native::of(record),
+            container: None,
+            unix_path: None,
+            exact: Exact::default(),
+        },
+    };
+    if let Some(c) = container(record) {
+        if c.id == "unknown" {
+            ev.unmapped.container = Some(c);
+        } else {
+            ev.container = Some(container_obj(c));
+            ev.metadata.profiles = &["host", "container"];
+        }
+    }
+    let mut status: Option<(bool, Option<&'a str>)> = None;
     let (class, activity_id, activity_name) = match &record.body {
         Body::Exec(_) | Body::Fork(_) => {
             // The new process is the target; its creator, the parent, acts.
             let v = view.as_ref().expect("a kernel event has a process");
-            ev.insert("process".into(), process(v, node, &mut exact, "process"));
+            ev.process = Some(process(v, node, &mut exact, "process"));
             let parent = v.ppid.map(|ppid| {
-                let mut p = json!({"pid": ppid});
+                let mut p = ProcessObj::pid_only(ppid);
                 if let Some(image) = v.parent() {
-                    let path = exact.text("actor.process.file.path", &image.exe);
-                    let args = exact.args("actor.process.args", &image.args);
-                    p["name"] = base_name(&path).into();
-                    p["file"] = file_object(&path);
-                    p["cmd_line"] = command_line(&args).into();
+                    let path = exact.text(format_args!("actor.process.file.path"), &image.exe);
+                    let args = exact.args(format_args!("actor.process.args"), &image.args);
+                    p.name = Some(Cow::Owned(base_name(&path).to_owned()));
+                    p.cmd_line = Some(command_line(&args));
+                    p.file = Some(file_obj(path));
                 }
                 p
             });
-            ev.insert(
-                "actor".into(),
-                json!({"process": parent.unwrap_or(json!({}))}),
-            );
+            ev.actor = parent.map(|process| Actor { process });
             status = Some((true, None));
             (PROCESS_ACTIVITY, 1, "Launch")
         }
         Body::Exit(e) => {
             let v = view.as_ref().expect("a kernel event has a process");
-            ev.insert("process".into(), process(v, node, &mut exact, "process"));
-            if let Some(code) = e.data.exit.code {
-                ev.insert("exit_code".into(), code.into());
-            }
+            ev.process = Some(process(v, node, &mut exact, "process"));
+            ev.exit_code = e.data.exit.code;
             (PROCESS_ACTIVITY, 2, "Terminate")
         }
         Body::Open(e) => {
             let o = &e.data.open;
-            let path = exact.text("file.path", &o.path);
-            let mut file = file_object(&path);
-            if let Some(ino) = o.ino {
-                file["uid"] = ino.to_string().into();
-            }
-            ev.insert("file".into(), file);
+            let mut file = file_obj(exact.text(format_args!("file.path"), &o.path));
+            file.uid = o.ino.map(|i| i.to_string());
+            ev.file = Some(file);
             status = Some((o.succeeded(), o.error.as_deref()));
             if o.creates() {
                 (FILE_SYSTEM_ACTIVITY, 1, "Create")
@@ -98,27 +378,17 @@ pub(super) fn event(record: &Record, node: &str) -> Value {
         }
         Body::Connect(e) => {
             let c = &e.data.connect;
-            let mut dst = Map::new();
-            if let Some(ip) = c.address {
-                dst.insert("ip".into(), ip.to_string().into());
-            }
-            if let Some(port) = c.port {
-                dst.insert("port".into(), port.into());
-            }
-            if let Some(path) = &c.unix_path {
-                unmapped.insert(
-                    "unix_path".into(),
-                    exact.text("unmapped.unix_path", path).into(),
-                );
-            }
-            ev.insert("dst_endpoint".into(), dst.into());
-            ev.insert("src_endpoint".into(), json!({"hostname": node}));
-            ev.insert(
-                "connection_info".into(),
-                connection_info(&c.family, c.protocol.as_deref()),
-            );
-            let pending = c.error.as_deref() == Some("EINPROGRESS");
-            let ok = c.ret == 0 || pending;
+            ev.dst_endpoint = Some(Endpoint {
+                ip: c.address.map(|a| a.to_string()),
+                port: c.port,
+            });
+            ev.unmapped.unix_path = c
+                .unix_path
+                .as_ref()
+                .map(|p| exact.text(format_args!("unmapped.unix_path"), p));
+            ev.src_endpoint = Some(Hostname { hostname: node });
+            ev.connection_info = Some(connection_info(&c.family, c.protocol.as_deref()));
+            let ok = c.ret == 0 || c.error.as_deref() == Some("EINPROGRESS");
             status = Some((ok, c.error.as_deref()));
             match c.error.as_deref() {
                 _ if ok => (NETWORK_ACTIVITY, 1, "Open"),
@@ -128,56 +398,58 @@ pub(super) fn event(record: &Record, node: &str) -> Value {
         }
         Body::Egress(e) => {
             let g = &e.egress;
-            let mut dst = json!({"ip": g.address.to_string()});
-            if let Some(port) = g.port {
-                dst["port"] = port.into();
-            }
-            ev.insert("dst_endpoint".into(), dst);
-            ev.insert("src_endpoint".into(), json!({"hostname": node}));
-            ev.insert(
-                "connection_info".into(),
-                connection_info(&g.family, Some(&g.protocol)),
-            );
-            ev.insert(
-                "traffic".into(),
-                json!({"bytes_out": g.bytes, "packets_out": g.packets}),
-            );
-            ev.insert("duration".into(), g.interval_ms.into());
+            ev.dst_endpoint = Some(Endpoint {
+                ip: Some(g.address.to_string()),
+                port: g.port,
+            });
+            ev.src_endpoint = Some(Hostname { hostname: node });
+            ev.connection_info = Some(connection_info(&g.family, Some(&g.protocol)));
+            ev.traffic = Some(Traffic {
+                bytes_out: g.bytes,
+                packets_out: g.packets,
+            });
+            ev.duration = Some(g.interval_ms);
             (NETWORK_ACTIVITY, 6, "Traffic")
         }
         Body::Alert(a) => {
             let r = &a.rule;
-            severity_id = severity(r.severity);
-            ev.insert("message".into(), r.title.clone().into());
-            ev.insert(
-                "finding_info".into(),
-                json!({
-                    "uid": format!("{node}:{}:{}", r.id, record.boot_ns),
-                    "title": r.title,
-                    "desc": r.description,
-                    "types": [r.pack],
-                    "analytic": {"uid": r.id, "name": r.title, "type_id": 1, "type": "Rule"},
-                    "attacks": [{
-                        "technique": {"uid": r.technique.id, "name": r.technique.name},
-                        "tactic": {"name": r.technique.tactic},
-                        "version": "15",
-                    }],
-                }),
-            );
-            ev.insert("is_alert".into(), true.into());
+            ev.severity_id = severity(r.severity);
+            ev.message = Some(&r.title);
+            ev.finding_info = Some(FindingInfo {
+                uid: format!("{node}:{}:{}", r.id, record.boot_ns),
+                title: &r.title,
+                desc: &r.description,
+                types: [&r.pack],
+                analytic: Analytic {
+                    uid: &r.id,
+                    name: &r.title,
+                    type_id: 1,
+                    kind: "Rule",
+                },
+                attacks: [Attack {
+                    technique: UidName {
+                        uid: &r.technique.id,
+                        name: &r.technique.name,
+                    },
+                    tactic: NameOnly {
+                        name: &r.technique.tactic,
+                    },
+                    version: "15",
+                }],
+            });
+            ev.is_alert = Some(true);
             if let Some(p) = &a.process {
                 let v = ProcessView::new(p, record);
                 let process = process(&v, node, &mut exact, "actor.process");
-                ev.insert("actor".into(), json!({"process": process}));
-                ev.insert(
-                    "evidences".into(),
-                    json!([{"process": ev["actor"]["process"].clone()}]),
-                );
+                ev.evidences = Some([Evidence {
+                    process: process.clone(),
+                }]);
+                ev.actor = Some(Actor { process });
             }
             (DETECTION_FINDING, 1, "Create")
         }
         Body::Loss(_) => {
-            severity_id = 3;
+            ev.severity_id = 3;
             (BASE_EVENT, 99, "Other")
         }
         Body::CgroupMkdir(_)
@@ -186,158 +458,113 @@ pub(super) fn event(record: &Record, node: &str) -> Value {
         | Body::ContainerStop(_) => (BASE_EVENT, 99, "Other"),
     };
     // Everywhere but a launch, the process acts (an exit is reflexive).
-    if let Some(v) = &view
-        && !ev.contains_key("actor")
+    if ev.actor.is_none()
+        && let Some(v) = &view
     {
-        let process = process(v, node, &mut exact, "actor.process");
-        ev.insert("actor".into(), json!({"process": process}));
+        ev.actor = Some(Actor {
+            process: process(v, node, &mut exact, "actor.process"),
+        });
     }
     let Class(class_uid, class_name, category_uid, category_name) = class;
-    ev.insert("class_uid".into(), class_uid.into());
-    ev.insert("class_name".into(), class_name.into());
-    ev.insert("category_uid".into(), category_uid.into());
-    ev.insert("category_name".into(), category_name.into());
-    ev.insert("activity_id".into(), activity_id.into());
-    ev.insert("activity_name".into(), activity_name.into());
-    let type_uid = if class_uid == 0 {
+    ev.class_uid = class_uid;
+    ev.class_name = class_name;
+    ev.category_uid = category_uid;
+    ev.category_name = category_name;
+    ev.activity_id = activity_id;
+    ev.activity_name = activity_name;
+    ev.type_uid = if class_uid == 0 {
         99
     } else {
         class_uid * 100 + activity_id
     };
-    ev.insert("type_uid".into(), type_uid.into());
-    ev.insert(
-        "type_name".into(),
-        format!("{class_name}: {activity_name}").into(),
-    );
-    ev.insert("severity_id".into(), severity_id.into());
-    ev.insert("severity".into(), severity_name(severity_id).into());
+    ev.type_name = format!("{class_name}: {activity_name}");
+    ev.severity = severity_name(ev.severity_id);
     if let Some((ok, detail)) = status {
-        ev.insert("status_id".into(), if ok { 1 } else { 2 }.into());
-        ev.insert(
-            "status".into(),
-            if ok { "Success" } else { "Failure" }.into(),
-        );
-        if let Some(detail) = detail {
-            ev.insert("status_detail".into(), detail.into());
-        }
+        ev.status_id = Some(if ok { 1 } else { 2 });
+        ev.status = Some(if ok { "Success" } else { "Failure" });
+        ev.status_detail = detail;
     }
-    ev.insert("time".into(), epoch_ms(&record.time).unwrap_or(0).into());
-    let mut profiles = vec!["host"];
-    if ev.contains_key("container") {
-        profiles.push("container");
-    }
-    let mut meta_product = product();
-    meta_product["vendor_name"] = PRODUCT.into();
-    ev.insert(
-        "metadata".into(),
-        json!({
-            "version": OCSF_VERSION,
-            "product": meta_product,
-            "profiles": profiles,
-            "original_time": record.time,
-            "log_name": crate::rules::fields::kind_name(record),
-        }),
-    );
-    ev.insert(
-        "device".into(),
-        json!({"hostname": node, "type_id": 0, "type": "Unknown"}),
-    );
-    if let Value::Object(native) = native_body(record) {
-        unmapped.extend(native);
-    }
-    if let Some(bytes) = exact.into_value() {
-        unmapped.insert("exact".into(), bytes);
-    }
-    ev.insert("unmapped".into(), unmapped.into());
-    ev.into()
+    ev.unmapped.exact = exact;
+    ev
 }
 
 /// An OCSF process object; `at` names where it goes, for exact bytes.
-fn process(view: &ProcessView<'_>, node: &str, exact: &mut Exact, at: &str) -> Value {
+fn process<'a>(view: &ProcessView<'a>, node: &str, exact: &mut Exact, at: &str) -> ProcessObj<'a> {
     let p = view.process;
-    let mut out = json!({
-        "pid": p.pid,
-        "tid": p.tid,
-        "name": exact.text(&format!("{at}.name"), &p.comm),
-        "user": {"uid": p.uid.to_string()},
+    let parent = view.ppid.map(|ppid| {
+        let mut parent = ProcessObj::pid_only(ppid);
+        parent.file = view.parent().map(|image| {
+            file_obj(exact.text(format_args!("{at}.parent_process.file.path"), &image.exe))
+        });
+        Box::new(parent)
     });
-    if let Some(uid) = view.entity_id(node) {
-        out["uid"] = uid.into();
+    ProcessObj {
+        pid: p.pid,
+        tid: Some(p.tid),
+        name: Some(exact.text(format_args!("{at}.name"), &p.comm)),
+        user: Some(User {
+            uid: p.uid.to_string(),
+        }),
+        uid: view.entity_id(node),
+        file: view
+            .exe
+            .map(|exe| file_obj(exact.text(format_args!("{at}.file.path"), exe))),
+        cmd_line: view
+            .args
+            .map(|args| command_line(&exact.args(format_args!("{at}.args"), args))),
+        parent_process: parent,
+        lineage: p
+            .ancestors
+            .iter()
+            .enumerate()
+            .map(|(i, a)| exact.text(format_args!("{at}.lineage.{i}"), &a.image.exe))
+            .collect(),
     }
-    if let Some(exe) = view.exe {
-        let path = exact.text(&format!("{at}.file.path"), exe);
-        out["file"] = file_object(&path);
-    }
-    if let Some(args) = view.args {
-        let args = exact.args(&format!("{at}.args"), args);
-        out["cmd_line"] = command_line(&args).into();
-    }
-    if let Some(ppid) = view.ppid {
-        let mut parent = json!({"pid": ppid});
-        if let Some(image) = view.parent() {
-            let path = exact.text(&format!("{at}.parent_process.file.path"), &image.exe);
-            parent["file"] = file_object(&path);
-        }
-        out["parent_process"] = parent;
-    }
-    let lineage: Vec<String> = p
-        .ancestors
-        .iter()
-        .enumerate()
-        .map(|(i, a)| exact.text(&format!("{at}.lineage.{i}"), &a.image.exe))
-        .collect();
-    if !lineage.is_empty() {
-        out["lineage"] = lineage.into();
-    }
-    out
 }
 
-fn file_object(path: &str) -> Value {
-    let mut file = json!({"path": path, "name": base_name(path), "type_id": 0});
-    if let Some(dir) = directory(path) {
-        file["parent_folder"] = dir.into();
+fn file_obj(path: Cow<'_, str>) -> FileObj<'_> {
+    FileObj {
+        name: base_name(&path).to_owned(),
+        parent_folder: directory(&path).map(str::to_owned),
+        type_id: 0,
+        uid: None,
+        path,
     }
-    file
 }
 
-fn container_object(c: &ContainerRef) -> Value {
-    let mut out = json!({"uid": c.id, "runtime": c.runtime});
-    if let Some(meta) = &c.meta {
-        if let Some(name) = &meta.name {
-            out["name"] = name.clone().into();
-        }
-        if let Some(image) = &meta.image {
-            out["image"] = json!({"name": image});
-        }
+fn container_obj(c: &ContainerRef) -> ContainerObj<'_> {
+    let meta = c.meta.as_ref();
+    ContainerObj {
+        uid: &c.id,
+        runtime: &c.runtime,
+        name: meta.and_then(|m| m.name.as_deref()),
+        image: meta
+            .and_then(|m| m.image.as_deref())
+            .map(|name| NameOnly { name }),
+        orchestrator: c.pod_uid.as_ref().map(|_| "Kubernetes"),
+        pod_uuid: c.pod_uid.as_deref(),
     }
-    if let Some(uid) = &c.pod_uid {
-        out["orchestrator"] = "Kubernetes".into();
-        out["pod_uuid"] = uid.clone().into();
-    }
-    out
 }
 
-fn connection_info(family: &str, protocol: Option<&str>) -> Value {
-    let mut info = json!({"direction_id": 2, "direction": "Outbound"});
-    match family {
-        "inet" => info["protocol_ver_id"] = 4.into(),
-        "inet6" => info["protocol_ver_id"] = 6.into(),
-        _ => {}
-    }
-    if let Some(p) = protocol {
-        info["protocol_name"] = p.into();
-        if let Some(num) = match p {
+fn connection_info<'a>(family: &str, protocol: Option<&'a str>) -> ConnectionInfo<'a> {
+    ConnectionInfo {
+        direction_id: 2,
+        direction: "Outbound",
+        protocol_ver_id: match family {
+            "inet" => Some(4),
+            "inet6" => Some(6),
+            _ => None,
+        },
+        protocol_name: protocol,
+        protocol_num: protocol.and_then(|p| match p {
             "tcp" => Some(6),
             "udp" => Some(17),
             "icmp" => Some(1),
             "icmpv6" => Some(58),
             "sctp" => Some(132),
             _ => None,
-        } {
-            info["protocol_num"] = num.into();
-        }
+        }),
     }
-    info
 }
 
 fn severity(s: Severity) -> u32 {

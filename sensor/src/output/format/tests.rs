@@ -223,3 +223,19 @@ fn command_lines_quote_what_a_shell_would_split() {
     );
     assert_eq!(command_line(&args(&["a\nb"])), "'a\nb'");
 }
+
+#[test]
+fn non_utf8_arguments_keep_their_bytes_under_their_index() {
+    let mut v = serde_json::to_value(exec()).unwrap();
+    v["exec"]["args"][1] = json!({"lossy": "\u{fffd}", "base64": "/w=="});
+    let r = record(v);
+    let d = encode(Format::Ecs, &r);
+    assert_eq!(d["process"]["args"][1], "\u{fffd}");
+    assert_eq!(d["sensor"]["exact"]["process.args.1"], "/w==");
+    let e = encode(Format::Ocsf, &r);
+    assert_eq!(e["unmapped"]["exact"]["process.args.1"], "/w==");
+    assert_eq!(
+        e["process"]["cmd_line"],
+        "curl '\u{fffd}' '/tmp/x y' http://e/x"
+    );
+}
