@@ -184,7 +184,7 @@ impl Metrics {
         );
         registry.register(
             "output_dropped",
-            "Records a network output dropped, by reason (queue_full, rejected, too_large, shutdown)",
+            "Records a network output dropped, by reason (queue_full, rejected, too_large, shutdown, worker_stopped)",
             outputs.dropped.clone(),
         );
         let attribution = Family::default();

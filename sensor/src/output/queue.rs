@@ -99,14 +99,12 @@ impl Queued {
         self.metrics.queued();
         match tx.try_send(record) {
             Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.metrics.dropped("queue_full", 1);
-            }
+            Err(TrySendError::Full(_)) => self.metrics.dropped("queue_full", 1),
+            // The worker is gone (it panicked): nothing will send this.
+            Err(TrySendError::Disconnected(_)) => self.metrics.dropped("worker_stopped", 1),
         }
     }
-}
 
-impl Queued {
     /// Counts a record this output cannot carry at all.
     pub fn refuse(&self, reason: &'static str) {
         self.metrics.refused(reason);
@@ -239,7 +237,73 @@ impl Backoff {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
     use super::*;
+    use crate::metrics::Metrics;
+
+    /// Fails its first `failures` sends (asking for a 1 ms delay), refuses
+    /// batches holding `b"bad"`, and keeps what it took.
+    struct Flaky {
+        failures: u32,
+        taken: Arc<Mutex<Vec<Vec<u8>>>>,
+        sends: Arc<AtomicU32>,
+    }
+
+    impl Transport for Flaky {
+        fn send(&mut self, batch: &[Vec<u8>]) -> Result<(), SendError> {
+            self.sends.fetch_add(1, Ordering::Relaxed);
+            if self.failures > 0 {
+                self.failures -= 1;
+                return Err(SendError::Retry(
+                    "down".into(),
+                    Some(Duration::from_millis(1)),
+                ));
+            }
+            if batch.iter().any(|r| r == b"bad") {
+                return Err(SendError::Reject("400".into()));
+            }
+            self.taken.lock().unwrap().extend_from_slice(batch);
+            Ok(())
+        }
+    }
+
+    fn options(capacity: usize) -> QueueOptions {
+        QueueOptions {
+            capacity,
+            batch_records: 4,
+            batch_bytes: 1 << 20,
+            batch_wait: Duration::from_millis(5),
+            drain: Duration::from_secs(5),
+        }
+    }
+
+    #[test]
+    fn retried_until_delivered_in_order_and_refusals_counted() {
+        let metrics = Metrics::new().output("webhook", "test");
+        let taken = Arc::new(Mutex::new(Vec::new()));
+        let sends = Arc::new(AtomicU32::new(0));
+        let transport = Flaky {
+            failures: 2,
+            taken: taken.clone(),
+            sends: sends.clone(),
+        };
+        let queue = Queued::start("test", transport, options(100), metrics.clone()).unwrap();
+        for n in 0..10u8 {
+            queue.push(vec![n]);
+        }
+        // A batch of its own, refused whole.
+        std::thread::sleep(Duration::from_millis(100));
+        queue.push(b"bad".to_vec());
+        drop(queue);
+        let expected: Vec<Vec<u8>> = (0..10u8).map(|n| vec![n]).collect();
+        assert_eq!(*taken.lock().unwrap(), expected);
+        assert_eq!(metrics.totals(), (10, 1));
+        assert_eq!(metrics.depth(), 0);
+        // Two failures, at least three batches of at most four, one refusal.
+        let sends = sends.load(Ordering::Relaxed);
+        assert!(sends >= 6, "{sends}");
+    }
 
     #[test]
     fn backoff_doubles_to_its_cap_with_bounded_jitter() {
