@@ -6,6 +6,7 @@
 use std::borrow::Cow;
 
 use serde::Serialize;
+use serde_with::skip_serializing_none;
 
 use super::{Exact, Native, ProcessView, base_name, command_line, container, directory};
 use crate::{
@@ -17,6 +18,7 @@ use crate::{
 /// The ECS release whose field set this follows.
 pub const ECS_VERSION: &str = "8.17.0";
 
+#[skip_serializing_none]
 #[derive(Serialize)]
 struct Document<'a> {
     #[serde(rename = "@timestamp")]
@@ -25,29 +27,17 @@ struct Document<'a> {
     host: Host<'a>,
     agent: Agent,
     event: EventFields,
-    #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     process: Option<ProcessDoc<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     user: Option<Id>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     container: Option<ContainerDoc<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     orchestrator: Option<Orchestrator<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     file: Option<FileDoc<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<ErrorDoc<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     destination: Option<Destination<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     source: Option<Traffic>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     network: Option<Network<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     rule: Option<RuleDoc<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     threat: Option<Threat<'a>>,
     sensor: Custom<'a>,
 }
@@ -70,6 +60,7 @@ struct Agent {
     version: &'static str,
 }
 
+#[skip_serializing_none]
 #[derive(Serialize)]
 struct EventFields {
     kind: &'static str,
@@ -79,11 +70,8 @@ struct EventFields {
     action: &'static str,
     module: &'static str,
     dataset: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     outcome: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     severity: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     duration: Option<u64>,
 }
 
@@ -97,6 +85,7 @@ struct Thread {
     id: u32,
 }
 
+#[skip_serializing_none]
 #[derive(Serialize)]
 struct ProcessDoc<'a> {
     pid: u32,
@@ -104,48 +93,34 @@ struct ProcessDoc<'a> {
     name: Cow<'a, str>,
     real_user: Id,
     real_group: Id,
-    #[serde(skip_serializing_if = "Option::is_none")]
     user: Option<Id>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     group: Option<Id>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     entity_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     vpid: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     executable: Option<Cow<'a, str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     command_line: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     args_count: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     args: Option<Vec<Cow<'a, str>>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     parent: Option<Parent<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     exit_code: Option<u8>,
 }
 
+#[skip_serializing_none]
 #[derive(Serialize)]
 struct Parent<'a> {
     pid: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
     executable: Option<Cow<'a, str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     command_line: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     args: Option<Vec<Cow<'a, str>>>,
 }
 
+#[skip_serializing_none]
 #[derive(Serialize)]
 struct ContainerDoc<'a> {
     id: &'a str,
     runtime: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     image: Option<Name<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     security_context: Option<SecurityContext>,
 }
 
@@ -159,31 +134,30 @@ struct SecurityContext {
     privileged: bool,
 }
 
+#[skip_serializing_none]
 #[derive(Serialize)]
 struct Orchestrator<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     resource: Resource<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     namespace: Option<&'a str>,
 }
 
+#[skip_serializing_none]
 #[derive(Serialize)]
 struct Resource<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<&'a str>,
 }
 
+#[skip_serializing_none]
 #[derive(Serialize)]
 struct FileDoc<'a> {
     path: Cow<'a, str>,
     name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     directory: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     inode: Option<String>,
 }
 
@@ -192,13 +166,11 @@ struct ErrorDoc<'a> {
     code: &'a str,
 }
 
+#[skip_serializing_none]
 #[derive(Serialize)]
 struct Destination<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
     ip: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     address: Option<Cow<'a, str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     port: Option<u16>,
 }
 
@@ -208,16 +180,14 @@ struct Traffic {
     packets: u64,
 }
 
+#[skip_serializing_none]
 #[derive(Serialize)]
 struct Network<'a> {
     direction: &'static str,
-    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type")]
     kind: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     transport: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     bytes: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     packets: Option<u64>,
 }
 
@@ -249,6 +219,7 @@ struct Tactic<'a> {
 }
 
 /// `sensor.*`: the record's own fields no ECS field holds.
+#[skip_serializing_none]
 #[derive(Serialize)]
 struct Custom<'a> {
     schema: u32,
@@ -256,7 +227,6 @@ struct Custom<'a> {
     source: Source,
     #[serde(flatten)]
     native: Native<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     container: Option<&'a ContainerRef>,
     #[serde(skip_serializing_if = "Exact::is_empty")]
     exact: Exact,

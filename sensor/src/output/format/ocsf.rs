@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 
 use serde::Serialize;
+use serde_with::skip_serializing_none;
 
 use super::{
     Exact, Native, PRODUCT, ProcessView, base_name, command_line, container, directory, epoch_ms,
@@ -29,6 +30,7 @@ const PROCESS_ACTIVITY: Class = Class(1007, "Process Activity", 1, "System Activ
 const DETECTION_FINDING: Class = Class(2004, "Detection Finding", 2, "Findings");
 const NETWORK_ACTIVITY: Class = Class(4001, "Network Activity", 4, "Network Activity");
 
+#[skip_serializing_none]
 #[derive(Serialize)]
 struct Event<'a> {
     class_uid: u32,
@@ -41,42 +43,25 @@ struct Event<'a> {
     type_name: String,
     severity_id: u32,
     severity: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     status_id: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     status_detail: Option<&'a str>,
     time: u64,
     metadata: Metadata<'a>,
     device: Device<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     actor: Option<Actor<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     process: Option<ProcessObj<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     exit_code: Option<u8>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     file: Option<FileObj<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     src_endpoint: Option<Hostname<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     dst_endpoint: Option<Endpoint>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     connection_info: Option<ConnectionInfo<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     traffic: Option<Traffic>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     duration: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     finding_info: Option<FindingInfo<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     is_alert: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     evidences: Option<[Evidence<'a>; 1]>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     container: Option<ContainerObj<'a>>,
     unmapped: Unmapped<'a>,
 }
@@ -116,22 +101,16 @@ struct Actor<'a> {
 }
 
 /// A process object; a launch's actor (the parent) has only some fields.
+#[skip_serializing_none]
 #[derive(Serialize, Clone)]
 struct ProcessObj<'a> {
     pid: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
     tid: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<Cow<'a, str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     user: Option<User>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     uid: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     file: Option<FileObj<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     cmd_line: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     parent_process: Option<Box<ProcessObj<'a>>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     lineage: Vec<Cow<'a, str>>,
@@ -158,34 +137,30 @@ struct User {
     uid: String,
 }
 
+#[skip_serializing_none]
 #[derive(Serialize, Clone)]
 struct FileObj<'a> {
     path: Cow<'a, str>,
     name: String,
     type_id: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
     parent_folder: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     uid: Option<String>,
 }
 
+#[skip_serializing_none]
 #[derive(Serialize)]
 struct Endpoint {
-    #[serde(skip_serializing_if = "Option::is_none")]
     ip: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     port: Option<u16>,
 }
 
+#[skip_serializing_none]
 #[derive(Serialize)]
 struct ConnectionInfo<'a> {
     direction_id: u32,
     direction: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     protocol_ver_id: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     protocol_name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     protocol_num: Option<u32>,
 }
 
@@ -237,21 +212,19 @@ struct Evidence<'a> {
     process: ProcessObj<'a>,
 }
 
+#[skip_serializing_none]
 #[derive(Serialize)]
 struct ContainerObj<'a> {
     uid: &'a str,
     runtime: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     image: Option<NameOnly<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     orchestrator: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pod_uuid: Option<&'a str>,
 }
 
 /// `unmapped`: the record's own fields no attribute holds.
+#[skip_serializing_none]
 #[derive(Serialize)]
 struct Unmapped<'a> {
     kind: &'static str,
@@ -260,9 +233,7 @@ struct Unmapped<'a> {
     source: Source,
     #[serde(flatten)]
     native: Native<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     container: Option<&'a ContainerRef>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     unix_path: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Exact::is_empty")]
     exact: Exact,
