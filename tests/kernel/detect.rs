@@ -56,9 +56,16 @@ fn assert_fired(sensor: &mut Sensor, id: &str, want: &[&str]) -> Vec<Value> {
             .chain(sensor.find("connect", |r| r["container"]["id"] == id))
             .map(|r| r.to_string())
             .collect();
+        let starts: Vec<String> = sensor
+            .find("container_start", |_| true)
+            .iter()
+            .map(|r| r["container"].to_string())
+            .collect();
         panic!(
-            "missing alerts {missing:?}; got {got:?}; the container did:\n{}",
-            seen.join("\n")
+            "missing alerts {missing:?}; got {got:?}; the container did:\n{}\n\
+             containers the sensor saw start:\n{}",
+            seen.join("\n"),
+            starts.join("\n")
         );
     }
     alerts
@@ -403,7 +410,16 @@ fn benign_suite_raises_no_alert() {
     );
     // The workload was seen: silence is not blindness.
     let seen = sensor.find("exec", |r| ours(r) && r["process"]["comm"] == "gcc");
-    assert!(!seen.is_empty(), "the build's gcc exec was not seen");
+    assert!(
+        !seen.is_empty(),
+        "the build's gcc exec was not seen; gcc execs from anywhere:\n{}",
+        sensor
+            .find("exec", |r| r["process"]["comm"] == "gcc")
+            .iter()
+            .map(Value::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     assert!(Path::new(&work.path().join("app")).exists());
 }
 

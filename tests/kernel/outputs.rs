@@ -515,7 +515,14 @@ fn files_rotate_by_size_and_keep_a_bounded_number() {
     let mut kept = Vec::new();
     for name in names.iter().rev() {
         let text = std::fs::read_to_string(dir.path().join(name)).unwrap();
-        assert!(text.len() <= 16 << 10, "{name}: {} bytes", text.len());
+        // Other tests' records land here too; one larger than the limit
+        // (a huge argv) goes alone into a file, never split.
+        assert!(
+            text.len() <= 16 << 10 || text.lines().count() == 1,
+            "{name}: {} bytes in {} records",
+            text.len(),
+            text.lines().count()
+        );
         for line in text.lines() {
             kept.push(
                 serde_json::from_str::<Value>(line)

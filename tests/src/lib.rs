@@ -58,6 +58,9 @@ pub fn require_root() {
     );
 }
 
+/// Rotated files the sensor keeps by default (`--rotate-keep`).
+const ROTATED_KEPT: u32 = 5;
+
 /// A running sensor writing to a temporary file.
 pub struct Sensor {
     child: Child,
@@ -252,15 +255,30 @@ impl Sensor {
                 "sensor failed ({status}):\n{}",
                 self.log()
             );
-            let file = fs::File::open(self.dir.path().join("events.jsonl")).expect("events file");
-            let records = BufReader::new(file)
-                .lines()
-                .map(|l| {
-                    let l = l.expect("read line");
-                    serde_json::from_str::<Value>(&l)
-                        .unwrap_or_else(|e| panic!("line is not one JSON object ({e}): {l}"))
-                })
+            // A burst from other tests may have rotated the file: the
+            // rotated ones (`.N` oldest) come first.
+            let mut files: Vec<PathBuf> = (1..=ROTATED_KEPT)
+                .rev()
+                .map(|n| self.dir.path().join(format!("events.jsonl.{n}")))
+                .filter(|p| p.exists())
                 .collect();
+            files.push(self.dir.path().join("events.jsonl"));
+            let mut records = Vec::new();
+            for path in files {
+                let file = fs::File::open(&path).expect("events file");
+                for l in BufReader::new(file).lines() {
+                    let l = l.expect("read line");
+                    records.push(
+                        serde_json::from_str::<Value>(&l)
+                            .unwrap_or_else(|e| panic!("line is not one JSON object ({e}): {l}")),
+                    );
+                }
+            }
+            // Captured output, shown when the test fails: a missing record
+            // may have been dropped rather than never produced.
+            for loss in records.iter().filter(|r| r["kind"] == "loss") {
+                println!("the sensor reported a loss: {}", loss["loss"]);
+            }
             self.stopped = Some(records);
         }
         self.stopped.as_deref().unwrap_or_default()
