@@ -32,3 +32,222 @@ pub struct FilterConfig {
 #[cfg(all(feature = "user", target_os = "linux"))]
 // SAFETY: repr(C) integers only.
 unsafe impl aya::Pod for FilterConfig {}
+
+/// Most directory or file names an [`OpenInterest`] can hold.
+pub const INTEREST_NAMES: usize = 16;
+/// Most file-name suffixes an [`OpenInterest`] can hold.
+pub const INTEREST_SUFFIXES: usize = 8;
+
+/// [`OpenInterest::mode`] bits. Zero captures every open, so a map entry
+/// userspace never wrote filters nothing.
+pub mod open_mode {
+    /// Drop failed opens.
+    pub const DROP_FAILED: u32 = 1 << 0;
+    /// Drop opens for writing (see [`super::open_writes`]).
+    pub const DROP_WRITES: u32 = 1 << 1;
+    /// Keep a successful read-only open only when one of its path
+    /// components has a fingerprint in `names`, or its file name ends with
+    /// one of `suffixes`.
+    pub const MATCH_READS: u32 = 1 << 2;
+}
+
+/// Which opens reach the ring, derived in userspace from the loaded rules
+/// (an over-approximation: every open a rule could match is kept). One entry
+/// of the `OPEN_INTEREST` array map, rewritten when the rules reload.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenInterest {
+    /// [`open_mode`] bits.
+    pub mode: u32,
+    /// Entries used in `names`.
+    pub name_count: u32,
+    /// Entries used in `suffixes`.
+    pub suffix_count: u32,
+    /// Keeps alignment.
+    pub _pad: u32,
+    /// [`name_fingerprint`]s of path components.
+    pub names: [u64; INTEREST_NAMES],
+    /// File-name suffixes as [`tail_word`]s (the suffix's bytes at the top).
+    pub suffixes: [u64; INTEREST_SUFFIXES],
+    /// Which top bytes of a [`tail_word`] each suffix covers.
+    pub suffix_masks: [u64; INTEREST_SUFFIXES],
+}
+
+/// Whether open flags make an open a write: the access mode, or O_CREAT,
+/// O_TRUNC or O_TMPFILE (as the `open.write` rule field reads them).
+#[inline(always)]
+pub fn open_writes(flags: u32) -> bool {
+    const O_ACCMODE: u32 = 0o3;
+    const O_CREAT: u32 = 0o100;
+    const O_TRUNC: u32 = 0o1000;
+    const O_TMPFILE_BIT: u32 = 0o20000000;
+    flags & O_ACCMODE != 0 || flags & (O_CREAT | O_TRUNC | O_TMPFILE_BIT) != 0
+}
+
+/// A name's fingerprint: its length and its first seven bytes. Equal names
+/// have equal fingerprints; the rare unequal pair that shares one only
+/// keeps an open that could have been dropped. `first8` is the name's first
+/// eight bytes read little-endian (bytes past its end are ignored).
+#[inline(always)]
+pub fn name_fingerprint(first8: u64, len: usize) -> u64 {
+    let kept = if len < 7 { len } else { 7 };
+    let mask = (1u64 << (8 * kept)) - 1;
+    ((len as u64 & 0xff) << 56) | (first8 & mask)
+}
+
+/// The last (up to) eight bytes of a name, its last byte in the top byte:
+/// `suffix` matches when `tail & mask == suffix`. `word` is the eight bytes
+/// that end the name when `len >= 8`, else the name's first eight bytes.
+#[inline(always)]
+pub fn tail_word(word: u64, len: usize) -> u64 {
+    if len >= 8 {
+        word
+    } else if len == 0 {
+        0
+    } else {
+        (word & ((1u64 << (8 * len)) - 1)) << (8 * (8 - len))
+    }
+}
+
+/// Reads up to eight bytes little-endian, zero-filled.
+#[cfg(not(target_arch = "bpf"))]
+pub fn le_word(bytes: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    let n = bytes.len().min(8);
+    w[..n].copy_from_slice(&bytes[..n]);
+    u64::from_le_bytes(w)
+}
+
+impl OpenInterest {
+    /// Adds a component name; false when full.
+    #[cfg(not(target_arch = "bpf"))]
+    pub fn add_name(&mut self, name: &[u8]) -> bool {
+        let f = name_fingerprint(le_word(name), name.len());
+        if self.names[..self.name_count as usize].contains(&f) {
+            return true;
+        }
+        if self.name_count as usize == INTEREST_NAMES {
+            return false;
+        }
+        self.names[self.name_count as usize] = f;
+        self.name_count += 1;
+        true
+    }
+
+    /// Adds a file-name suffix (its last eight bytes count); false when full.
+    #[cfg(not(target_arch = "bpf"))]
+    pub fn add_suffix(&mut self, suffix: &[u8]) -> bool {
+        let s = &suffix[suffix.len().saturating_sub(8)..];
+        let value = tail_word(le_word(s), s.len());
+        let mask = if s.len() >= 8 {
+            u64::MAX
+        } else {
+            !((1u64 << (8 * (8 - s.len()))) - 1)
+        };
+        let n = self.suffix_count as usize;
+        if (0..n).any(|i| self.suffixes[i] == value && self.suffix_masks[i] == mask) {
+            return true;
+        }
+        if n == INTEREST_SUFFIXES {
+            return false;
+        }
+        self.suffixes[n] = value;
+        self.suffix_masks[n] = mask;
+        self.suffix_count += 1;
+        true
+    }
+
+    /// Whether a component with this fingerprint is wanted.
+    #[inline(always)]
+    pub fn wants_name(&self, fingerprint: u64) -> bool {
+        let mut hit = false;
+        let mut i = 0;
+        while i < INTEREST_NAMES {
+            if i as u32 >= self.name_count {
+                break;
+            }
+            hit |= self.names[i] == fingerprint;
+            i += 1;
+        }
+        hit
+    }
+
+    /// Whether a file name with this [`tail_word`] is wanted.
+    #[inline(always)]
+    pub fn wants_tail(&self, tail: u64) -> bool {
+        let mut hit = false;
+        let mut i = 0;
+        while i < INTEREST_SUFFIXES {
+            if i as u32 >= self.suffix_count {
+                break;
+            }
+            hit |= tail & self.suffix_masks[i] == self.suffixes[i];
+            i += 1;
+        }
+        hit
+    }
+
+    /// What the kernel decides for an open of `path` (components separated
+    /// by '/'): the same tests on the same words, for userspace checks.
+    #[cfg(not(target_arch = "bpf"))]
+    pub fn captures(&self, path: &[u8], flags: u32, success: bool) -> bool {
+        if !success {
+            return self.mode & open_mode::DROP_FAILED == 0;
+        }
+        if open_writes(flags) {
+            return self.mode & open_mode::DROP_WRITES == 0;
+        }
+        if self.mode & open_mode::MATCH_READS == 0 {
+            return true;
+        }
+        let mut parts = path.split(|b| *b == b'/').filter(|c| !c.is_empty());
+        let leaf = parts.clone().next_back().unwrap_or_default();
+        let tail = tail_word(le_word(&leaf[leaf.len().saturating_sub(8)..]), leaf.len());
+        self.wants_tail(tail)
+            || parts.any(|c| self.wants_name(name_fingerprint(le_word(c), c.len())))
+    }
+}
+
+#[cfg(all(feature = "user", target_os = "linux"))]
+// SAFETY: repr(C) integers only.
+unsafe impl aya::Pod for OpenInterest {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_suffixes_match_as_the_kernel_reads_them() {
+        let mut i = OpenInterest {
+            mode: open_mode::MATCH_READS | open_mode::DROP_FAILED,
+            ..OpenInterest::default()
+        };
+        assert!(i.add_name(b"Maildir"));
+        assert!(i.add_name(b".thunderbird"));
+        assert!(i.add_suffix(b".pst"));
+        assert!(i.add_suffix(b".verylongsuffix"));
+        assert!(i.captures(b"/home/a/Maildir/cur/1", 0, true));
+        assert!(i.captures(b"/home/a/.thunderbird/x", 0, true));
+        assert!(i.captures(b"/data/Outlook.pst", 0, true));
+        assert!(i.captures(b"/x/a.verylongsuffix", 0, true));
+        assert!(!i.captures(b"/x/a.pst.bak", 0, true));
+        assert!(!i.captures(b"/usr/lib/libc.so.6", 0, true));
+        assert!(!i.captures(b"/home/a/Maildi/x", 0, true));
+        // A name shorter than the suffix never matches it.
+        assert!(!i.captures(b"/pst", 0, true));
+        // Writes and failures by mode alone.
+        assert!(i.captures(b"/usr/lib/x", 0o1, true));
+        assert!(!i.captures(b"/home/a/Maildir/x", 0, false));
+    }
+
+    #[test]
+    fn open_writes_reads_access_mode_and_creating_flags() {
+        assert!(!open_writes(0));
+        assert!(!open_writes(0o2000000)); // O_CLOEXEC
+        assert!(open_writes(0o1));
+        assert!(open_writes(0o2));
+        assert!(open_writes(0o100));
+        assert!(open_writes(0o1000));
+        assert!(open_writes(0o20200000)); // O_TMPFILE
+    }
+}

@@ -5,7 +5,7 @@
 //! layout byte for byte; `layout` holds compile-time size asserts. A record is
 //! a fixed part followed by a variable tail whose lengths the fixed part gives,
 //! so small events stay small on the ring.
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 #![deny(missing_docs)]
 
 pub mod egress;
@@ -34,6 +34,11 @@ pub mod maps {
     /// LRU hash of thread id (`pid_tgid`) -> [`crate::ConnectStash`]: the
     /// LSM tier's hand-over from `socket_connect` to the syscall exit.
     pub const CONNECT_STASH: &str = "CONNECT_STASH";
+    /// One-entry array of [`crate::OpenInterest`]: which opens reach the
+    /// ring, rewritten when the rules reload.
+    pub const OPEN_INTEREST: &str = "OPEN_INTEREST";
+    /// Per-CPU array of one u64: opens dropped by `OPEN_INTEREST`.
+    pub const OPENS_FILTERED: &str = "OPENS_FILTERED";
 }
 
 /// Names of the read-only globals userspace overrides before load.

@@ -1,11 +1,11 @@
 //! Maps shared by all programs. Names are the contract in `sensor_common::maps`.
 use aya_ebpf::{
     macros::map,
-    maps::{LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
+    maps::{Array, LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
 use sensor_common::{
     CONNECT_STASH_ENTRIES, ConnectStash, EGRESS_ENTRIES, EgressCount, EgressKey, LossCounters,
-    Scratch,
+    OpenInterest, Scratch,
 };
 
 /// Default ring size; userspace resizes it before load. 8 MiB lost nothing
@@ -31,3 +31,12 @@ pub static EGRESS: LruPerCpuHashMap<EgressKey, EgressCount> =
 #[map(name = "CONNECT_STASH")]
 pub static CONNECT_STASH: LruHashMap<u64, ConnectStash> =
     LruHashMap::with_max_entries(CONNECT_STASH_ENTRIES, 0);
+
+/// Which opens reach the ring (derived from the rules). A map, not a
+/// read-only global, so a rule reload can change it without reloading.
+#[map(name = "OPEN_INTEREST")]
+pub static OPEN_INTEREST: Array<OpenInterest> = Array::with_max_entries(1, 0);
+
+/// Opens `OPEN_INTEREST` dropped, for the metrics.
+#[map(name = "OPENS_FILTERED")]
+pub static OPENS_FILTERED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);

@@ -186,6 +186,12 @@ struct RunArgs {
     #[cfg(target_os = "linux")]
     #[arg(long, value_enum, default_value_t = TierChoice::Auto, env = "SENSOR_TIER")]
     tier: TierChoice,
+    /// Which opens reach userspace: `rules`, those the loaded rules could
+    /// match, decided in the kernel (the default with rules), or `all` (the
+    /// default with --no-rules).
+    #[cfg(target_os = "linux")]
+    #[arg(long, value_enum, env = "SENSOR_CAPTURE_OPENS")]
+    capture_opens: Option<CaptureOpens>,
     /// Ring buffer size in bytes (power of two).
     #[cfg(target_os = "linux")]
     #[arg(long, default_value_t = 8 << 20, value_parser = parse_ring_bytes, env = "SENSOR_RING_BYTES")]
@@ -218,6 +224,16 @@ struct RunArgs {
     watch: Vec<PathBuf>,
     #[command(flatten)]
     rules: RuleArgs,
+}
+
+/// `--capture-opens`.
+#[cfg(target_os = "linux")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum CaptureOpens {
+    /// Those the loaded rules could match.
+    Rules,
+    /// Every open.
+    All,
 }
 
 /// `--ring-bytes`, checked when read, so a configuration file's value is
@@ -727,6 +743,7 @@ fn stopped(stats: RunStats) {
         events = stats.events,
         alerts = stats.alerts,
         lost = stats.lost,
+        filtered_in_kernel = stats.filtered,
         "sensor stopped"
     );
 }
@@ -785,9 +802,14 @@ async fn run_ebpf(
     let mut collector = EbpfCollector::new(loaded, enricher)?
         .with_egress_interval(args.egress_interval)
         .with_metrics(metrics.clone());
+    let follow_rules = match args.capture_opens {
+        Some(c) => c == CaptureOpens::Rules,
+        None => detection.is_some(),
+    };
     if let Some(d) = detection {
         collector = collector.with_rules(d);
     }
+    let collector = collector.capture_opens(follow_rules)?;
     ready(args, metrics)?;
     info!(hooks = %args.hooks, output = %outputs(args), format = ?args.format, "sensor running");
     collector.run(sink, shutdown).await

@@ -95,6 +95,7 @@ pub struct Metrics {
     rule_reloads: Family<OutcomeLabels, Counter>,
     outputs: OutputFamilies,
     attribution: Family<CacheLabels, Counter>,
+    kernel_filtered: Family<KindLabels, Counter>,
     health: Arc<Health>,
 }
 
@@ -193,6 +194,12 @@ impl Metrics {
             "Attribution lookups by cache (cgroup: cgroup id to container; process: the process table) and result (hit, miss: read from cgroupfs, runtime state or /proc)",
             attribution.clone(),
         );
+        let kernel_filtered = Family::default();
+        registry.register(
+            "kernel_filtered",
+            "Events the kernel dropped because no loaded rule could match them (--capture-opens rules), by kind",
+            kernel_filtered.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             records,
@@ -206,6 +213,7 @@ impl Metrics {
             rule_reloads,
             outputs,
             attribution,
+            kernel_filtered,
             health: Arc::new(Health::new()),
         }
     }
@@ -267,6 +275,12 @@ impl Metrics {
                 .get_or_create(&CacheLabels { cache, result });
             counter.inc_by(total.saturating_sub(counter.get()));
         }
+    }
+
+    /// Sets the running total of `kind` events the kernel filtered out.
+    pub fn kernel_filtered(&self, kind: &'static str, total: u64) {
+        let counter = self.kernel_filtered.get_or_create(&KindLabels { kind });
+        counter.inc_by(total.saturating_sub(counter.get()));
     }
 
     /// The counters of one network output.

@@ -92,7 +92,7 @@ fn ia32_open_is_reported_as_open() {
     let mut path = file.as_os_str().as_bytes().to_vec();
     path.push(0);
     let upath = page.put(0, &path);
-    let mut sensor = Sensor::start(&["--hooks", "open"]);
+    let mut sensor = Sensor::start(&["--hooks", "open", "--capture-opens", "all"]);
     let fd = int80(IA32_OPEN, upath, libc::O_RDONLY as u32, 0);
     assert!(fd >= 0, "ia32 open: {fd}");
     assert_eq!(int80(IA32_CLOSE, fd as u32, 0, 0), 0);

@@ -75,7 +75,7 @@ fn args_are(r: &Value, want: &[&str]) -> bool {
 #[test]
 fn every_cgroup_naming_style_is_attributed() {
     let cases = cases();
-    let mut sensor = Sensor::start(&[]);
+    let mut sensor = Sensor::start(&["--capture-opens", "all"]);
     for c in &cases {
         RuncContainer::new(
             &c.id,
@@ -159,7 +159,7 @@ fn processes_started_before_the_sensor_are_attributed() {
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
 
-    let mut sensor = Sensor::start(&["--hooks", "open"]);
+    let mut sensor = Sensor::start(&["--hooks", "open", "--capture-opens", "all"]);
     std::thread::sleep(std::time::Duration::from_millis(500));
     let _ = host.kill();
     let _ = host.wait();
@@ -204,7 +204,7 @@ fn cri_metadata_mounts_and_lifecycle() {
     std::fs::write(host_data.path().join("secrets.csv"), b"a,b\n").unwrap();
     let sock = sock_dir.path().join("docker.sock");
     std::fs::write(&sock, b"").unwrap();
-    let mut sensor = Sensor::start(&[]);
+    let mut sensor = Sensor::start(&["--capture-opens", "all"]);
     let (data_src, sock_src) = (
         host_data.path().to_str().unwrap().to_owned(),
         sock.to_str().unwrap().to_owned(),

@@ -9,7 +9,14 @@ fn ring_overflow_is_counted_and_reported() {
     let dir = unique_dir("loss");
     let file = dir.path().join("burst");
     fs::write(&file, b"x").unwrap();
-    let mut sensor = Sensor::start(&["--hooks", "open", "--ring-bytes", "4096"]);
+    let mut sensor = Sensor::start(&[
+        "--hooks",
+        "open",
+        "--capture-opens",
+        "all",
+        "--ring-bytes",
+        "4096",
+    ]);
     const OPENS: u64 = 20_000;
     for _ in 0..OPENS {
         drop(fs::File::open(&file).unwrap());

@@ -12,7 +12,7 @@ fn relative_openat_reports_absolute_path() {
     let sub = dir.path().join("sub");
     fs::create_dir(&sub).unwrap();
     fs::write(sub.join("data.txt"), b"x").unwrap();
-    let mut sensor = Sensor::start(&["--hooks", "open"]);
+    let mut sensor = Sensor::start(&["--hooks", "open", "--capture-opens", "all"]);
     let status = Command::new("cat")
         .arg("data.txt")
         .arg("missing.txt")
@@ -45,7 +45,7 @@ fn raw_open_openat2_and_creat_syscalls_are_seen() {
     let c = CString::new(file.as_os_str().as_bytes()).unwrap();
     let created = dir.path().join("created.txt");
     let c_created = CString::new(created.as_os_str().as_bytes()).unwrap();
-    let mut sensor = Sensor::start(&["--hooks", "open"]);
+    let mut sensor = Sensor::start(&["--hooks", "open", "--capture-opens", "all"]);
     // SAFETY: raw syscalls with valid NUL-terminated paths; fds closed below.
     unsafe {
         let fd = libc::syscall(libc::SYS_open, c.as_ptr(), libc::O_RDONLY) as i32;
@@ -86,7 +86,7 @@ fn raw_open_openat2_and_creat_syscalls_are_seen() {
 fn write_open_differs_from_read_open() {
     let dir = unique_dir("rw");
     let file = dir.path().join("out.log");
-    let mut sensor = Sensor::start(&["--hooks", "open"]);
+    let mut sensor = Sensor::start(&["--hooks", "open", "--capture-opens", "all"]);
     fs::write(&file, b"written").unwrap();
     let _ = fs::read(&file).unwrap();
     let opens = sensor.find("open", |r| path_is(r, &file));
@@ -123,7 +123,7 @@ fn odd_file_names_round_trip() {
     let dir = unique_dir("names");
     let name = std::ffi::OsStr::from_bytes(b"evil\nname \xff\xfe.txt");
     let file = dir.path().join(name);
-    let mut sensor = Sensor::start(&["--hooks", "open"]);
+    let mut sensor = Sensor::start(&["--hooks", "open", "--capture-opens", "all"]);
     fs::write(&file, b"x").unwrap();
     let open = sensor.expect_one("open", "non-UTF-8 name with a newline", |r| {
         path_is(r, &file)
@@ -145,10 +145,108 @@ fn deep_path_is_resolved() {
     }
     fs::create_dir_all(&deep).unwrap();
     let file = deep.join("leaf");
-    let mut sensor = Sensor::start(&["--hooks", "open"]);
+    let mut sensor = Sensor::start(&["--hooks", "open", "--capture-opens", "all"]);
     fs::write(&file, b"x").unwrap();
     let open = sensor.expect_one("open", "36 directories deep, long names", |r| {
         path_is(r, &file)
     });
     assert!(open["open"].get("path_truncated").is_none(), "{open}");
+}
+
+/// A rule pack of one rule on opens.
+fn open_rule(condition: &str) -> String {
+    format!(
+        "pack: local\ntechnique: {{id: T1114, name: Email Collection, tactic: collection}}\nrules:\n  - id: local-open\n    title: t\n    severity: low\n    description: d\n    condition: {condition}\n"
+    )
+}
+
+/// With rules loaded, the kernel keeps only the opens a rule could match,
+/// counts the rest, and follows the rules when they reload.
+#[test]
+fn rules_decide_which_opens_reach_userspace() {
+    let dir = unique_dir("interest");
+    let rules = unique_dir("interest-rules");
+    let rule_file = rules.path().join("local.yaml");
+    fs::write(
+        &rule_file,
+        open_rule(
+            "evt.type = open and open.success = true and (open.name endswith .pst or open.path contains /Maildir/)",
+        ),
+    )
+    .unwrap();
+    let plain = dir.path().join("plain.txt");
+    let mail = dir.path().join("Maildir/cur/1");
+    let pst = dir.path().join("export.pst");
+    let secret = dir.path().join("key.secret");
+    let missing = dir.path().join("missing");
+    fs::create_dir_all(mail.parent().unwrap()).unwrap();
+    for f in [&plain, &mail, &pst, &secret] {
+        fs::write(f, b"x").unwrap();
+    }
+    let mut sensor = Sensor::start(&["--hooks", "open", "--rules", rules.path().to_str().unwrap()]);
+    let me = std::process::id();
+    let read = |p: &Path| drop(fs::File::open(p));
+    let opened = |s: &Sensor, p: &Path, what: &str| {
+        s.wait_for("open", what, |r| r["process"]["pid"] == me && path_is(r, p))
+    };
+
+    read(&plain);
+    read(&missing);
+    read(&mail);
+    read(&pst);
+    drop(fs::OpenOptions::new().write(true).open(&plain).unwrap());
+    opened(&sensor, &mail, "a read in a Maildir");
+    opened(&sensor, &pst, "a read of a .pst");
+    let write = sensor.wait_for("open", "a write-open", |r| {
+        r["process"]["pid"] == me && path_is(r, &plain)
+    });
+    assert_eq!(write["open"]["access"], "write");
+    // Read from the kernel's counter each second.
+    let deadline = std::time::Instant::now() + sensor_tests::patience(5);
+    loop {
+        let filtered = sensor.metric("sensor_kernel_filtered_total{kind=\"open\"}");
+        if filtered >= 2.0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "filtered {filtered}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    // The next set asks for `.secret` files, failed opens included.
+    fs::write(
+        &rule_file,
+        open_rule("evt.type = open and open.name endswith .secret"),
+    )
+    .unwrap();
+    sensor.signal(libc::SIGHUP);
+    sensor.wait_log("rules reloaded");
+    read(&pst);
+    read(&missing);
+    read(&secret);
+    opened(&sensor, &secret, "a read of a .secret");
+    opened(&sensor, &missing, "a failed open");
+
+    let log = sensor.log();
+    let mut ours = |p: &Path, access: &str| {
+        sensor
+            .find("open", |r| {
+                r["process"]["pid"] == me && path_is(r, p) && r["open"]["access"] == access
+            })
+            .len()
+    };
+    assert_eq!(ours(&plain, "read"), 0, "a read no rule matches");
+    assert_eq!(
+        ours(&pst, "read"),
+        1,
+        "the .pst read after the reload was kept"
+    );
+    assert_eq!(
+        ours(&missing, "read"),
+        1,
+        "only the failed open after the reload was kept"
+    );
+    assert!(
+        log.contains("opens captured") && log.contains("suffixes=[.secret]"),
+        "{log}"
+    );
 }

@@ -180,8 +180,10 @@ fn main() -> Result<()> {
         Task::Bench(opts) => {
             let env = setup::ensure()?;
             cmd::cargo(&env, &["build", "--release", "--package", "sensor"])?;
+            // What the comparison and the mixed workload run.
+            setup::ensure_packages(&["auditd", "bpftrace", "gcc", "tar"])?;
             bench::run(&opts)?;
-            if opts.poll_only {
+            if opts.poll_only || opts.kernel_only {
                 return Ok(());
             }
             // Userspace cost per event (criterion).

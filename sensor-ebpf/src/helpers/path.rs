@@ -11,8 +11,8 @@
 //! every name shorter than DNAME_INLINE_LEN; longer names take a second probe.
 use aya_ebpf::helpers::generated::bpf_probe_read_kernel_str;
 use sensor_common::{
-    DENTRY_WINDOW, FILE_WINDOW, INLINE_NAME_COPY, NAME_MAX, PATH_DEPTH_MAX, PATH_MAX, Scratch,
-    flags,
+    DENTRY_WINDOW, FILE_WINDOW, INLINE_NAME_COPY, NAME_MAX, OpenInterest, PATH_DEPTH_MAX, PATH_MAX,
+    Scratch, flags, name_fingerprint, tail_word,
 };
 
 use super::read::{ReadError, Window, kptr, kread};
@@ -65,6 +65,48 @@ fn max(a: usize, b: usize) -> usize {
 /// `buf[base..]`. Returns (bytes written, flag bits).
 #[inline(always)]
 pub fn write_path(s: *mut Scratch, base: usize, start: PathStart) -> (usize, u32) {
+    walk_path(s, base, start, &mut |_, _, _| {})
+}
+
+/// Like [`write_path`], and reports whether `interest` wants the path: a
+/// component with a wanted fingerprint, or a leaf with a wanted suffix.
+#[inline(always)]
+pub fn write_path_matching(
+    s: *mut Scratch,
+    base: usize,
+    start: PathStart,
+    interest: &OpenInterest,
+) -> (usize, u32, bool) {
+    let mut hit = false;
+    let (len, bits) = walk_path(s, base, start, &mut |name, name_len, leaf| {
+        // SAFETY: `name` points into scratch with at least NAME_MAX + 9
+        // bytes after it (the slack past base + PATH_MAX, then more buffer);
+        // unaligned loads are fine on the architectures BPF JITs run.
+        let first8 = unsafe { core::ptr::read_unaligned(name as *const u64) };
+        hit |= interest.wants_name(name_fingerprint(first8, name_len));
+        if leaf {
+            let end8 = if name_len >= 8 {
+                // SAFETY: as above; the mask keeps the offset under NAME_MAX.
+                unsafe {
+                    core::ptr::read_unaligned(name.add((name_len - 8) & NAME_MAX) as *const u64)
+                }
+            } else {
+                first8
+            };
+            hit |= interest.wants_tail(tail_word(end8, name_len));
+        }
+    });
+    (len, bits, hit)
+}
+
+/// The walk; `on_name(name, len, is_leaf)` sees each component as copied.
+#[inline(always)]
+fn walk_path(
+    s: *mut Scratch,
+    base: usize,
+    start: PathStart,
+    on_name: &mut impl FnMut(*const u8, usize, bool),
+) -> (usize, u32) {
     let PathStart { mut dentry, vfsmnt } = start;
     if dentry == 0 || vfsmnt == 0 {
         return (0, 0);
@@ -144,6 +186,7 @@ pub fn write_path(s: *mut Scratch, base: usize, start: PathStart) -> (usize, u32
         if n <= 0 {
             break;
         }
+        on_name(dst, (n - 1) as usize & NAME_MAX, len == 0);
         unsafe { core::ptr::write_volatile(&raw mut (*s).cursor, (len + n as usize) as u64) };
         if detached {
             break;

@@ -1,17 +1,18 @@
 //! File opens through open, openat, openat2 and creat (called from
 //! sys_exit), and through io_uring (called from the LSM tier's file_open).
 use aya_ebpf::helpers::generated::{bpf_d_path, bpf_probe_read_user_str};
-use sensor_common::{EventKind, OpenEvent, OpenSyscall, PATH_MAX, flags};
+use sensor_common::{EventKind, OpenEvent, OpenSyscall, PATH_MAX, flags, open_mode, open_writes};
 
 use super::syscall::Args;
 use crate::{
     globals::off,
     helpers::{
         emit::{HEADER, count_read_error, header, payload, scratch, submit},
-        path::{file_parts, path_at, write_path},
+        path::{file_parts, path_at, write_path, write_path_matching},
         read::{Direct, Mem, kread, uread},
         task,
     },
+    maps::{OPEN_INTEREST, OPENS_FILTERED},
 };
 
 const AT_FDCWD: i64 = -100;
@@ -61,12 +62,27 @@ pub fn on_exit<M: Mem>(syscall: OpenSyscall, args: &Args, ret: i64) {
         OpenSyscall::IoUring => return,
     };
 
+    // What the rules cannot match goes no further: before the header, the
+    // path walk and the ring, which are most of an open's cost.
+    let interest = OPEN_INTEREST.get(0);
+    let wanted = interest.map_or(0, |i| i.mode);
+    let writes = open_writes(open_flags);
+    if (ret < 0 && wanted & open_mode::DROP_FAILED != 0)
+        || (ret >= 0 && writes && wanted & open_mode::DROP_WRITES != 0)
+    {
+        count_filtered();
+        return;
+    }
+    let matching = match interest {
+        Some(i) if ret >= 0 && !writes && wanted & open_mode::MATCH_READS != 0 => Some(i),
+        _ => None,
+    };
+
     let current = M::current();
     let Some(s) = scratch() else {
         count_read_error(EventKind::Open);
         return;
     };
-    header::<M>(s, EventKind::Open, None);
     let e = payload::<OpenEvent>(s);
     // Stored before the walk: a value the verifier knows exactly (the
     // syscall differs per caller path) and that stays live across the loop
@@ -85,8 +101,18 @@ pub fn on_exit<M: Mem>(syscall: OpenSyscall, args: &Args, ret: i64) {
         match task::fd_file::<M>(current, ret) {
             Ok(file) => match file_parts(file) {
                 Ok((start, inode)) => {
+                    let (len, bits) = match matching {
+                        Some(interest) => {
+                            let (len, bits, hit) = write_path_matching(s, TAIL, start, interest);
+                            if !hit {
+                                count_filtered();
+                                return;
+                            }
+                            (len, bits)
+                        }
+                        None => write_path(s, TAIL, start),
+                    };
                     ino = kread(inode, off!(inode_ino)).unwrap_or(0);
-                    let (len, bits) = write_path(s, TAIL, start);
                     (len, bits | flags::PATH_RESOLVED)
                 }
                 Err(_) => (0, 0),
@@ -125,6 +151,9 @@ pub fn on_exit<M: Mem>(syscall: OpenSyscall, args: &Args, ret: i64) {
             }
         }
     };
+    // After the walk, which may still drop the open: a filtered open costs
+    // none of the header's helper calls.
+    header::<M>(s, EventKind::Open, None);
     // SAFETY: scratch value of this CPU.
     unsafe {
         (*e).ino = ino;
@@ -137,6 +166,15 @@ pub fn on_exit<M: Mem>(syscall: OpenSyscall, args: &Args, ret: i64) {
         TAIL + rel_len + (path_len & (2 * PATH_MAX - 1)),
         EventKind::Open,
     );
+}
+
+/// Counts an open dropped by `OPEN_INTEREST`.
+#[inline(always)]
+fn count_filtered() {
+    if let Some(c) = OPENS_FILTERED.get_ptr_mut(0) {
+        // SAFETY: this CPU's counter; programs do not nest on a CPU here.
+        unsafe { *c += 1 };
+    }
 }
 
 /// LSM tier, an open made by io_uring: no syscall exit will follow, so it is

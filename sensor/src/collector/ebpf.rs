@@ -7,8 +7,8 @@
 use std::{future::Future, time::Duration};
 
 use anyhow::Context as _;
-use aya::maps::{MapData, PerCpuArray, RingBuf};
-use sensor_common::{LossCounters, maps};
+use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
+use sensor_common::{LossCounters, OpenInterest, maps};
 use tokio::io::{Interest, unix::AsyncFd};
 use tracing::{info, warn};
 
@@ -25,6 +25,7 @@ use crate::{
     loader::Loaded,
     metrics::Metrics,
     output::Sink,
+    rules::{RuleSet, interest::OpenFilter},
 };
 
 /// Longest a record waits in the ring when no wakeup comes.
@@ -47,6 +48,36 @@ pub struct EbpfCollector {
     egress_interval: Duration,
     stats: RunStats,
     metrics: Option<Metrics>,
+    opens: OpenCapture,
+}
+
+/// The kernel's open filter and its counter.
+struct OpenCapture {
+    interest: Array<MapData, OpenInterest>,
+    filtered: PerCpuArray<MapData, u64>,
+    /// Derived from the rules and rewritten when they reload; else every
+    /// open is kept.
+    follow_rules: bool,
+}
+
+impl OpenCapture {
+    fn apply(&mut self, rules: Option<&RuleSet>) -> anyhow::Result<()> {
+        let filter = match rules {
+            Some(set) if self.follow_rules => OpenFilter::of_rules(set),
+            None if self.follow_rules => OpenFilter::none(),
+            _ => OpenFilter::all(),
+        };
+        self.interest
+            .set(0, &filter.to_kernel(), 0)
+            .context("writing OPEN_INTEREST")?;
+        info!(%filter, "opens captured");
+        Ok(())
+    }
+
+    fn filtered(&self) -> anyhow::Result<u64> {
+        let per_cpu = self.filtered.get(&0, 0).context("reading OPENS_FILTERED")?;
+        Ok(per_cpu.iter().sum())
+    }
 }
 
 impl EbpfCollector {
@@ -62,6 +93,19 @@ impl EbpfCollector {
             .take_map(maps::LOSSES)
             .context("LOSSES map missing")?;
         let losses = PerCpuArray::try_from(losses).context("LOSSES is not a per-CPU array")?;
+        let mut take = |name: &str| {
+            loaded
+                .ebpf
+                .take_map(name)
+                .with_context(|| format!("{name} map missing"))
+        };
+        let opens = OpenCapture {
+            interest: Array::try_from(take(maps::OPEN_INTEREST)?)
+                .context("OPEN_INTEREST is not an array")?,
+            filtered: PerCpuArray::try_from(take(maps::OPENS_FILTERED)?)
+                .context("OPENS_FILTERED is not a per-CPU array")?,
+            follow_rules: false,
+        };
         let egress = if loaded.egress {
             let map = loaded
                 .ebpf
@@ -88,6 +132,7 @@ impl EbpfCollector {
             egress_interval: EGRESS_INTERVAL,
             stats: RunStats::default(),
             metrics: None,
+            opens,
         })
     }
 
@@ -107,6 +152,15 @@ impl EbpfCollector {
     pub fn with_rules(mut self, detection: Detection) -> Self {
         self.detection = Some(detection);
         self
+    }
+
+    /// Which opens the kernel keeps: those the rules could match (kept in
+    /// step as they reload; none without rules), or every one.
+    pub fn capture_opens(mut self, follow_rules: bool) -> anyhow::Result<Self> {
+        self.opens.follow_rules = follow_rules;
+        self.opens
+            .apply(self.detection.as_ref().map(|d| &**d.rules()))?;
+        Ok(self)
     }
 
     /// Runs until `shutdown` resolves; then detaches the programs, drains
@@ -136,6 +190,7 @@ impl EbpfCollector {
                     self.report_egress(sink)?;
                 }
                 set = Detection::next_update(&mut self.detection) => {
+                    self.opens.apply(Some(&set))?;
                     if let Some(d) = &mut self.detection {
                         d.replace(set);
                     }
@@ -151,6 +206,7 @@ impl EbpfCollector {
         self.report_losses(sink)?;
         sink.flush().context("flushing output")?;
         self.stats.lost = self.tracker.total;
+        self.stats.filtered = self.opens.filtered()?;
         if let Some(d) = &self.detection {
             d.log_stats();
         }
@@ -213,6 +269,7 @@ impl EbpfCollector {
     fn report_losses(&mut self, sink: &mut dyn Sink) -> anyhow::Result<()> {
         if let Some(m) = &self.metrics {
             m.attribution_cache(self.enricher.cache_stats());
+            m.kernel_filtered("open", self.opens.filtered()?);
         }
         let per_cpu = self.losses.get(&0, 0).context("reading LOSSES")?;
         let snapshot: Vec<LossCounters> = per_cpu.iter().copied().collect();

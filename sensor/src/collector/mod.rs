@@ -63,6 +63,11 @@ impl Detection {
         }
     }
 
+    /// The active rules.
+    pub fn rules(&self) -> &Arc<RuleSet> {
+        self.engine.rules()
+    }
+
     /// Makes `set` the active rules.
     pub fn replace(&mut self, set: Arc<RuleSet>) {
         info!(
@@ -95,4 +100,6 @@ pub struct RunStats {
     pub lost: u64,
     /// Alerts raised.
     pub alerts: u64,
+    /// Events the kernel dropped because no rule could match them.
+    pub filtered: u64,
 }

@@ -7,10 +7,12 @@
 //! - `compile`: AST -> predicates (lists, macros, types, regexes, globs)
 //! - `fields`: what a field name reads from a record
 //! - `engine`: evaluation, sequences, alerts
+//! - `interest`: which opens the rules could match, for the kernel's filter
 pub mod compile;
 pub mod condition;
 pub mod engine;
 pub mod fields;
+pub mod interest;
 pub mod source;
 #[cfg(test)]
 mod tests;

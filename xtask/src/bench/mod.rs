@@ -1,0 +1,159 @@
+//! Kernel overhead: each workload bare and under each watcher (the sensor,
+//! auditd, bpftrace) in the same run, alternating, medians of several
+//! repetitions. A ratio is watched/bare wall time of the workload process;
+//! events received and lost come from each watcher's own output for that
+//! run. The polling collector's CPU cost is measured apart (`poll`).
+mod poll;
+mod watcher;
+mod workload;
+
+use std::{fs, path::Path, time::Duration};
+
+use anyhow::{Result, bail};
+use watcher::{Counts, Watcher};
+use workload::Workload;
+
+/// `cargo xtask bench` options.
+#[derive(clap::Args)]
+pub struct Options {
+    /// Repetitions of each workload under each watcher; medians are
+    /// reported.
+    #[arg(long, default_value_t = 5)]
+    pub reps: usize,
+    /// Opens per open/close run.
+    #[arg(long, default_value_t = 200_000)]
+    pub opens: u64,
+    /// Execs per exec run.
+    #[arg(long, default_value_t = 2_000)]
+    pub execs: u64,
+    /// Connects per connect run (more leave enough sockets in TIME_WAIT
+    /// that the kernel's port search dominates the loop).
+    #[arg(long, default_value_t = 2_000)]
+    pub connects: u64,
+    /// Iterations of the mixed workload per run.
+    #[arg(long, default_value_t = 5)]
+    pub mixed: u64,
+    /// Workloads to time (comma-separated).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "open-captured,open-filtered,exec,connect,mixed"
+    )]
+    pub workloads: Vec<Workload>,
+    /// Watchers compared with the bare run (comma-separated).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "sensor,auditd,bpftrace"
+    )]
+    pub watchers: Vec<Watcher>,
+    /// Extra arguments for `sensor run` (e.g. --hooks open).
+    #[arg(long, allow_hyphen_values = true)]
+    pub sensor_args: Vec<String>,
+    /// Live processes while the polling collector's CPU cost is measured.
+    #[arg(long, default_value_t = 1000)]
+    pub poll_procs: usize,
+    /// Seconds of polling measured per interval.
+    #[arg(long, default_value_t = 10)]
+    pub poll_seconds: u64,
+    /// Closed connections left in TIME_WAIT for the last polling row: a
+    /// busy client's socket table.
+    #[arg(long, default_value_t = 15_000)]
+    pub poll_time_wait: usize,
+    /// Only the polling collector's CPU cost (no kernel workloads, no
+    /// criterion).
+    #[arg(long, conflicts_with = "kernel_only")]
+    pub poll_only: bool,
+    /// Only the kernel workloads (no polling collector, no criterion).
+    #[arg(long)]
+    pub kernel_only: bool,
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Runs every workload and prints Markdown tables.
+pub fn run(o: &Options) -> Result<()> {
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("the benchmark attaches the sensor and needs root");
+    }
+    let dir = std::env::temp_dir().join(format!("sensor-bench-{}", std::process::id()));
+    fs::create_dir_all(&dir)?;
+    if !o.poll_only {
+        kernel_overhead(o, &dir)?;
+    }
+    if !o.kernel_only {
+        poll::poll_cost(o, &dir)?;
+    }
+    fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+/// Each workload bare and under each watcher, alternating within a
+/// repetition so drift in the machine's speed spreads over all columns.
+fn kernel_overhead(o: &Options, dir: &Path) -> Result<()> {
+    let me = std::process::id();
+    let mut header = "| workload | n | bare median |".to_owned();
+    let mut rule = "|---|---|---|".to_owned();
+    for w in &o.watchers {
+        header += &format!(" {w:?} median (ratio) | {w:?} events (lost) |");
+        rule += "---|---|";
+    }
+    println!("{header}\n{rule}");
+    for &w in &o.workloads {
+        let n = w.count(o);
+        w.prepare(dir)?;
+        // Warm caches (page cache, dentries, binaries) before timing.
+        w.run(n / 10 + 1, dir)?;
+        let mut bare = Vec::new();
+        let mut watched: Vec<(Vec<Duration>, Counts)> = o
+            .watchers
+            .iter()
+            .map(|_| (Vec::new(), Counts::default()))
+            .collect();
+        for _ in 0..o.reps {
+            bare.push(w.run(n, dir)?);
+            for (watcher, (times, counts)) in o.watchers.iter().zip(&mut watched) {
+                let running = watcher.start(dir, &o.sensor_args)?;
+                times.push(w.run(n, dir)?);
+                let c = running.stop(w, me)?;
+                counts.received += c.received;
+                counts.lost += c.lost;
+                counts.filtered += c.filtered;
+            }
+        }
+        let b = median(&mut bare);
+        let per_op = |d: Duration| {
+            let ns = d.as_nanos() as f64 / n as f64;
+            if ns >= 1e6 {
+                format!("{:.1} ms/op", ns / 1e6)
+            } else if ns >= 1e4 {
+                format!("{:.1} us/op", ns / 1e3)
+            } else {
+                format!("{ns:.0} ns/op")
+            }
+        };
+        let mut row = format!("| {} | {n} | {} |", w.name(), per_op(b));
+        for (times, c) in &mut watched {
+            let m = median(times);
+            row += &format!(
+                " {} (**{:.2}**) | {}{} ({}) |",
+                per_op(m),
+                m.as_secs_f64() / b.as_secs_f64(),
+                c.received,
+                if c.filtered > 0 {
+                    format!(", {} filtered in kernel", c.filtered)
+                } else {
+                    String::new()
+                },
+                c.lost
+            );
+        }
+        println!("{row}");
+    }
+    Ok(())
+}

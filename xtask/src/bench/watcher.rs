@@ -1,0 +1,373 @@
+//! What watches a workload: the sensor, or for comparison auditd or a
+//! bpftrace script configured for the same events (exec, open, connect).
+use std::{
+    fs,
+    io::{BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::Value;
+
+use super::workload::Workload;
+use crate::cmd;
+
+/// A tool that records the workload's events.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+pub enum Watcher {
+    /// `sensor run` with the given arguments (default config otherwise).
+    Sensor,
+    /// Debian's auditd with syscall rules for exec, open and connect.
+    Auditd,
+    /// Debian's bpftrace printing one line per exec, open and connect.
+    Bpftrace,
+}
+
+/// What a watcher recorded of one run.
+#[derive(Default)]
+pub struct Counts {
+    /// Records of the workload's own events.
+    pub received: u64,
+    /// Events the watcher reported losing.
+    pub lost: u64,
+    /// Events dropped on purpose in the kernel (the sensor's rule-derived
+    /// filter).
+    pub filtered: u64,
+}
+
+/// A started watcher.
+pub enum Running {
+    /// The sensor.
+    Sensor(Sensor),
+    /// auditd, with its log and the kernel's lost count at start.
+    Auditd(Child, PathBuf, u64),
+    /// bpftrace and its output.
+    Bpftrace(Child, PathBuf),
+}
+
+impl Watcher {
+    /// Starts watching; returns once events are being recorded.
+    pub fn start(self, dir: &Path, sensor_args: &[String]) -> Result<Running> {
+        match self {
+            Self::Sensor => Ok(Running::Sensor(Sensor::start(dir, sensor_args)?)),
+            Self::Auditd => start_auditd(dir),
+            Self::Bpftrace => start_bpftrace(dir),
+        }
+    }
+}
+
+impl Running {
+    /// Stops and counts what was recorded of `w` run by process `me`.
+    pub fn stop(self, w: Workload, me: u32) -> Result<Counts> {
+        match self {
+            Self::Sensor(s) => s.stop_and_count(w, me),
+            Self::Auditd(child, log, lost_before) => stop_auditd(child, &log, lost_before, w, me),
+            Self::Bpftrace(child, out) => stop_bpftrace(child, &out, w, me),
+        }
+    }
+}
+
+/// `sensor run` writing to a file.
+pub struct Sensor {
+    /// The process.
+    pub child: Child,
+    out: PathBuf,
+    log: PathBuf,
+}
+
+impl Sensor {
+    /// Starts the release build and waits until its hooks are attached.
+    pub fn start(dir: &Path, extra: &[String]) -> Result<Self> {
+        let out = dir.join("events.jsonl");
+        let log = dir.join("sensor.log");
+        let ready = dir.join("ready");
+        let _ = fs::remove_file(&out);
+        let _ = fs::remove_file(&ready);
+        let child = Command::new(cmd::root().join("target/release/sensor"))
+            .arg("run")
+            .arg("--output")
+            .arg(&out)
+            .arg("--ready-file")
+            .arg(&ready)
+            .args(["--metrics-address", "off"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log)?)
+            .spawn()
+            .context("starting the sensor")?;
+        let mut s = Self { child, out, log };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !ready.exists() {
+            if let Some(status) = s.child.try_wait()? {
+                bail!(
+                    "sensor exited ({status}): {}",
+                    fs::read_to_string(&s.log).unwrap_or_default()
+                );
+            }
+            if Instant::now() > deadline {
+                bail!("sensor not ready after 60 s");
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        Ok(s)
+    }
+
+    /// Stops the sensor; counts the workload's records, losses, and what
+    /// the kernel filtered (from its last log line).
+    pub fn stop_and_count(mut self, w: Workload, me: u32) -> Result<Counts> {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let status = self.child.wait()?;
+        if !status.success() {
+            bail!("sensor failed: {status}");
+        }
+        let mut c = Counts::default();
+        let kind = w.kind().unwrap_or("exec");
+        for line in BufReader::new(fs::File::open(&self.out)?).lines() {
+            let v: Value = serde_json::from_str(&line?)?;
+            if v["kind"] == "loss" {
+                if let Some(by_kind) = v["loss"]["ring_full"].as_object() {
+                    c.lost += by_kind.values().filter_map(Value::as_u64).sum::<u64>();
+                }
+            } else if v["kind"] == kind {
+                let ours = match kind {
+                    "exec" => v["exec"]["ppid"] == me || w == Workload::Mixed,
+                    _ => v["process"]["pid"] == me,
+                };
+                c.received += u64::from(ours);
+            }
+        }
+        let log = fs::read_to_string(&self.log)?;
+        c.filtered = log
+            .lines()
+            .rev()
+            .find_map(|l| l.split("filtered_in_kernel=").nth(1))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+        Ok(c)
+    }
+}
+
+/// The audit rules: the syscalls the sensor hooks, 64-bit ABI.
+const AUDIT_RULES: &[&[&str]] = &[
+    &[
+        "-a",
+        "always,exit",
+        "-F",
+        "arch=b64",
+        "-S",
+        "execve,execveat",
+    ],
+    &[
+        "-a",
+        "always,exit",
+        "-F",
+        "arch=b64",
+        "-S",
+        "open,openat,openat2,creat",
+    ],
+    &["-a", "always,exit", "-F", "arch=b64", "-S", "connect"],
+];
+
+fn auditctl(args: &[&str]) -> Result<String> {
+    let out = Command::new("auditctl").args(args).output()?;
+    if !out.status.success() {
+        bail!(
+            "auditctl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The kernel's count of audit records lost.
+fn audit_lost() -> Result<u64> {
+    let status = auditctl(&["-s"])?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("lost "))
+        .and_then(|v| v.trim().parse().ok())
+        .context("no `lost` in auditctl -s")
+}
+
+/// auditd in the foreground with a configuration of its own: its log in
+/// `dir`, never suspending on disk space (Debian's default would stop the
+/// workload instead), a 8192-record kernel backlog as production guides set.
+fn start_auditd(dir: &Path) -> Result<Running> {
+    let conf_dir = dir.join("audit");
+    fs::create_dir_all(conf_dir.join("plugins.d"))?;
+    let log = conf_dir.join("audit.log");
+    let _ = fs::remove_file(&log);
+    let conf = conf_dir.join("auditd.conf");
+    fs::write(
+        &conf,
+        format!(
+            "local_events = yes\nwrite_logs = yes\nlog_file = {}\nlog_format = RAW\n\
+             flush = INCREMENTAL_ASYNC\nfreq = 50\nmax_log_file = 4096\n\
+             max_log_file_action = IGNORE\nspace_left = 2\nspace_left_action = IGNORE\n\
+             admin_space_left = 1\nadmin_space_left_action = IGNORE\n\
+             disk_full_action = IGNORE\ndisk_error_action = IGNORE\nplugin_dir = {}\n\
+             q_depth = 2000\noverflow_action = IGNORE\nname_format = NONE\n",
+            log.display(),
+            conf_dir.join("plugins.d").display()
+        ),
+    )?;
+    // auditd refuses a configuration others may read.
+    fs::set_permissions(&conf, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    let mut child = Command::new("auditd")
+        .arg("-n")
+        .arg("-c")
+        .arg(&conf_dir)
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(conf_dir.join("auditd.err"))?)
+        .spawn()
+        .context("starting auditd (apt-get install auditd)")?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !log.exists() {
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "auditd exited ({status}): {}",
+                fs::read_to_string(conf_dir.join("auditd.err")).unwrap_or_default()
+            );
+        }
+        if Instant::now() > deadline {
+            bail!("auditd wrote no log after 10 s");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    auditctl(&["-D"])?;
+    auditctl(&["-b", "8192"])?;
+    for rule in AUDIT_RULES {
+        auditctl(rule)?;
+    }
+    auditctl(&["-e", "1"])?;
+    Ok(Running::Auditd(child, log, audit_lost()?))
+}
+
+fn stop_auditd(
+    mut child: Child,
+    log: &Path,
+    lost_before: u64,
+    w: Workload,
+    me: u32,
+) -> Result<Counts> {
+    let lost = audit_lost()?.saturating_sub(lost_before);
+    auditctl(&["-e", "0"])?;
+    auditctl(&["-D"])?;
+    // SAFETY: signalling our own child; auditd flushes its log on SIGTERM.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child.wait()?;
+    let (pid, ppid) = (format!(" pid={me} "), format!(" ppid={me} "));
+    let syscalls: &[&str] = match w.kind() {
+        Some("open") => &[
+            " syscall=2 ",
+            " syscall=257 ",
+            " syscall=437 ",
+            " syscall=85 ",
+        ],
+        Some("connect") => &[" syscall=42 "],
+        _ => &[" syscall=59 ", " syscall=322 "],
+    };
+    let mut received = 0;
+    for line in BufReader::new(fs::File::open(log)?).lines() {
+        let line = line?;
+        if line.starts_with("type=SYSCALL ")
+            && syscalls.iter().any(|s| line.contains(s))
+            && (w == Workload::Mixed
+                || line.contains(if w == Workload::Exec { &ppid } else { &pid }))
+        {
+            received += 1;
+        }
+    }
+    fs::remove_file(log)?;
+    Ok(Counts {
+        received,
+        lost,
+        filtered: 0,
+    })
+}
+
+/// One line per event, as the sensor reports them: exec with the file,
+/// open with the path and result, connect with the result.
+const BPFTRACE_SCRIPT: &str = r#"
+tracepoint:syscalls:sys_enter_execve { printf("exec %d %d %s %s\n", pid, curtask->real_parent->tgid, comm, str(args->filename)); }
+tracepoint:syscalls:sys_enter_open,tracepoint:syscalls:sys_enter_openat { @path[tid] = args->filename; }
+tracepoint:syscalls:sys_enter_creat { @path[tid] = args->pathname; }
+tracepoint:syscalls:sys_exit_open,tracepoint:syscalls:sys_exit_openat,tracepoint:syscalls:sys_exit_creat /@path[tid]/ {
+  printf("open %d %s %s %d\n", pid, comm, str(@path[tid]), args->ret); delete(@path[tid]);
+}
+tracepoint:syscalls:sys_exit_connect { printf("connect %d %s %d\n", pid, comm, args->ret); }
+"#;
+
+fn start_bpftrace(dir: &Path) -> Result<Running> {
+    // Its tracepoints are tracefs's, which is not always mounted.
+    if !Path::new("/sys/kernel/tracing/events").exists() {
+        let status = Command::new("mount")
+            .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
+            .status()?;
+        if !status.success() {
+            bail!("mounting tracefs for bpftrace failed");
+        }
+    }
+    let script = dir.join("bench.bt");
+    fs::write(&script, BPFTRACE_SCRIPT)?;
+    let out = dir.join("bpftrace.out");
+    let _ = fs::remove_file(&out);
+    let mut child = Command::new("bpftrace")
+        .arg("-o")
+        .arg(&out)
+        .arg(&script)
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(dir.join("bpftrace.err"))?)
+        .spawn()
+        .context("starting bpftrace (apt-get install bpftrace)")?;
+    // It prints "Attaching N probes..." once they are attached.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !fs::read_to_string(&out).is_ok_and(|t| t.contains("Attaching")) {
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "bpftrace exited ({status}): {}",
+                fs::read_to_string(dir.join("bpftrace.err")).unwrap_or_default()
+            );
+        }
+        if Instant::now() > deadline {
+            bail!("bpftrace not attached after 60 s");
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    // The message comes just before the last attach.
+    thread::sleep(Duration::from_millis(500));
+    Ok(Running::Bpftrace(child, out))
+}
+
+fn stop_bpftrace(mut child: Child, out: &Path, w: Workload, me: u32) -> Result<Counts> {
+    // SAFETY: signalling our own child; bpftrace detaches on SIGINT.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    child.wait()?;
+    let mut c = Counts::default();
+    let ours = match w.kind() {
+        Some("open") => format!("open {me} "),
+        Some("connect") => format!("connect {me} "),
+        _ => String::new(),
+    };
+    for line in BufReader::new(fs::File::open(out)?).lines() {
+        let line = line?;
+        if let Some(n) = line
+            .strip_prefix("Lost ")
+            .and_then(|r| r.split_whitespace().next()?.parse::<u64>().ok())
+        {
+            c.lost += n;
+        }
+        let exec_of_ours = line.starts_with("exec ")
+            && (w == Workload::Mixed || line.split(' ').nth(2) == Some(&me.to_string()));
+        if (!ours.is_empty() && line.starts_with(&ours)) || (ours.is_empty() && exec_of_ours) {
+            c.received += 1;
+        }
+    }
+    fs::remove_file(out)?;
+    Ok(c)
+}

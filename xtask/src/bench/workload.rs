@@ -1,0 +1,165 @@
+//! What is timed: loops of one syscall family, and a mixed developer task.
+use std::{
+    ffi::CString,
+    fs,
+    net::{TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use super::Options;
+
+/// One timed loop.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+pub enum Workload {
+    /// Write-opens of a file in a temporary directory: what the shipped
+    /// rules ask for (staging), so the sensor captures every one.
+    OpenCaptured,
+    /// Read-only opens of a system file: no shipped rule can match one, so
+    /// the sensor drops them in the kernel.
+    OpenFiltered,
+    /// fork + exec + wait of /bin/true.
+    Exec,
+    /// TCP loopback connect + accept.
+    Connect,
+    /// Unpacking a source tree, searching it, compiling a file, deleting it.
+    Mixed,
+}
+
+impl Workload {
+    /// Its row in the table.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OpenCaptured => "open/close, captured (write-open in /tmp)",
+            Self::OpenFiltered => "open/close, filtered (read-only /etc/passwd)",
+            Self::Exec => "exec (/bin/true)",
+            Self::Connect => "connect (TCP loopback)",
+            Self::Mixed => "mixed (tar x, grep -r, gcc -c, rm -r)",
+        }
+    }
+
+    /// The record kind it causes, where one kind is what it measures.
+    pub fn kind(self) -> Option<&'static str> {
+        match self {
+            Self::OpenCaptured | Self::OpenFiltered => Some("open"),
+            Self::Exec => Some("exec"),
+            Self::Connect => Some("connect"),
+            Self::Mixed => None,
+        }
+    }
+
+    /// Iterations per timed run.
+    pub fn count(self, o: &Options) -> u64 {
+        match self {
+            Self::OpenCaptured | Self::OpenFiltered => o.opens,
+            Self::Exec => o.execs,
+            Self::Connect => o.connects,
+            Self::Mixed => o.mixed,
+        }
+    }
+
+    /// Creates what the loop uses, untimed and before any watcher runs.
+    pub fn prepare(self, dir: &Path) -> Result<()> {
+        match self {
+            Self::OpenCaptured => fs::write(dir.join("bench-open"), b"x")?,
+            Self::Mixed => {
+                let tree = dir.join("tree/src");
+                fs::create_dir_all(&tree)?;
+                // 200 small C files: enough path walks and reads to matter.
+                for i in 0..200 {
+                    fs::write(
+                        tree.join(format!("unit{i}.c")),
+                        format!(
+                            "/* unit {i} */\n#include <stdio.h>\nint unit{i}(int x) {{ return x * {i} + 1; }}\n{}",
+                            "// filler line of a source file\n".repeat(40)
+                        ),
+                    )?;
+                }
+                let status = Command::new("tar")
+                    .args(["cf", "tree.tar", "-C", "tree", "src"])
+                    .current_dir(dir)
+                    .status()
+                    .context("tar")?;
+                if !status.success() {
+                    bail!("tar cf failed");
+                }
+                fs::remove_dir_all(dir.join("tree"))?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Runs the workload `n` times; returns its wall time.
+    pub fn run(self, n: u64, dir: &Path) -> Result<Duration> {
+        match self {
+            Self::OpenCaptured => open_loop(n, &dir.join("bench-open"), libc::O_WRONLY),
+            Self::OpenFiltered => open_loop(n, Path::new("/etc/passwd"), libc::O_RDONLY),
+            Self::Exec => {
+                let start = Instant::now();
+                for _ in 0..n {
+                    let status = Command::new("/bin/true").status()?;
+                    if !status.success() {
+                        bail!("/bin/true failed");
+                    }
+                }
+                Ok(start.elapsed())
+            }
+            Self::Connect => {
+                // Connect and accept in one thread: the handshake completes in
+                // the kernel before accept, so the loop never waits on a
+                // backlog that a busy acceptor let fill up.
+                let listener = TcpListener::bind("127.0.0.1:0")?;
+                let addr = listener.local_addr()?;
+                let start = Instant::now();
+                for _ in 0..n {
+                    let client = TcpStream::connect(addr)?;
+                    let (server, _) = listener.accept()?;
+                    drop((client, server));
+                }
+                Ok(start.elapsed())
+            }
+            Self::Mixed => {
+                let work: PathBuf = dir.join("mixed");
+                let start = Instant::now();
+                for _ in 0..n {
+                    fs::create_dir_all(&work)?;
+                    let script = "tar xf ../tree.tar && grep -rc 'unit1' src > /dev/null \
+                                  && gcc -O2 -c src/unit7.c -o unit7.o";
+                    let status = Command::new("sh")
+                        .args(["-c", script])
+                        .current_dir(&work)
+                        .status()?;
+                    if !status.success() {
+                        bail!("mixed workload failed: {script}");
+                    }
+                    fs::remove_dir_all(&work)?;
+                }
+                Ok(start.elapsed())
+            }
+        }
+    }
+}
+
+/// Raw open + close: nothing but the two syscalls is timed.
+fn open_loop(n: u64, file: &Path, flags: libc::c_int) -> Result<Duration> {
+    let path = CString::new(file.as_os_str().as_encoded_bytes())?;
+    let start = Instant::now();
+    for _ in 0..n {
+        // SAFETY: valid NUL-terminated path; the fd is closed at once.
+        let fd = unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC) };
+        if fd < 0 {
+            bail!(
+                "open {}: {}",
+                file.display(),
+                std::io::Error::last_os_error()
+            );
+        }
+        // SAFETY: fd was just opened.
+        unsafe { libc::close(fd) };
+    }
+    Ok(start.elapsed())
+}
