@@ -84,7 +84,13 @@ impl Sensor {
         let out = dir.join("events.jsonl");
         let log = dir.join("sensor.log");
         let ready = dir.join("ready");
-        let _ = fs::remove_file(&out);
+        for n in 0..=5 {
+            let _ = fs::remove_file(if n == 0 {
+                out.clone()
+            } else {
+                PathBuf::from(format!("{}.{n}", out.display()))
+            });
+        }
         let _ = fs::remove_file(&ready);
         let child = Command::new(cmd::root().join("target/release/sensor"))
             .arg("run")
@@ -126,7 +132,19 @@ impl Sensor {
         }
         let mut c = Counts::default();
         let kind = w.kind().unwrap_or("exec");
-        for line in BufReader::new(fs::File::open(&self.out)?).lines() {
+        // A flood fills more than one file: rotated ones first.
+        let mut files: Vec<PathBuf> = (1..=5)
+            .rev()
+            .map(|n| PathBuf::from(format!("{}.{n}", self.out.display())))
+            .filter(|p| p.exists())
+            .collect();
+        files.push(self.out.clone());
+        let lines = files.iter().map(|f| {
+            fs::File::open(f)
+                .map(|f| BufReader::new(f).lines())
+                .with_context(|| format!("{}", f.display()))
+        });
+        for line in lines.collect::<Result<Vec<_>>>()?.into_iter().flatten() {
             let v: Value = serde_json::from_str(&line?)?;
             if v["kind"] == "loss" {
                 if let Some(by_kind) = v["loss"]["ring_full"].as_object() {
@@ -275,11 +293,14 @@ fn stop_auditd(
     let mut received = 0;
     for line in BufReader::new(fs::File::open(log)?).lines() {
         let line = line?;
-        if line.starts_with("type=SYSCALL ")
-            && syscalls.iter().any(|s| line.contains(s))
-            && (w == Workload::Mixed
-                || line.contains(if w == Workload::Exec { &ppid } else { &pid }))
-        {
+        // The exec loop's children run /bin/true; the bench's own helpers
+        // (auditctl) are children too.
+        let ours = match w {
+            Workload::Mixed => true,
+            Workload::Exec => line.contains(&ppid) && line.contains(" comm=\"true\" "),
+            _ => line.contains(&pid),
+        };
+        if line.starts_with("type=SYSCALL ") && syscalls.iter().any(|s| line.contains(s)) && ours {
             received += 1;
         }
     }
