@@ -344,6 +344,11 @@ pub struct Scratch {
     /// the verifier sees an unknown value each iteration and prunes states
     /// instead of exploring every combination of component lengths.
     pub cursor: u64,
+    /// Set by a path walk that met a component the open filter wants;
+    /// in map memory for the same reason as `cursor`.
+    pub matched: u64,
+    /// Length of the walk's first (leaf) component.
+    pub leaf_len: u64,
 }
 
 #[cfg(all(feature = "user", target_os = "linux"))]

@@ -33,8 +33,8 @@ pub struct FilterConfig {
 // SAFETY: repr(C) integers only.
 unsafe impl aya::Pod for FilterConfig {}
 
-/// Most directory or file names an [`OpenInterest`] can hold.
-pub const INTEREST_NAMES: usize = 16;
+/// Most path component names the `OPEN_NAMES` map holds.
+pub const INTEREST_NAMES: usize = 64;
 /// Most file-name suffixes an [`OpenInterest`] can hold.
 pub const INTEREST_SUFFIXES: usize = 8;
 
@@ -46,27 +46,23 @@ pub mod open_mode {
     /// Drop opens for writing (see [`super::open_writes`]).
     pub const DROP_WRITES: u32 = 1 << 1;
     /// Keep a successful read-only open only when one of its path
-    /// components has a fingerprint in `names`, or its file name ends with
-    /// one of `suffixes`.
+    /// components has a fingerprint in the `OPEN_NAMES` map, or its file
+    /// name ends with one of `suffixes`.
     pub const MATCH_READS: u32 = 1 << 2;
 }
 
 /// Which opens reach the ring, derived in userspace from the loaded rules
 /// (an over-approximation: every open a rule could match is kept). One entry
-/// of the `OPEN_INTEREST` array map, rewritten when the rules reload.
+/// of the `OPEN_INTEREST` array map, rewritten when the rules reload; the
+/// component names live in the `OPEN_NAMES` hash map: one lookup per
+/// component keeps the path walk simple for the verifier.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OpenInterest {
     /// [`open_mode`] bits.
     pub mode: u32,
-    /// Entries used in `names`.
-    pub name_count: u32,
     /// Entries used in `suffixes`.
     pub suffix_count: u32,
-    /// Keeps alignment.
-    pub _pad: u32,
-    /// [`name_fingerprint`]s of path components.
-    pub names: [u64; INTEREST_NAMES],
     /// File-name suffixes as [`tail_word`]s (the suffix's bytes at the top).
     pub suffixes: [u64; INTEREST_SUFFIXES],
     /// Which top bytes of a [`tail_word`] each suffix covers.
@@ -109,6 +105,12 @@ pub fn tail_word(word: u64, len: usize) -> u64 {
     }
 }
 
+/// A component name's key in `OPEN_NAMES`.
+#[cfg(not(target_arch = "bpf"))]
+pub fn name_key(name: &[u8]) -> u64 {
+    name_fingerprint(le_word(name), name.len())
+}
+
 /// Reads up to eight bytes little-endian, zero-filled.
 #[cfg(not(target_arch = "bpf"))]
 pub fn le_word(bytes: &[u8]) -> u64 {
@@ -119,21 +121,6 @@ pub fn le_word(bytes: &[u8]) -> u64 {
 }
 
 impl OpenInterest {
-    /// Adds a component name; false when full.
-    #[cfg(not(target_arch = "bpf"))]
-    pub fn add_name(&mut self, name: &[u8]) -> bool {
-        let f = name_fingerprint(le_word(name), name.len());
-        if self.names[..self.name_count as usize].contains(&f) {
-            return true;
-        }
-        if self.name_count as usize == INTEREST_NAMES {
-            return false;
-        }
-        self.names[self.name_count as usize] = f;
-        self.name_count += 1;
-        true
-    }
-
     /// Adds a file-name suffix (its last eight bytes count); false when full.
     #[cfg(not(target_arch = "bpf"))]
     pub fn add_suffix(&mut self, suffix: &[u8]) -> bool {
@@ -157,40 +144,19 @@ impl OpenInterest {
         true
     }
 
-    /// Whether a component with this fingerprint is wanted.
-    #[inline(always)]
-    pub fn wants_name(&self, fingerprint: u64) -> bool {
-        let mut hit = false;
-        let mut i = 0;
-        while i < INTEREST_NAMES {
-            if i as u32 >= self.name_count {
-                break;
-            }
-            hit |= self.names[i] == fingerprint;
-            i += 1;
-        }
-        hit
-    }
-
     /// Whether a file name with this [`tail_word`] is wanted.
     #[inline(always)]
     pub fn wants_tail(&self, tail: u64) -> bool {
-        let mut hit = false;
-        let mut i = 0;
-        while i < INTEREST_SUFFIXES {
-            if i as u32 >= self.suffix_count {
-                break;
-            }
-            hit |= tail & self.suffix_masks[i] == self.suffixes[i];
-            i += 1;
-        }
-        hit
+        any_of::<INTEREST_SUFFIXES>(self.suffix_count, |i| {
+            tail & self.suffix_masks[i] == self.suffixes[i]
+        })
     }
 
     /// What the kernel decides for an open of `path` (components separated
-    /// by '/'): the same tests on the same words, for userspace checks.
+    /// by '/') with `names` in `OPEN_NAMES`: the same tests on the same
+    /// words, for userspace checks.
     #[cfg(not(target_arch = "bpf"))]
-    pub fn captures(&self, path: &[u8], flags: u32, success: bool) -> bool {
+    pub fn captures(&self, names: &[u64], path: &[u8], flags: u32, success: bool) -> bool {
         if !success {
             return self.mode & open_mode::DROP_FAILED == 0;
         }
@@ -204,8 +170,24 @@ impl OpenInterest {
         let leaf = parts.clone().next_back().unwrap_or_default();
         let tail = tail_word(le_word(&leaf[leaf.len().saturating_sub(8)..]), leaf.len());
         self.wants_tail(tail)
-            || parts.any(|c| self.wants_name(name_fingerprint(le_word(c), c.len())))
+            || parts.any(|c| names.contains(&name_fingerprint(le_word(c), c.len())))
     }
+}
+
+/// Whether `test` holds for an index below `count` (at most `N`): a loop
+/// with a constant bound, as the verifier wants.
+#[inline(always)]
+fn any_of<const N: usize>(count: u32, test: impl Fn(usize) -> bool) -> bool {
+    let mut hit = false;
+    let mut i = 0;
+    while i < N {
+        if i as u32 >= count {
+            break;
+        }
+        hit |= test(i);
+        i += 1;
+    }
+    hit
 }
 
 #[cfg(all(feature = "user", target_os = "linux"))]
@@ -222,22 +204,22 @@ mod tests {
             mode: open_mode::MATCH_READS | open_mode::DROP_FAILED,
             ..OpenInterest::default()
         };
-        assert!(i.add_name(b"Maildir"));
-        assert!(i.add_name(b".thunderbird"));
+        let names = [name_key(b"Maildir"), name_key(b".thunderbird")];
         assert!(i.add_suffix(b".pst"));
         assert!(i.add_suffix(b".verylongsuffix"));
-        assert!(i.captures(b"/home/a/Maildir/cur/1", 0, true));
-        assert!(i.captures(b"/home/a/.thunderbird/x", 0, true));
-        assert!(i.captures(b"/data/Outlook.pst", 0, true));
-        assert!(i.captures(b"/x/a.verylongsuffix", 0, true));
-        assert!(!i.captures(b"/x/a.pst.bak", 0, true));
-        assert!(!i.captures(b"/usr/lib/libc.so.6", 0, true));
-        assert!(!i.captures(b"/home/a/Maildi/x", 0, true));
+        let kept = |p: &[u8]| i.captures(&names, p, 0, true);
+        assert!(kept(b"/home/a/Maildir/cur/1"));
+        assert!(kept(b"/home/a/.thunderbird/x"));
+        assert!(kept(b"/data/Outlook.pst"));
+        assert!(kept(b"/x/a.verylongsuffix"));
+        assert!(!kept(b"/x/a.pst.bak"));
+        assert!(!kept(b"/usr/lib/libc.so.6"));
+        assert!(!kept(b"/home/a/Maildi/x"));
         // A name shorter than the suffix never matches it.
-        assert!(!i.captures(b"/pst", 0, true));
+        assert!(!kept(b"/pst"));
         // Writes and failures by mode alone.
-        assert!(i.captures(b"/usr/lib/x", 0o1, true));
-        assert!(!i.captures(b"/home/a/Maildir/x", 0, false));
+        assert!(i.captures(&names, b"/usr/lib/x", 0o1, true));
+        assert!(!i.captures(&names, b"/home/a/Maildir/x", 0, false));
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub mod maps {
     /// One-entry array of [`crate::OpenInterest`]: which opens reach the
     /// ring, rewritten when the rules reload.
     pub const OPEN_INTEREST: &str = "OPEN_INTEREST";
+    /// Hash of component fingerprints (`name_fingerprint`) the open filter
+    /// wants.
+    pub const OPEN_NAMES: &str = "OPEN_NAMES";
     /// Per-CPU array of one u64: opens dropped by `OPEN_INTEREST`.
     pub const OPENS_FILTERED: &str = "OPENS_FILTERED";
 }

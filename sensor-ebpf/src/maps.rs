@@ -1,11 +1,11 @@
 //! Maps shared by all programs. Names are the contract in `sensor_common::maps`.
 use aya_ebpf::{
     macros::map,
-    maps::{Array, LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
 use sensor_common::{
-    CONNECT_STASH_ENTRIES, ConnectStash, EGRESS_ENTRIES, EgressCount, EgressKey, LossCounters,
-    OpenInterest, Scratch,
+    CONNECT_STASH_ENTRIES, ConnectStash, EGRESS_ENTRIES, EgressCount, EgressKey, INTEREST_NAMES,
+    LossCounters, OpenInterest, Scratch,
 };
 
 /// Default ring size; userspace resizes it before load. 8 MiB lost nothing
@@ -36,6 +36,10 @@ pub static CONNECT_STASH: LruHashMap<u64, ConnectStash> =
 /// read-only global, so a rule reload can change it without reloading.
 #[map(name = "OPEN_INTEREST")]
 pub static OPEN_INTEREST: Array<OpenInterest> = Array::with_max_entries(1, 0);
+
+/// Fingerprints of the path components the open filter wants.
+#[map(name = "OPEN_NAMES")]
+pub static OPEN_NAMES: HashMap<u64, u8> = HashMap::with_max_entries(INTEREST_NAMES as u32, 0);
 
 /// Opens `OPEN_INTEREST` dropped, for the metrics.
 #[map(name = "OPENS_FILTERED")]

@@ -108,7 +108,8 @@ impl Sensor {
             stopped: None,
         };
         let patience = patience(60);
-        let deadline = Instant::now() + patience;
+        let started = Instant::now();
+        let deadline = started + patience;
         while !ready.exists() {
             if let Ok(Some(status)) = s.child.try_wait() {
                 panic!("sensor exited before ready ({status}):\n{}", s.log());
@@ -120,6 +121,9 @@ impl Sensor {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        // Captured output, shown when the test fails: slow program loads
+        // (the verifier) eat into every later wait.
+        println!("sensor ready after {:?}", started.elapsed());
         s
     }
 

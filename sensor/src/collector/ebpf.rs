@@ -54,6 +54,7 @@ pub struct EbpfCollector {
 /// The kernel's open filter and its counter.
 struct OpenCapture {
     interest: Array<MapData, OpenInterest>,
+    names: aya::maps::HashMap<MapData, u64, u8>,
     filtered: PerCpuArray<MapData, u64>,
     /// Derived from the rules and rewritten when they reload; else every
     /// open is kept.
@@ -67,9 +68,22 @@ impl OpenCapture {
             None if self.follow_rules => OpenFilter::none(),
             _ => OpenFilter::all(),
         };
+        let (interest, names) = filter.to_kernel();
+        // Names first, then the mode that makes the kernel use them; in
+        // between, the old mode with the union of both name sets only keeps
+        // more.
+        let old: Vec<u64> = self.names.keys().collect::<Result<_, _>>()?;
+        for key in &names {
+            self.names
+                .insert(key, &1, 0)
+                .context("writing OPEN_NAMES")?;
+        }
         self.interest
-            .set(0, &filter.to_kernel(), 0)
+            .set(0, &interest, 0)
             .context("writing OPEN_INTEREST")?;
+        for key in old.iter().filter(|k| !names.contains(k)) {
+            self.names.remove(key).context("pruning OPEN_NAMES")?;
+        }
         info!(%filter, "opens captured");
         Ok(())
     }
@@ -102,6 +116,8 @@ impl EbpfCollector {
         let opens = OpenCapture {
             interest: Array::try_from(take(maps::OPEN_INTEREST)?)
                 .context("OPEN_INTEREST is not an array")?,
+            names: aya::maps::HashMap::try_from(take(maps::OPEN_NAMES)?)
+                .context("OPEN_NAMES is not a hash map")?,
             filtered: PerCpuArray::try_from(take(maps::OPENS_FILTERED)?)
                 .context("OPENS_FILTERED is not a per-CPU array")?,
             follow_rules: false,

@@ -11,7 +11,7 @@
 //! safe direction: an extra record costs a little, a missing one an alert.
 use std::{collections::BTreeSet, fmt};
 
-use sensor_common::{OpenInterest, open_mode};
+use sensor_common::{INTEREST_NAMES, OpenInterest, name_key, open_mode};
 
 use super::{
     RuleSet,
@@ -138,9 +138,9 @@ impl OpenFilter {
             .fold(Self::none(), Self::join)
     }
 
-    /// The kernel's form. Reads fall back to all when the names or
-    /// suffixes do not fit its fixed arrays.
-    pub fn to_kernel(&self) -> OpenInterest {
+    /// The kernel's form: the `OPEN_INTEREST` entry and the `OPEN_NAMES`
+    /// keys. Reads fall back to all when the names or suffixes do not fit.
+    pub fn to_kernel(&self) -> (OpenInterest, Vec<u64>) {
         let mut k = OpenInterest::default();
         if !self.failed {
             k.mode |= open_mode::DROP_FAILED;
@@ -148,17 +148,20 @@ impl OpenFilter {
         if !self.writes {
             k.mode |= open_mode::DROP_WRITES;
         }
+        let mut keys = Vec::new();
         if let Reads::Matching { names, suffixes } = &self.reads {
-            let fits =
-                names.iter().all(|n| k.add_name(n)) && suffixes.iter().all(|s| k.add_suffix(s));
+            keys = names.iter().map(|n| name_key(n)).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            let fits = keys.len() <= INTEREST_NAMES && suffixes.iter().all(|s| k.add_suffix(s));
             if fits {
                 k.mode |= open_mode::MATCH_READS;
             } else {
-                k.name_count = 0;
+                keys.clear();
                 k.suffix_count = 0;
             }
         }
-        k
+        (k, keys)
     }
 }
 
@@ -392,7 +395,7 @@ mod tests {
             assert!(names.contains(n.as_bytes()), "{f}");
         }
         assert!(suffixes.contains(&b".pst"[..]), "{f}");
-        let k = f.to_kernel();
+        let (k, names) = f.to_kernel();
         assert_ne!(k.mode & open_mode::MATCH_READS, 0, "does not fit: {f}");
         // Every validation path the T1114 pack alerts on is kept; system
         // reads are not.
@@ -404,16 +407,16 @@ mod tests {
             "/home/a/.local/share/evolution/mail/local/x",
             "/srv/export/Outlook.PST",
         ] {
-            assert!(k.captures(path.as_bytes(), 0, true), "{path}: {f}");
+            assert!(k.captures(&names, path.as_bytes(), 0, true), "{path}: {f}");
         }
         for path in [
             "/usr/lib/x86_64-linux-gnu/libc.so.6",
             "/etc/passwd",
             "/proc/1/stat",
         ] {
-            assert!(!k.captures(path.as_bytes(), 0, true), "{path}: {f}");
+            assert!(!k.captures(&names, path.as_bytes(), 0, true), "{path}: {f}");
         }
-        assert!(k.captures(b"/usr/lib/x", 0o1, true));
-        assert!(!k.captures(b"/nope", 0, false));
+        assert!(k.captures(&names, b"/usr/lib/x", 0o1, true));
+        assert!(!k.captures(&names, b"/nope", 0, false));
     }
 }

@@ -42,10 +42,10 @@ pub struct Counts {
 pub enum Running {
     /// The sensor.
     Sensor(Sensor),
-    /// auditd, with its log and the kernel's lost count at start.
-    Auditd(Child, PathBuf, u64),
-    /// bpftrace and its output.
-    Bpftrace(Child, PathBuf),
+    /// auditd, with its log and the kernel's audit status at start.
+    Auditd(Child, PathBuf, AuditStatus),
+    /// bpftrace, its output, and whether it mounted tracefs.
+    Bpftrace(Child, PathBuf, bool),
 }
 
 impl Watcher {
@@ -64,8 +64,8 @@ impl Running {
     pub fn stop(self, w: Workload, me: u32) -> Result<Counts> {
         match self {
             Self::Sensor(s) => s.stop_and_count(w, me),
-            Self::Auditd(child, log, lost_before) => stop_auditd(child, &log, lost_before, w, me),
-            Self::Bpftrace(child, out) => stop_bpftrace(child, &out, w, me),
+            Self::Auditd(child, log, before) => stop_auditd(child, &log, &before, w, me),
+            Self::Bpftrace(child, out, mounted) => stop_bpftrace(child, &out, mounted, w, me),
         }
     }
 }
@@ -105,19 +105,7 @@ impl Sensor {
             .spawn()
             .context("starting the sensor")?;
         let mut s = Self { child, out, log };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !ready.exists() {
-            if let Some(status) = s.child.try_wait()? {
-                bail!(
-                    "sensor exited ({status}): {}",
-                    fs::read_to_string(&s.log).unwrap_or_default()
-                );
-            }
-            if Instant::now() > deadline {
-                bail!("sensor not ready after 60 s");
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
+        wait_ready(&mut s.child, "sensor", &s.log, 60, || ready.exists())?;
         Ok(s)
     }
 
@@ -169,6 +157,31 @@ impl Sensor {
     }
 }
 
+/// Waits up to `secs` for `ready()`; fails with `log`'s text if `child`
+/// exits first.
+fn wait_ready(
+    child: &mut Child,
+    name: &str,
+    log: &Path,
+    secs: u64,
+    ready: impl Fn() -> bool,
+) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !ready() {
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "{name} exited ({status}): {}",
+                fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        if Instant::now() > deadline {
+            bail!("{name} not ready after {secs} s");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
 /// The audit rules: the syscalls the sensor hooks, 64-bit ABI.
 const AUDIT_RULES: &[&[&str]] = &[
     &[
@@ -202,14 +215,27 @@ fn auditctl(args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The kernel's count of audit records lost.
-fn audit_lost() -> Result<u64> {
+/// What `auditctl -s` says the bench changes, to restore it after.
+pub struct AuditStatus {
+    enabled: String,
+    backlog_limit: String,
+    lost: u64,
+}
+
+fn audit_status() -> Result<AuditStatus> {
     let status = auditctl(&["-s"])?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("lost "))
-        .and_then(|v| v.trim().parse().ok())
-        .context("no `lost` in auditctl -s")
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .map(|v| v.trim().to_owned())
+            .with_context(|| format!("no `{name}` in auditctl -s"))
+    };
+    Ok(AuditStatus {
+        enabled: field("enabled")?,
+        backlog_limit: field("backlog_limit")?,
+        lost: field("lost")?.parse().context("auditctl -s: lost")?,
+    })
 }
 
 /// auditd in the foreground with a configuration of its own: its log in
@@ -244,38 +270,35 @@ fn start_auditd(dir: &Path) -> Result<Running> {
         .stderr(fs::File::create(conf_dir.join("auditd.err"))?)
         .spawn()
         .context("starting auditd (apt-get install auditd)")?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !log.exists() {
-        if let Some(status) = child.try_wait()? {
-            bail!(
-                "auditd exited ({status}): {}",
-                fs::read_to_string(conf_dir.join("auditd.err")).unwrap_or_default()
-            );
-        }
-        if Instant::now() > deadline {
-            bail!("auditd wrote no log after 10 s");
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
+    wait_ready(
+        &mut child,
+        "auditd",
+        &conf_dir.join("auditd.err"),
+        10,
+        || log.exists(),
+    )?;
+    let before = audit_status()?;
     auditctl(&["-D"])?;
     auditctl(&["-b", "8192"])?;
     for rule in AUDIT_RULES {
         auditctl(rule)?;
     }
     auditctl(&["-e", "1"])?;
-    Ok(Running::Auditd(child, log, audit_lost()?))
+    Ok(Running::Auditd(child, log, before))
 }
 
 fn stop_auditd(
     mut child: Child,
     log: &Path,
-    lost_before: u64,
+    before: &AuditStatus,
     w: Workload,
     me: u32,
 ) -> Result<Counts> {
-    let lost = audit_lost()?.saturating_sub(lost_before);
-    auditctl(&["-e", "0"])?;
+    let lost = audit_status()?.lost.saturating_sub(before.lost);
+    // The host's audit state as it was: no rules of ours, same switches.
     auditctl(&["-D"])?;
+    auditctl(&["-e", &before.enabled])?;
+    auditctl(&["-b", &before.backlog_limit])?;
     // SAFETY: signalling our own child; auditd flushes its log on SIGTERM.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     child.wait()?;
@@ -326,9 +349,10 @@ tracepoint:syscalls:sys_exit_connect { printf("connect %d %s %d\n", pid, comm, a
 
 fn start_bpftrace(dir: &Path) -> Result<Running> {
     // Its tracepoints are tracefs's, which is not always mounted.
-    if !Path::new("/sys/kernel/tracing/events").exists() {
+    let mount = !Path::new(TRACEFS).join("events").exists();
+    if mount {
         let status = Command::new("mount")
-            .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
+            .args(["-t", "tracefs", "nodev", TRACEFS])
             .status()?;
         if !status.success() {
             bail!("mounting tracefs for bpftrace failed");
@@ -347,28 +371,36 @@ fn start_bpftrace(dir: &Path) -> Result<Running> {
         .spawn()
         .context("starting bpftrace (apt-get install bpftrace)")?;
     // It prints "Attaching N probes..." once they are attached.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !fs::read_to_string(&out).is_ok_and(|t| t.contains("Attaching")) {
-        if let Some(status) = child.try_wait()? {
-            bail!(
-                "bpftrace exited ({status}): {}",
-                fs::read_to_string(dir.join("bpftrace.err")).unwrap_or_default()
-            );
-        }
-        if Instant::now() > deadline {
-            bail!("bpftrace not attached after 60 s");
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_ready(
+        &mut child,
+        "bpftrace",
+        &dir.join("bpftrace.err"),
+        60,
+        || fs::read_to_string(&out).is_ok_and(|t| t.contains("Attaching")),
+    )?;
     // The message comes just before the last attach.
     thread::sleep(Duration::from_millis(500));
-    Ok(Running::Bpftrace(child, out))
+    Ok(Running::Bpftrace(child, out, mount))
 }
 
-fn stop_bpftrace(mut child: Child, out: &Path, w: Workload, me: u32) -> Result<Counts> {
+const TRACEFS: &str = "/sys/kernel/tracing";
+
+fn stop_bpftrace(
+    mut child: Child,
+    out: &Path,
+    mounted: bool,
+    w: Workload,
+    me: u32,
+) -> Result<Counts> {
     // SAFETY: signalling our own child; bpftrace detaches on SIGINT.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     child.wait()?;
+    if mounted {
+        let status = Command::new("umount").arg(TRACEFS).status()?;
+        if !status.success() {
+            bail!("unmounting tracefs failed");
+        }
+    }
     let mut c = Counts::default();
     let ours = match w.kind() {
         Some("open") => format!("open {me} "),
