@@ -262,9 +262,10 @@ fn start_auditd(dir: &Path) -> Result<Running> {
     )?;
     // auditd refuses a configuration others may read.
     fs::set_permissions(&conf, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    // Before auditd starts: it switches auditing on unless told not to.
+    let before = audit_status()?;
     let mut child = Command::new("auditd")
-        .arg("-n")
-        .arg("-c")
+        .args(["-n", "-s", "nochange", "-c"])
         .arg(&conf_dir)
         .stdout(Stdio::null())
         .stderr(fs::File::create(conf_dir.join("auditd.err"))?)
@@ -277,7 +278,6 @@ fn start_auditd(dir: &Path) -> Result<Running> {
         10,
         || log.exists(),
     )?;
-    let before = audit_status()?;
     auditctl(&["-D"])?;
     auditctl(&["-b", "8192"])?;
     for rule in AUDIT_RULES {
