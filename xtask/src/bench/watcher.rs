@@ -92,21 +92,17 @@ impl Sensor {
             });
         }
         let _ = fs::remove_file(&ready);
-        let child = Command::new(cmd::root().join("target/release/sensor"))
+        let mut command = Command::new(cmd::root().join("target/release/sensor"));
+        command
             .arg("run")
             .arg("--output")
             .arg(&out)
             .arg("--ready-file")
             .arg(&ready)
             .args(["--metrics-address", "off"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log)?)
-            .spawn()
-            .context("starting the sensor")?;
-        let mut s = Self { child, out, log };
-        wait_ready(&mut s.child, "sensor", &s.log, 60, || ready.exists())?;
-        Ok(s)
+            .args(extra);
+        let child = start_until(&mut command, "the sensor", &log, 60, || ready.exists())?;
+        Ok(Self { child, out, log })
     }
 
     /// Stops the sensor; counts the workload's records, losses, and what
@@ -157,15 +153,20 @@ impl Sensor {
     }
 }
 
-/// Waits up to `secs` for `ready()`; fails with `log`'s text if `child`
-/// exits first.
-fn wait_ready(
-    child: &mut Child,
+/// Starts `command` (stderr to `log`) and waits up to `secs` for
+/// `ready()`; fails with the log's text if it exits first.
+fn start_until(
+    command: &mut Command,
     name: &str,
     log: &Path,
     secs: u64,
     ready: impl Fn() -> bool,
-) -> Result<()> {
+) -> Result<Child> {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(log)?)
+        .spawn()
+        .with_context(|| format!("starting {name}"))?;
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !ready() {
         if let Some(status) = child.try_wait()? {
@@ -175,11 +176,12 @@ fn wait_ready(
             );
         }
         if Instant::now() > deadline {
+            let _ = child.kill();
             bail!("{name} not ready after {secs} s");
         }
         thread::sleep(Duration::from_millis(20));
     }
-    Ok(())
+    Ok(child)
 }
 
 /// The audit rules: the syscalls the sensor hooks, 64-bit ABI.
@@ -264,16 +266,11 @@ fn start_auditd(dir: &Path) -> Result<Running> {
     fs::set_permissions(&conf, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     // Before auditd starts: it switches auditing on unless told not to.
     let before = audit_status()?;
-    let mut child = Command::new("auditd")
-        .args(["-n", "-s", "nochange", "-c"])
-        .arg(&conf_dir)
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(conf_dir.join("auditd.err"))?)
-        .spawn()
-        .context("starting auditd (apt-get install auditd)")?;
-    wait_ready(
-        &mut child,
-        "auditd",
+    let child = start_until(
+        Command::new("auditd")
+            .args(["-n", "-s", "nochange", "-c"])
+            .arg(&conf_dir),
+        "auditd (apt-get install auditd)",
         &conf_dir.join("auditd.err"),
         10,
         || log.exists(),
@@ -362,18 +359,10 @@ fn start_bpftrace(dir: &Path) -> Result<Running> {
     fs::write(&script, BPFTRACE_SCRIPT)?;
     let out = dir.join("bpftrace.out");
     let _ = fs::remove_file(&out);
-    let mut child = Command::new("bpftrace")
-        .arg("-o")
-        .arg(&out)
-        .arg(&script)
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(dir.join("bpftrace.err"))?)
-        .spawn()
-        .context("starting bpftrace (apt-get install bpftrace)")?;
     // It prints "Attaching N probes..." once they are attached.
-    wait_ready(
-        &mut child,
-        "bpftrace",
+    let child = start_until(
+        Command::new("bpftrace").arg("-o").arg(&out).arg(&script),
+        "bpftrace (apt-get install bpftrace)",
         &dir.join("bpftrace.err"),
         60,
         || fs::read_to_string(&out).is_ok_and(|t| t.contains("Attaching")),

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use serde::Serialize;
 use serde_with::skip_serializing_none;
 
-use super::{Exact, Native, ProcessView, base_name, command_line, container, directory};
+use super::{Exact, Name, Native, ProcessView, base_name, command_line, container, directory};
 use crate::{
     container::ContainerRef,
     event::{Body, Record, Source},
@@ -122,11 +122,6 @@ struct ContainerDoc<'a> {
     name: Option<&'a str>,
     image: Option<Name<'a>>,
     security_context: Option<SecurityContext>,
-}
-
-#[derive(Serialize)]
-struct Name<'a> {
-    name: &'a str,
 }
 
 #[derive(Serialize)]

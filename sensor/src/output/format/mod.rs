@@ -331,5 +331,11 @@ fn epoch_ms(time: &str) -> Option<u64> {
 /// The product, as outputs name it.
 pub const PRODUCT: &str = "runtime-sensor";
 
+/// `{"name": ...}`: an object both standards use for an image, a tactic.
+#[derive(Serialize)]
+struct Name<'a> {
+    name: &'a str,
+}
+
 #[cfg(test)]
 mod tests;

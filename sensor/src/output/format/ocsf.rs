@@ -10,7 +10,8 @@ use serde::Serialize;
 use serde_with::skip_serializing_none;
 
 use super::{
-    Exact, Native, PRODUCT, ProcessView, base_name, command_line, container, directory, epoch_ms,
+    Exact, Name, Native, PRODUCT, ProcessView, base_name, command_line, container, directory,
+    epoch_ms,
 };
 use crate::{
     container::ContainerRef,
@@ -192,18 +193,13 @@ struct Analytic<'a> {
 #[derive(Serialize)]
 struct Attack<'a> {
     technique: UidName<'a>,
-    tactic: NameOnly<'a>,
+    tactic: Name<'a>,
     version: &'static str,
 }
 
 #[derive(Serialize)]
 struct UidName<'a> {
     uid: &'a str,
-    name: &'a str,
-}
-
-#[derive(Serialize)]
-struct NameOnly<'a> {
     name: &'a str,
 }
 
@@ -218,7 +214,7 @@ struct ContainerObj<'a> {
     uid: &'a str,
     runtime: &'a str,
     name: Option<&'a str>,
-    image: Option<NameOnly<'a>>,
+    image: Option<Name<'a>>,
     orchestrator: Option<&'static str>,
     pod_uuid: Option<&'a str>,
 }
@@ -402,7 +398,7 @@ pub(super) fn event<'a>(record: &'a Record, node: &'a str) -> impl Serialize + '
                         uid: &r.technique.id,
                         name: &r.technique.name,
                     },
-                    tactic: NameOnly {
+                    tactic: Name {
                         name: &r.technique.tactic,
                     },
                     version: "15",
@@ -511,7 +507,7 @@ fn container_obj(c: &ContainerRef) -> ContainerObj<'_> {
         name: meta.and_then(|m| m.name.as_deref()),
         image: meta
             .and_then(|m| m.image.as_deref())
-            .map(|name| NameOnly { name }),
+            .map(|name| Name { name }),
         orchestrator: c.pod_uid.as_ref().map(|_| "Kubernetes"),
         pod_uuid: c.pod_uid.as_deref(),
     }
