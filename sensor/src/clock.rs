@@ -31,9 +31,40 @@ impl BootClock {
         UNIX_EPOCH + Duration::from_nanos(unix as u64)
     }
 
-    /// A boot timestamp as RFC 3339 UTC with nanoseconds.
+    /// A boot timestamp as RFC 3339 UTC with nanoseconds. Every record
+    /// carries one and most fall in the same second as the one before, so
+    /// the calendar part is formatted once per second (per thread).
     pub fn rfc3339(&self, boot_ns: u64) -> String {
-        humantime::format_rfc3339_nanos(self.wall(boot_ns)).to_string()
+        thread_local! {
+            /// The last second formatted, and its text up to the `.`.
+            static SECOND: std::cell::RefCell<(u64, String)> =
+                const { std::cell::RefCell::new((u64::MAX, String::new())) };
+        }
+        let since_epoch = self
+            .wall(boot_ns)
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let (secs, nanos) = (since_epoch.as_secs(), since_epoch.subsec_nanos());
+        SECOND.with_borrow_mut(|(second, prefix)| {
+            if *second != secs {
+                let whole = UNIX_EPOCH + Duration::from_secs(secs);
+                let text = humantime::format_rfc3339_seconds(whole).to_string();
+                // "YYYY-MM-DDTHH:MM:SSZ" without its "Z".
+                *prefix = text[..text.len() - 1].to_owned();
+                *second = secs;
+            }
+            // Digits by hand: `format!` costs more than the rest.
+            let mut digits = *b".000000000Z";
+            let mut n = nanos;
+            for d in digits[1..10].iter_mut().rev() {
+                *d = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+            let mut out = String::with_capacity(prefix.len() + digits.len());
+            out.push_str(prefix);
+            out.push_str(std::str::from_utf8(&digits).expect("ASCII"));
+            out
+        })
     }
 
     /// Current boot time in ns.
@@ -64,5 +95,30 @@ impl BootClock {
 impl Default for BootClock {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_matches_the_calendar_across_seconds_and_days() {
+        let clock = BootClock::new();
+        let start = BootClock::now_boot_ns();
+        // Same second twice, the next second, a day later, and back.
+        for boot_ns in [
+            start,
+            start + 1,
+            start + 999_999_999,
+            start + 1_000_000_000,
+            start + 86_400_000_000_000 + 7,
+            start,
+        ] {
+            assert_eq!(
+                clock.rfc3339(boot_ns),
+                humantime::format_rfc3339_nanos(clock.wall(boot_ns)).to_string()
+            );
+        }
     }
 }

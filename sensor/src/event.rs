@@ -88,7 +88,11 @@ pub struct EgressRecord {
     /// The sending sockets' cgroup (cgroup2 id).
     pub cgroup: CgroupRef,
     /// Its container (`id: "host"` for the host).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ContainerRef::cached"
+    )]
     pub container: Option<Arc<ContainerRef>>,
     /// Details under `"egress"`.
     pub egress: EgressData,
@@ -133,7 +137,11 @@ pub struct Event<T> {
     /// Its cgroups.
     pub cgroup: CgroupRef,
     /// Its container (`id: "host"` for host processes), set by enrichment.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ContainerRef::cached"
+    )]
     pub container: Option<Arc<ContainerRef>>,
     /// Kind-specific fields, under the kind's name in JSON.
     #[serde(flatten)]

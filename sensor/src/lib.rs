@@ -21,6 +21,7 @@ pub mod enrich;
 pub mod event;
 #[cfg(target_os = "linux")]
 pub mod install;
+pub mod json_cache;
 #[cfg(target_os = "linux")]
 pub mod loader;
 pub mod metrics;

@@ -180,10 +180,18 @@ fn main() -> Result<()> {
         Task::Bench(opts) => {
             let env = setup::ensure()?;
             cmd::cargo(&env, &["build", "--release", "--package", "sensor"])?;
-            // What the comparison and the mixed workload run.
-            setup::ensure_packages(&["auditd", "bpftrace", "gcc", "tar"])?;
+            // What the comparison, the mixed workload and the memory
+            // bench's containers run.
+            setup::ensure_packages(&[
+                "auditd",
+                "bpftrace",
+                "gcc",
+                "tar",
+                "runc",
+                "busybox-static",
+            ])?;
             bench::run(&opts)?;
-            if opts.poll_only || opts.kernel_only {
+            if opts.one_part() {
                 return Ok(());
             }
             // Userspace cost per event (criterion).

@@ -83,6 +83,7 @@ impl Detection {
         let s = self.engine.stats;
         info!(
             evaluated = s.evaluated,
+            opens_passed_over = s.opens_passed_over,
             alerts = s.alerts,
             sequence_state_full = s.sequence_state_full,
             sequence_expired = s.sequence_expired,

@@ -31,7 +31,8 @@ const DOCKER_API_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Attributor {
     index: CgroupIndex,
     /// (is_v1, cgroup id) -> parsed path (None: not a container path).
-    by_cgroup: HashMap<(bool, u64), Option<CgroupContainer>>,
+    /// Shared, so a hit copies a pointer rather than the id's string.
+    by_cgroup: HashMap<(bool, u64), Option<Arc<CgroupContainer>>>,
     /// Container id -> what events carry, and when metadata was last tried.
     by_id: HashMap<String, (Arc<ContainerRef>, Option<Instant>)>,
     dirs: StateDirs,
@@ -108,7 +109,7 @@ impl Attributor {
             _ => v2,
         };
         match found {
-            Some(Some(c)) => self.container(c, is_exec),
+            Some(Some(c)) => self.container(&c, is_exec),
             Some(None) => self.host.clone(),
             None => self
                 .departed
@@ -128,13 +129,13 @@ impl Attributor {
         self.apply_api_results();
         cgroup_path::parse(path)
             .or_else(|| metadata::container_by_state(path, &self.dirs))
-            .map(|c| self.container(c, false))
+            .map(|c| self.container(&c, false))
     }
 
     /// The container a cgroup names, by path convention or, failing that,
     /// by runtime state. A "not a container" answer is cached, but an exec
     /// checks the state again: runc creates the cgroup before its state.
-    fn parsed(&mut self, v1: bool, id: u64, is_exec: bool) -> Option<Option<CgroupContainer>> {
+    fn parsed(&mut self, v1: bool, id: u64, is_exec: bool) -> Option<Option<Arc<CgroupContainer>>> {
         if let Some(c) = self.by_cgroup.get(&(v1, id))
             && (c.is_some() || !is_exec)
         {
@@ -147,12 +148,14 @@ impl Attributor {
         } else {
             self.index.v2_path(id)
         }?;
-        let c = cgroup_path::parse(path).or_else(|| metadata::container_by_state(path, &self.dirs));
+        let c = cgroup_path::parse(path)
+            .or_else(|| metadata::container_by_state(path, &self.dirs))
+            .map(Arc::new);
         self.by_cgroup.insert((v1, id), c.clone());
         Some(c)
     }
 
-    fn container(&mut self, c: CgroupContainer, retry_now: bool) -> Arc<ContainerRef> {
+    fn container(&mut self, c: &CgroupContainer, retry_now: bool) -> Arc<ContainerRef> {
         if let Some((known, retry_after)) = self.by_id.get(&c.id) {
             let fresh = match retry_after {
                 None => true,
@@ -162,7 +165,7 @@ impl Attributor {
                 return known.clone();
             }
         }
-        let mut r = ContainerRef::from(c);
+        let mut r = ContainerRef::from(c.clone());
         let mut retry = match metadata::lookup(&r.id, &self.dirs) {
             Ok(meta) => {
                 r.meta = Some(meta);
@@ -251,11 +254,11 @@ impl Attributor {
         // already gone by now for containers found through it).
         let key = (hierarchy_id != 0, id);
         let cached = self.by_cgroup.remove(&key).flatten();
-        let c = cached.or_else(|| cgroup_path::parse(path))?;
-        let r = self
-            .by_id
-            .remove(&c.id)
-            .map_or_else(|| Arc::new(ContainerRef::from(c)), |(r, _)| r);
+        let c = cached.or_else(|| cgroup_path::parse(path).map(Arc::new))?;
+        let r = self.by_id.remove(&c.id).map_or_else(
+            || Arc::new(ContainerRef::from(CgroupContainer::clone(&c))),
+            |(r, _)| r,
+        );
         let now = Instant::now();
         self.departed
             .retain(|_, (_, at)| now.duration_since(*at) < DEPARTED_GRACE);

@@ -12,6 +12,8 @@ pub mod metadata;
 
 use serde::{Deserialize, Serialize};
 
+use crate::json_cache::JsonCache;
+
 #[cfg(target_os = "linux")]
 pub use self::attributor::Attributor;
 use self::{cgroup_path::CgroupContainer, metadata::ContainerMeta};
@@ -38,6 +40,10 @@ pub struct ContainerRef {
     /// or unreadable); the event is attributed all the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata_error: Option<String>,
+    /// Every event repeats its container: written through this cache
+    /// ([`ContainerRef::cached`]).
+    #[serde(skip)]
+    json: JsonCache,
 }
 
 impl ContainerRef {
@@ -50,6 +56,7 @@ impl ContainerRef {
             reason: None,
             meta: None,
             metadata_error: None,
+            json: JsonCache::default(),
         }
     }
 
@@ -62,12 +69,23 @@ impl ContainerRef {
             reason: Some(reason.into()),
             meta: None,
             metadata_error: None,
+            json: JsonCache::default(),
         }
     }
 
     /// True for the host.
     pub fn is_host(&self) -> bool {
         self.id == "host"
+    }
+
+    /// `serialize_with` for an event's container: its JSON built once
+    /// per container. The container is behind an `Arc` when it is written,
+    /// and never changed there.
+    pub fn cached<S: serde::Serializer>(
+        c: &Option<std::sync::Arc<Self>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        c.as_deref().map(|c| c.json.of(c)).serialize(s)
     }
 }
 
@@ -80,6 +98,7 @@ impl From<CgroupContainer> for ContainerRef {
             reason: None,
             meta: None,
             metadata_error: None,
+            json: JsonCache::default(),
         }
     }
 }

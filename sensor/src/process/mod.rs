@@ -4,31 +4,26 @@
 #[cfg(target_os = "linux")]
 pub mod proc_scan;
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, OnceLock},
-};
+use std::{collections::HashMap, sync::Arc};
 
 use serde::{Deserialize, Serialize, Serializer, ser::SerializeStruct as _};
-use serde_json::value::RawValue;
 
-use crate::{container::ContainerRef, text::Text};
+use crate::{container::ContainerRef, json_cache::JsonCache, text::Text};
 
 /// What an exec loaded: shared (`Arc`) by the process, its forked children
 /// until they exec, and every event that lists it as an ancestor, so
 /// enriching an event copies pointers, not strings.
 ///
 /// Every event repeats its ancestry, so the JSON of `exe` and `args` is
-/// built once per image and then copied: escaping the same command lines
-/// for every event was most of the sensor's CPU under an open flood.
-#[derive(Clone, Debug, Default, Deserialize)]
+/// built once per image and then copied (`JsonCache`).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 pub struct ExecImage {
     /// Executable path.
     pub exe: Text,
     /// argv.
     pub args: Vec<Text>,
     #[serde(skip)]
-    json: OnceLock<Option<(Box<RawValue>, Box<RawValue>)>>,
+    json: (JsonCache, JsonCache),
 }
 
 impl ExecImage {
@@ -37,37 +32,16 @@ impl ExecImage {
         Self {
             exe,
             args,
-            json: OnceLock::new(),
+            json: Default::default(),
         }
     }
 }
-
-impl PartialEq for ExecImage {
-    fn eq(&self, other: &Self) -> bool {
-        self.exe == other.exe && self.args == other.args
-    }
-}
-
-impl Eq for ExecImage {}
 
 impl Serialize for ExecImage {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let cached = self.json.get_or_init(|| {
-            let exe = serde_json::value::to_raw_value(&self.exe).ok()?;
-            let args = serde_json::value::to_raw_value(&self.args).ok()?;
-            Some((exe, args))
-        });
         let mut st = s.serialize_struct("ExecImage", 2)?;
-        match cached {
-            Some((exe, args)) => {
-                st.serialize_field("exe", exe)?;
-                st.serialize_field("args", args)?;
-            }
-            None => {
-                st.serialize_field("exe", &self.exe)?;
-                st.serialize_field("args", &self.args)?;
-            }
-        }
+        st.serialize_field("exe", &self.json.0.of(&self.exe))?;
+        st.serialize_field("args", &self.json.1.of(&self.args[..]))?;
         st.end()
     }
 }
@@ -110,7 +84,7 @@ pub struct Ancestry(Arc<AncestryInner>);
 #[derive(Debug, Default)]
 struct AncestryInner {
     list: Vec<Ancestor>,
-    json: OnceLock<Option<Box<RawValue>>>,
+    json: JsonCache,
 }
 
 impl Ancestry {
@@ -124,7 +98,7 @@ impl From<Vec<Ancestor>> for Ancestry {
     fn from(list: Vec<Ancestor>) -> Self {
         Self(Arc::new(AncestryInner {
             list,
-            json: OnceLock::new(),
+            json: JsonCache::default(),
         }))
     }
 }
@@ -146,14 +120,7 @@ impl Eq for Ancestry {}
 
 impl Serialize for Ancestry {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self
-            .0
-            .json
-            .get_or_init(|| serde_json::value::to_raw_value(&self.0.list).ok())
-        {
-            Some(raw) => raw.serialize(s),
-            None => self.0.list.serialize(s),
-        }
+        self.0.json.of(&self.0.list[..]).serialize(s)
     }
 }
 

@@ -8,6 +8,7 @@ use super::{
     RuleInfo, RuleSet,
     compile::{KINDS, kind_bit},
     fields::{self, Field, Prepared, Val},
+    interest::OpenFilter,
 };
 use crate::{
     container::ContainerRef,
@@ -41,6 +42,9 @@ pub struct Alert {
 pub struct EngineStats {
     /// Records evaluated.
     pub evaluated: u64,
+    /// Of those, opens no rule or sequence step could match, decided from
+    /// their path and flags alone (as the kernel's open filter decides).
+    pub opens_passed_over: u64,
     /// Alerts raised.
     pub alerts: u64,
     /// Sequences not started because the state cap was reached.
@@ -66,6 +70,10 @@ pub struct Engine {
     /// Rule indexes per kind bit position.
     by_kind: Vec<Vec<usize>>,
     seq_by_kind: Vec<Vec<usize>>,
+    /// The opens any rule or step could match: the rest skip evaluation.
+    /// The kernel drops most others already; this serves `--capture-opens
+    /// all`, io_uring opens and the polling collector.
+    opens: OpenFilter,
     prepared: Prepared,
     /// Per sequence rule: container id -> progress.
     progress: Vec<HashMap<Box<str>, Progress>>,
@@ -96,6 +104,7 @@ impl Engine {
         }
         let progress = set.sequences.iter().map(|_| HashMap::new()).collect();
         Self {
+            opens: OpenFilter::of_rules(&set),
             set,
             by_kind,
             seq_by_kind,
@@ -125,6 +134,14 @@ impl Engine {
         let k = bit.trailing_zeros() as usize;
         self.stats.evaluated += 1;
         if self.by_kind[k].is_empty() && self.seq_by_kind[k].is_empty() {
+            return;
+        }
+        // A sequence waiting in this container sees its expiry on a later
+        // record instead: the only difference skipping makes.
+        if let Body::Open(e) = &rec.body
+            && !self.opens.keeps(&e.data.open)
+        {
+            self.stats.opens_passed_over += 1;
             return;
         }
         self.prepared.prepare(self.set.needs, rec);

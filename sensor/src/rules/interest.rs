@@ -9,6 +9,9 @@
 //! .pst` keeps reads whose name ends in `.pst`; a glob, a regex or any test
 //! the kernel cannot mirror keeps every read. Over-approximating is the
 //! safe direction: an extra record costs a little, a missing one an alert.
+//! The engine applies the same filter to the opens that still arrive
+//! (`--capture-opens all`, io_uring, the polling collector), so they skip
+//! evaluation.
 use std::{collections::BTreeSet, fmt};
 
 use sensor_common::{INTEREST_NAMES, OpenInterest, name_key, open_mode};
@@ -18,6 +21,7 @@ use super::{
     compile::{Matcher, Pred, kind_bit},
     fields::Field,
 };
+use crate::event::OpenData;
 
 /// The opens a condition can match, by category.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -136,6 +140,27 @@ impl OpenFilter {
             .filter(|p| p.kinds() & open != 0)
             .map(of_pred)
             .fold(Self::none(), Self::join)
+    }
+
+    /// Whether `open` falls inside: the kernel's tests, made exactly (a
+    /// component equal to a name, not a fingerprint).
+    pub fn keeps(&self, open: &OpenData) -> bool {
+        if !open.succeeded() {
+            return self.failed;
+        }
+        if open.writes() || open.creates() {
+            return self.writes;
+        }
+        let Reads::Matching { names, suffixes } = &self.reads else {
+            return true;
+        };
+        let mut parts = open
+            .path
+            .as_bytes()
+            .split(|b| *b == b'/')
+            .filter(|c| !c.is_empty());
+        let leaf = parts.clone().next_back().unwrap_or_default();
+        suffixes.iter().any(|s| leaf.ends_with(s)) || parts.any(|c| names.contains(c))
     }
 
     /// The kernel's form: the `OPEN_INTEREST` entry and the `OPEN_NAMES`

@@ -211,11 +211,22 @@ fn sequence_state_is_capped_and_counted() {
 
 /// An open record; `flags_raw` is 0 as in polled records.
 fn open(access: &str, flags: &[&str], fd: Option<i32>, error: Option<&str>) -> Record {
+    open_of("/tmp/x", access, flags, fd, error)
+}
+
+/// An open of `path`.
+fn open_of(
+    path: &str,
+    access: &str,
+    flags: &[&str],
+    fd: Option<i32>,
+    error: Option<&str>,
+) -> Record {
     let mut json = serde_json::json!({
         "schema": 1, "time": "2026-11-24T00:00:00Z", "boot_ns": 1, "kind": "open",
         "process": {"pid": 10, "tid": 10, "uid": 0, "gid": 0, "comm": "sh", "exe": "/bin/sh", "args": ["sh"], "ancestors": []},
         "cgroup": {"id": 5}, "container": {"id": "host", "runtime": "host"},
-        "open": {"syscall": "notify", "path": "/tmp/x", "path_source": "file", "access": access,
+        "open": {"syscall": "notify", "path": path, "path_source": "file", "access": access,
                  "flags": flags, "flags_raw": 0}
     });
     if let Some(fd) = fd {
@@ -268,4 +279,99 @@ fn open_write_create_and_success_read_the_symbolic_fields() {
         ),
         ["c"]
     );
+}
+
+/// The engine passes over opens that the rules' open filter leaves out,
+/// without evaluating them: sound only if no rule or step could match one.
+/// Every shipped condition that can match an open is tried on paths its
+/// packs name and on system paths, read, written and failed.
+#[test]
+fn opens_passed_over_are_opens_no_shipped_condition_matches() {
+    use super::{RuleSource, fields::Prepared, interest::OpenFilter};
+    let set = RuleSource::Builtin.load().unwrap();
+    let filter = OpenFilter::of_rules(&set);
+    let conditions: Vec<&super::compile::Pred> = set
+        .rules
+        .iter()
+        .map(|r| &r.pred)
+        .chain(
+            set.sequences
+                .iter()
+                .flat_map(|s| s.steps.iter().map(|(_, p)| p)),
+        )
+        .collect();
+    let paths = [
+        "/var/mail/root",
+        "/var/spool/mail/alice",
+        "/home/a/Maildir/cur/1",
+        "/home/a/Maildir",
+        "/home/a/.thunderbird/x/Mail/Local Folders/Inbox",
+        "/home/a/.local/share/evolution/mail/local/x",
+        "/root/Library/Mail/V10/x.emlx",
+        "/srv/export/Outlook.PST",
+        "/srv/export/archive.ost",
+        "/srv/export/box.mbox",
+        "/tmp/stage/data.tar.gz",
+        "/tmp/x.7z",
+        "/dev/shm/x.zip",
+        "/var/run/docker.sock",
+        "/run/containerd/containerd.sock",
+        "/etc/passwd",
+        "/etc/shadow",
+        "/root/.ssh/id_rsa",
+        "/usr/lib/x86_64-linux-gnu/libc.so.6",
+        "/proc/1/stat",
+        "relative/mail/x",
+        "mail",
+    ];
+    type Shape<'a> = (&'a str, &'a [&'a str], Option<i32>, Option<&'a str>);
+    let shapes: [Shape; 4] = [
+        ("read", &["O_RDONLY"], Some(3), None),
+        ("write", &["O_WRONLY", "O_CREAT", "O_TRUNC"], Some(3), None),
+        ("read", &["O_RDONLY"], None, Some("EACCES")),
+        ("read_write", &["O_RDWR"], Some(3), None),
+    ];
+    let mut prepared = Prepared::default();
+    let (mut matched, mut passed_over) = (0, 0);
+    for path in paths {
+        for (access, flags, fd, error) in shapes {
+            let rec = open_of(path, access, flags, fd, error);
+            let crate::event::Body::Open(e) = &rec.body else {
+                unreachable!()
+            };
+            prepared.prepare(set.needs, &rec);
+            let matches = conditions.iter().any(|p| p.eval(&rec, &prepared));
+            let kept = filter.keeps(&e.data.open);
+            assert!(
+                kept || !matches,
+                "{path} {access}: matched but passed over ({filter})"
+            );
+            matched += usize::from(matches);
+            passed_over += usize::from(!kept);
+        }
+    }
+    // Both sides are exercised: some opens match, some are passed over.
+    assert!(matched >= 8, "{matched}");
+    assert!(passed_over >= 8, "{passed_over}");
+
+    // The engine counts what it passed over and still alerts on the rest.
+    let mut engine = Engine::new(Arc::new(set));
+    let quiet = run(
+        &mut engine,
+        &[open_of("/etc/passwd", "read", &["O_RDONLY"], Some(3), None)],
+    );
+    assert!(quiet.is_empty());
+    assert_eq!(engine.stats.opens_passed_over, 1);
+    let mail = run(
+        &mut engine,
+        &[open_of(
+            "/var/mail/root",
+            "read",
+            &["O_RDONLY"],
+            Some(3),
+            None,
+        )],
+    );
+    assert!(!mail.is_empty(), "a mailbox read by sh must alert");
+    assert_eq!(engine.stats.opens_passed_over, 1);
 }

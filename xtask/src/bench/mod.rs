@@ -2,7 +2,9 @@
 //! auditd, bpftrace) in the same run, alternating, medians of several
 //! repetitions. A ratio is watched/bare wall time of the workload process;
 //! events received and lost come from each watcher's own output for that
-//! run. The polling collector's CPU cost is measured apart (`poll`).
+//! run. The polling collector's CPU cost is measured apart (`poll`), and
+//! so is the sensor's memory with many processes and containers (`memory`).
+mod memory;
 mod poll;
 mod watcher;
 mod workload;
@@ -62,13 +64,29 @@ pub struct Options {
     /// busy client's socket table.
     #[arg(long, default_value_t = 15_000)]
     pub poll_time_wait: usize,
+    /// Containers running while the sensor's memory is measured.
+    #[arg(long, default_value_t = 1000)]
+    pub memory_containers: usize,
+    /// Processes in each of them.
+    #[arg(long, default_value_t = 10)]
+    pub memory_procs: usize,
     /// Only the polling collector's CPU cost (no kernel workloads, no
     /// criterion).
-    #[arg(long, conflicts_with = "kernel_only")]
+    #[arg(long, conflicts_with_all = ["kernel_only", "memory_only"])]
     pub poll_only: bool,
     /// Only the kernel workloads (no polling collector, no criterion).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "memory_only")]
     pub kernel_only: bool,
+    /// Only the sensor's memory with many processes and containers.
+    #[arg(long)]
+    pub memory_only: bool,
+}
+
+impl Options {
+    /// One part alone was asked for: no criterion run after it.
+    pub fn one_part(&self) -> bool {
+        self.poll_only || self.kernel_only || self.memory_only
+    }
 }
 
 fn median(v: &mut [Duration]) -> Duration {
@@ -83,11 +101,15 @@ pub fn run(o: &Options) -> Result<()> {
     }
     let dir = std::env::temp_dir().join(format!("sensor-bench-{}", std::process::id()));
     fs::create_dir_all(&dir)?;
-    if !o.poll_only {
+    let all = !o.one_part();
+    if all || o.kernel_only {
         kernel_overhead(o, &dir)?;
     }
-    if !o.kernel_only {
+    if all || o.poll_only {
         poll::poll_cost(o, &dir)?;
+    }
+    if all || o.memory_only {
+        memory::memory_cost(o, &dir)?;
     }
     fs::remove_dir_all(&dir)?;
     Ok(())

@@ -105,6 +105,18 @@ impl Sensor {
         Ok(Self { child, out, log })
     }
 
+    /// Where the sensor writes, oldest first: a flood fills more than one
+    /// file, and rotated ones come first.
+    pub fn output_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = (1..=5)
+            .rev()
+            .map(|n| PathBuf::from(format!("{}.{n}", self.out.display())))
+            .filter(|p| p.exists())
+            .collect();
+        files.push(self.out.clone());
+        files
+    }
+
     /// Stops the sensor; counts the workload's records, losses, and what
     /// the kernel filtered (from its last log line).
     pub fn stop_and_count(mut self, w: Workload, me: u32) -> Result<Counts> {
@@ -116,13 +128,7 @@ impl Sensor {
         }
         let mut c = Counts::default();
         let kind = w.kind().unwrap_or("exec");
-        // A flood fills more than one file: rotated ones first.
-        let mut files: Vec<PathBuf> = (1..=5)
-            .rev()
-            .map(|n| PathBuf::from(format!("{}.{n}", self.out.display())))
-            .filter(|p| p.exists())
-            .collect();
-        files.push(self.out.clone());
+        let files = self.output_files();
         let lines = files.iter().map(|f| {
             fs::File::open(f)
                 .map(|f| BufReader::new(f).lines())
