@@ -129,14 +129,7 @@ impl OpenFilter {
     /// The opens any rule or sequence step of `set` could match.
     pub fn of_rules(set: &RuleSet) -> Self {
         let open = kind_bit("open").expect("open is a kind");
-        set.rules
-            .iter()
-            .map(|r| &r.pred)
-            .chain(
-                set.sequences
-                    .iter()
-                    .flat_map(|s| s.steps.iter().map(|(_, p)| p)),
-            )
+        set.conditions()
             .filter(|p| p.kinds() & open != 0)
             .map(of_pred)
             .fold(Self::none(), Self::join)

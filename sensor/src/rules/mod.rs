@@ -139,6 +139,18 @@ pub struct RuleSet {
     pub origin: String,
 }
 
+impl RuleSet {
+    /// Every condition a record is tested against: each rule's, then each
+    /// sequence step's.
+    pub fn conditions(&self) -> impl Iterator<Item = &compile::Pred> {
+        self.rules.iter().map(|r| &r.pred).chain(
+            self.sequences
+                .iter()
+                .flat_map(|s| s.steps.iter().map(|(_, p)| p)),
+        )
+    }
+}
+
 /// Rule files compiled into the binary: the default set.
 pub const BUILTIN: &[(&str, &str)] = &[
     (

@@ -290,16 +290,7 @@ fn opens_passed_over_are_opens_no_shipped_condition_matches() {
     use super::{RuleSource, fields::Prepared, interest::OpenFilter};
     let set = RuleSource::Builtin.load().unwrap();
     let filter = OpenFilter::of_rules(&set);
-    let conditions: Vec<&super::compile::Pred> = set
-        .rules
-        .iter()
-        .map(|r| &r.pred)
-        .chain(
-            set.sequences
-                .iter()
-                .flat_map(|s| s.steps.iter().map(|(_, p)| p)),
-        )
-        .collect();
+    let conditions: Vec<_> = set.conditions().collect();
     let paths = [
         "/var/mail/root",
         "/var/spool/mail/alice",
