@@ -3,9 +3,11 @@
 //! repetitions. A ratio is watched/bare wall time of the workload process;
 //! events received and lost come from each watcher's own output for that
 //! run. The polling collector's CPU cost is measured apart (`poll`), and
-//! so is the sensor's memory with many processes and containers (`memory`).
+//! so are the sensor's memory with many processes and containers
+//! (`memory`) and its loss under sustained event rates (`rate`).
 mod memory;
 mod poll;
+mod rate;
 mod watcher;
 mod workload;
 
@@ -70,22 +72,31 @@ pub struct Options {
     /// Processes in each of them.
     #[arg(long, default_value_t = 10)]
     pub memory_procs: usize,
+    /// Sustained rates of captured opens (events/s) whose loss is measured.
+    #[arg(long, value_delimiter = ',', default_value = "100000,250000,500000")]
+    pub rates: Vec<u64>,
+    /// Seconds each rate is sustained.
+    #[arg(long, default_value_t = 10)]
+    pub rate_seconds: u64,
     /// Only the polling collector's CPU cost (no kernel workloads, no
     /// criterion).
-    #[arg(long, conflicts_with_all = ["kernel_only", "memory_only"])]
+    #[arg(long, group = "part")]
     pub poll_only: bool,
     /// Only the kernel workloads (no polling collector, no criterion).
-    #[arg(long, conflicts_with = "memory_only")]
+    #[arg(long, group = "part")]
     pub kernel_only: bool,
     /// Only the sensor's memory with many processes and containers.
-    #[arg(long)]
+    #[arg(long, group = "part")]
     pub memory_only: bool,
+    /// Only the loss under sustained rates.
+    #[arg(long, group = "part")]
+    pub rate_only: bool,
 }
 
 impl Options {
     /// One part alone was asked for: no criterion run after it.
     pub fn one_part(&self) -> bool {
-        self.poll_only || self.kernel_only || self.memory_only
+        self.poll_only || self.kernel_only || self.memory_only || self.rate_only
     }
 }
 
@@ -107,6 +118,9 @@ pub fn run(o: &Options) -> Result<()> {
     }
     if all || o.poll_only {
         poll::poll_cost(o, &dir)?;
+    }
+    if all || o.rate_only {
+        rate::sustained_rates(o, &dir)?;
     }
     if all || o.memory_only {
         memory::memory_cost(o, &dir)?;

@@ -79,11 +79,11 @@ pub struct Sensor {
 }
 
 impl Sensor {
-    /// Starts the release build and waits until its hooks are attached.
+    /// Starts the release build writing to a file in `dir`, and waits
+    /// until its hooks are attached.
     pub fn start(dir: &Path, extra: &[String]) -> Result<Self> {
         let out = dir.join("events.jsonl");
-        let log = dir.join("sensor.log");
-        let ready = dir.join("ready");
+        // The last run's file and its rotations.
         for n in 0..=5 {
             let _ = fs::remove_file(if n == 0 {
                 out.clone()
@@ -91,6 +91,16 @@ impl Sensor {
                 PathBuf::from(format!("{}.{n}", out.display()))
             });
         }
+        Self::start_writing(dir, &out, "off", extra)
+    }
+
+    /// Starts the release build writing to `out` (never removed here: it
+    /// may be /dev/null), serving metrics on `metrics` (an address, or
+    /// `off`).
+    pub fn start_writing(dir: &Path, out: &Path, metrics: &str, extra: &[String]) -> Result<Self> {
+        let out = out.to_owned();
+        let log = dir.join("sensor.log");
+        let ready = dir.join("ready");
         let _ = fs::remove_file(&ready);
         let mut command = Command::new(cmd::root().join("target/release/sensor"));
         command
@@ -99,10 +109,22 @@ impl Sensor {
             .arg(&out)
             .arg("--ready-file")
             .arg(&ready)
-            .args(["--metrics-address", "off"])
+            .args(["--metrics-address", metrics])
             .args(extra);
         let child = start_until(&mut command, "the sensor", &log, 60, || ready.exists())?;
         Ok(Self { child, out, log })
+    }
+
+    /// Stops the sensor as a service manager would (SIGINT); fails if it
+    /// did not exit cleanly.
+    pub fn stop(&mut self) -> Result<()> {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let status = self.child.wait()?;
+        if !status.success() {
+            bail!("sensor failed: {status}");
+        }
+        Ok(())
     }
 
     /// Where the sensor writes, oldest first: a flood fills more than one
@@ -120,12 +142,7 @@ impl Sensor {
     /// Stops the sensor; counts the workload's records, losses, and what
     /// the kernel filtered (from its last log line).
     pub fn stop_and_count(mut self, w: Workload, me: u32) -> Result<Counts> {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let status = self.child.wait()?;
-        if !status.success() {
-            bail!("sensor failed: {status}");
-        }
+        self.stop()?;
         let mut c = Counts::default();
         let kind = w.kind().unwrap_or("exec");
         let files = self.output_files();
