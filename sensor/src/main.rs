@@ -751,6 +751,27 @@ fn stopped(stats: RunStats) {
 /// The eBPF programs as `--collector` asks: `None` means poll.
 #[cfg(target_os = "linux")]
 fn load_ebpf(args: &RunArgs) -> anyhow::Result<Option<Loaded>> {
+    let loaded = load_ebpf_as_asked(args);
+    release_freed_heap();
+    loaded
+}
+
+/// Returns the heap that loading freed (the parsed kernel BTF, tens of
+/// MiB) to the system. glibc keeps freed memory for reuse, so it would
+/// otherwise stay in the sensor's RSS for its whole life. musl (the
+/// image's build) returns it by itself.
+#[cfg(target_os = "linux")]
+fn release_freed_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free memory; it has no
+    // preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn load_ebpf_as_asked(args: &RunArgs) -> anyhow::Result<Option<Loaded>> {
     let opts = load_options(args);
     Ok(match args.collector {
         CollectorChoice::Poll => None,

@@ -165,9 +165,10 @@ pub fn ring_size(bytes: u32) -> Result<u32, LoadError> {
 pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     preflight::check()?;
     ring_size(opts.ring_bytes)?;
-    let kernel_btf = KernelBtf::from_file(Path::new(preflight::VMLINUX_BTF))?;
     let v1 = preflight::v1_controller();
-    let offsets = kernel_btf.kernel_offsets(v1)?;
+    // Freed before aya parses its own copy: two parsed kernel BTFs at once
+    // were most of the sensor's peak memory.
+    let offsets = KernelBtf::from_file(Path::new(preflight::VMLINUX_BTF))?.kernel_offsets(v1)?;
     let filter = FilterConfig {
         hooks: opts.hooks.0,
         self_pid: std::process::id(),
