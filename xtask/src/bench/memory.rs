@@ -95,12 +95,17 @@ struct Memory {
 impl Memory {
     fn of(pid: u32) -> Result<Self> {
         let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+        Self::parse(&status).with_context(|| format!("/proc/{pid}/status"))
+    }
+
+    /// From the text of `/proc/<pid>/status`.
+    fn parse(status: &str) -> Result<Self> {
         let field = |name: &str| -> Result<u64> {
             status
                 .lines()
                 .find_map(|l| l.strip_prefix(name))
                 .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
-                .with_context(|| format!("no {name} in /proc/{pid}/status"))
+                .with_context(|| format!("no {name}"))
         };
         Ok(Self {
             rss_kb: field("VmRSS:")?,
@@ -203,4 +208,19 @@ fn container_starts(files: &[std::path::PathBuf], ids: &HashSet<&str>) -> Result
         }
     }
     Ok((seen.len(), named))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_reads_resident_and_peak_from_status() {
+        let status =
+            "Name:\tsensor\nVmPeak:\t  900000 kB\nVmHWM:\t   50856 kB\nVmRSS:\t   30656 kB\n";
+        let m = Memory::parse(status).unwrap();
+        assert_eq!((m.rss_kb, m.peak_kb), (30656, 50856));
+        let err = Memory::parse("Name:\tkthreadd\n").err().unwrap();
+        assert!(err.to_string().contains("VmRSS"), "{err}");
+    }
 }

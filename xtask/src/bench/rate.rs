@@ -99,16 +99,22 @@ impl Counters {
         stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n")?;
         let mut text = String::new();
         stream.read_to_string(&mut text)?;
-        let sum = |prefix: &str| -> u64 {
+        Ok(Self::parse(&text))
+    }
+
+    /// From the metrics' text exposition (an HTTP response is fine: the
+    /// header lines match no sample).
+    fn parse(text: &str) -> Self {
+        let value = |sample: &str| -> u64 {
             text.lines()
-                .filter(|l| l.starts_with(prefix))
-                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                .sum::<f64>() as u64
+                .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .map_or(0, |v| v as u64)
         };
-        Ok(Self {
-            received: sum("sensor_records_total{kind=\"open\"}"),
-            lost: sum("sensor_events_lost_total{reason=\"ring_full\",kind=\"open\"}"),
-        })
+        Self {
+            received: value("sensor_records_total{kind=\"open\"}"),
+            lost: value("sensor_events_lost_total{reason=\"ring_full\",kind=\"open\"}"),
+        }
     }
 
     /// Once the ring is drained and losses reported: unchanged for 2 s.
@@ -127,4 +133,26 @@ impl Counters {
 
 fn free_address() -> Result<SocketAddr> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_read_the_open_samples_only() {
+        let text = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\n\
+# HELP sensor_records_total Records written.
+sensor_records_total{kind=\"open\"} 3448967
+sensor_records_total{kind=\"openat\"} 5
+sensor_records_total{kind=\"exec\"} 12
+sensor_events_lost_total{reason=\"ring_full\",kind=\"open\"} 1551033
+sensor_events_lost_total{reason=\"ring_full\",kind=\"exec\"} 2
+";
+        let c = Counters::parse(text);
+        assert_eq!((c.received, c.lost), (3_448_967, 1_551_033));
+        // Nothing counted yet: the samples are absent.
+        let c = Counters::parse("# EOF\n");
+        assert_eq!((c.received, c.lost), (0, 0));
+    }
 }
