@@ -3,7 +3,6 @@
 //! counted). A paced loop of captured write-opens, each one record, runs
 //! on one CPU while the sensor drains on the other.
 use std::{
-    ffi::CString,
     io::{Read as _, Write as _},
     net::{SocketAddr, TcpListener, TcpStream},
     path::Path,
@@ -11,9 +10,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 
-use super::{Options, watcher::Sensor};
+use super::{Options, watcher::Sensor, workload::Opener};
 
 /// For each rate: the sensor (default config, output discarded so the
 /// disk is not what is measured) against `rate_seconds` of paced opens;
@@ -58,7 +57,7 @@ pub fn sustained_rates(o: &Options, dir: &Path) -> Result<()> {
 /// second for `length`, catching up when behind; returns how many and how
 /// long they took.
 fn paced_opens(file: &Path, rate: u64, length: Duration) -> Result<(u64, Duration)> {
-    let path = CString::new(file.as_os_str().as_encoded_bytes())?;
+    let opener = Opener::new(file, libc::O_WRONLY)?;
     let total = rate * length.as_secs();
     let start = Instant::now();
     let mut done = 0u64;
@@ -69,17 +68,7 @@ fn paced_opens(file: &Path, rate: u64, length: Duration) -> Result<(u64, Duratio
             continue;
         }
         for _ in done..due.min(total) {
-            // SAFETY: valid NUL-terminated path; the fd is closed at once.
-            let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
-            if fd < 0 {
-                bail!(
-                    "open {}: {}",
-                    file.display(),
-                    std::io::Error::last_os_error()
-                );
-            }
-            // SAFETY: fd was just opened.
-            unsafe { libc::close(fd) };
+            opener.open_close()?;
         }
         done = due.min(total);
     }

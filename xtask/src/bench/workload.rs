@@ -146,20 +146,45 @@ impl Workload {
 
 /// Raw open + close: nothing but the two syscalls is timed.
 fn open_loop(n: u64, file: &Path, flags: libc::c_int) -> Result<Duration> {
-    let path = CString::new(file.as_os_str().as_encoded_bytes())?;
+    let opener = Opener::new(file, flags)?;
     let start = Instant::now();
     for _ in 0..n {
+        opener.open_close()?;
+    }
+    Ok(start.elapsed())
+}
+
+/// Opens one file and closes it again: the two raw syscalls, nothing else.
+pub struct Opener<'a> {
+    file: &'a Path,
+    path: CString,
+    flags: libc::c_int,
+}
+
+impl<'a> Opener<'a> {
+    /// For `file`, with open `flags` (`O_CLOEXEC` is added).
+    pub fn new(file: &'a Path, flags: libc::c_int) -> Result<Self> {
+        Ok(Self {
+            file,
+            path: CString::new(file.as_os_str().as_encoded_bytes())?,
+            flags: flags | libc::O_CLOEXEC,
+        })
+    }
+
+    /// One open and close.
+    #[inline]
+    pub fn open_close(&self) -> Result<()> {
         // SAFETY: valid NUL-terminated path; the fd is closed at once.
-        let fd = unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC) };
+        let fd = unsafe { libc::open(self.path.as_ptr(), self.flags) };
         if fd < 0 {
             bail!(
                 "open {}: {}",
-                file.display(),
+                self.file.display(),
                 std::io::Error::last_os_error()
             );
         }
         // SAFETY: fd was just opened.
         unsafe { libc::close(fd) };
+        Ok(())
     }
-    Ok(start.elapsed())
 }
