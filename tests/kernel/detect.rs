@@ -546,13 +546,16 @@ fn egress_volume_per_container_and_destination() {
         RuncContainer::host_network,
     );
     // The shipped rule wants 100 MB to an external address; a local rule
-    // with a test-sized threshold proves the field path end to end.
+    // with a test-sized threshold proves the field path end to end. The
+    // threshold is an eighth of what is sent: a guest starved of CPU spreads
+    // the transfer over several 1 s intervals (the rule judges one), and
+    // one of up to eight parts still reaches it.
     let dir = unique_dir("egress-rules");
     std::fs::write(
         dir.path().join("volume.yaml"),
         "pack: local\ntechnique: {id: T1048.001, name: test, tactic: exfiltration}\nrules:\n  \
          - id: test-egress-volume\n    title: volume\n    severity: high\n    description: test\n    \
-         condition: evt.type = egress and container.id != host and egress.bytes >= 1000000 and egress.address = 127.0.0.2\n    \
+         condition: evt.type = egress and container.id != host and egress.bytes >= 250000 and egress.address = 127.0.0.2\n    \
          output: [egress.bytes, egress.port]\n",
     )
     .unwrap();
@@ -580,6 +583,17 @@ fn egress_volume_per_container_and_destination() {
     );
     assert_eq!(egress[0]["egress"]["address"], "127.0.0.2");
     assert_eq!(egress[0]["egress"]["protocol"], "tcp");
-    let a = alert(&alerts_in(&mut sensor, &id), "test-egress-volume").clone();
-    assert!(a["fields"]["egress.bytes"].as_u64().unwrap() >= 1_000_000);
+    let alerts = alerts_in(&mut sensor, &id);
+    let parts: Vec<u64> = egress
+        .iter()
+        .map(|r| r["egress"]["bytes"].as_u64().unwrap())
+        .collect();
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a["rule"]["id"] == "test-egress-volume"),
+        "no test-egress-volume alert; bytes per interval: {parts:?}"
+    );
+    let a = alert(&alerts, "test-egress-volume");
+    assert!(a["fields"]["egress.bytes"].as_u64().unwrap() >= 250_000);
 }
