@@ -16,7 +16,7 @@ use std::{
 use anyhow::{Context as _, Result, bail, ensure};
 use serde_json::Value;
 
-use super::{Options, watcher::Sensor, workload::Workload};
+use super::{Options, live_processes, watcher::Sensor, workload::Workload};
 
 /// Starts the sensor, then `memory_containers` containers of
 /// `memory_procs` processes each, and reports the sensor's resident memory
@@ -116,13 +116,6 @@ impl Memory {
 
 fn mib(kb: u64) -> String {
     format!("{:.1} MiB", kb as f64 / 1024.0)
-}
-
-fn live_processes() -> Result<usize> {
-    Ok(fs::read_dir("/proc")?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
-        .count())
 }
 
 /// A busybox root filesystem that every container shares read-only.

@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 
-use super::{Options, watcher::Sensor, workload::Workload};
+use super::{Options, live_processes, watcher::Sensor, workload::Workload};
 
 /// The polling collector's CPU time with `poll_procs` extra live processes,
 /// as a share of one core, at the default interval and a five times
@@ -28,10 +28,7 @@ pub fn poll_cost(o: &Options, dir: &Path) -> Result<()> {
                 .context("starting a sleeper")?,
         );
     }
-    let live = fs::read_dir("/proc")?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
-        .count();
+    let live = live_processes()?;
     println!();
     println!(
         "| polling interval | live processes | TIME_WAIT sockets | seconds | sensor CPU | share of one core |"
