@@ -32,7 +32,7 @@ pub struct EgressKey {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EgressCount {
-    /// IP packet bytes.
+    /// IP packet bytes (TCP: segments with payload only).
     pub bytes: u64,
     /// Packets.
     pub packets: u64,

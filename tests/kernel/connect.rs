@@ -1,4 +1,5 @@
 use std::{
+    io::{Read as _, Write as _},
     net::{Ipv6Addr, SocketAddr, SocketAddrV6, TcpListener, TcpStream, UdpSocket},
     os::{
         linux::net::SocketAddrExt as _,
@@ -128,4 +129,62 @@ fn failed_connect_on_a_non_socket_reads_no_socket_fields() {
     assert!(c["connect"].get("protocol").is_none(), "{c}");
     // SAFETY: our eventfd.
     unsafe { libc::close(efd) };
+}
+
+/// Egress counts IP bytes of what carries data: TCP over IPv6 and UDP, each
+/// to its own destination, and nothing for a connection that sends none.
+#[test]
+fn egress_counts_data_over_v6_tcp_and_udp_not_bare_handshakes() {
+    let v6 = TcpListener::bind("[::1]:0").unwrap();
+    let quiet = TcpListener::bind("127.0.0.1:0").unwrap();
+    let udp_peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (p6, pq, pu) = (
+        v6.local_addr().unwrap().port(),
+        quiet.local_addr().unwrap().port(),
+        udp_peer.local_addr().unwrap().port(),
+    );
+    let mut sensor = Sensor::start(&["--hooks", "egress", "--egress-interval", "1s"]);
+
+    let sent = vec![7u8; 100_000];
+    let mut client = TcpStream::connect(("::1", p6)).unwrap();
+    let (mut server, _) = v6.accept().unwrap();
+    client.write_all(&sent).unwrap();
+    drop(client);
+    let mut received = Vec::new();
+    server.read_to_end(&mut received).unwrap();
+    assert_eq!(received.len(), sent.len());
+
+    let bare = TcpStream::connect(("127.0.0.1", pq)).unwrap();
+    drop((bare, quiet.accept().unwrap()));
+
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut buf = [0u8; 1024];
+    for _ in 0..3 {
+        udp.send_to(&[1u8; 500], ("127.0.0.1", pu)).unwrap();
+        assert_eq!(udp_peer.recv(&mut buf).unwrap(), 500);
+    }
+
+    let egress = sensor.find("egress", |_| true);
+    let total = |family: &str, port: u16, field: &str| -> u64 {
+        egress
+            .iter()
+            .filter(|r| r["egress"]["family"] == family && r["egress"]["port"] == port)
+            .map(|r| r["egress"][field].as_u64().unwrap())
+            .sum()
+    };
+    assert!(
+        total("inet6", p6, "bytes") >= 100_000,
+        "v6 TCP data undercounted: {egress:?}"
+    );
+    // Three datagrams of 20 (IP) + 8 (UDP) + 500 bytes.
+    assert_eq!(
+        (total("inet", pu, "packets"), total("inet", pu, "bytes")),
+        (3, 3 * 528),
+        "{egress:?}"
+    );
+    assert_eq!(
+        total("inet", pq, "packets"),
+        0,
+        "a connection without data counted as egress: {egress:?}"
+    );
 }

@@ -597,3 +597,35 @@ fn egress_volume_per_container_and_destination() {
     let a = alert(&alerts, "test-egress-volume");
     assert!(a["fields"]["egress.bytes"].as_u64().unwrap() >= 250_000);
 }
+
+/// A download sends almost nothing: its request, then only ACKs, which are
+/// not data going out. Counting them made every download (and the server
+/// half of every handshake) look like egress.
+#[test]
+fn egress_of_a_download_is_its_request_not_its_acks() {
+    let port = http_server("127.0.0.3:0", vec![("big", vec![0u8; 20_000_000])]);
+    let id = container_id(0x37);
+    let ctr = RuncContainer::with_config(
+        &id,
+        &format!("/docker/{id}"),
+        &format!("/bin/wget -q -O /dev/null http://127.0.0.3:{port}/big"),
+        RuncContainer::host_network,
+    );
+    let mut sensor = Sensor::start(&["--egress-interval", "1s"]);
+    ctr.run();
+    let egress: Vec<Value> = sensor.find("egress", |r| {
+        r["container"]["id"] == id.as_str() && r["egress"]["port"] == port
+    });
+    let total = |field: &str| -> u64 {
+        egress
+            .iter()
+            .map(|r| r["egress"][field].as_u64().unwrap())
+            .sum()
+    };
+    // The GET is one segment of about 150 bytes; 20 MB of ACKs are
+    // hundreds of packets even with loopback's 64 KiB segments.
+    assert!(
+        total("packets") >= 1 && total("packets") <= 2 && total("bytes") < 1500,
+        "the download's egress should be its request alone: {egress:?}"
+    );
+}

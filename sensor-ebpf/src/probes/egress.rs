@@ -2,6 +2,12 @@
 //! cgroup2 root sees every IP packet a socket in any cgroup sends, with the
 //! socket's cgroup. It only counts (one per-CPU hash update per packet) and
 //! always lets the packet through.
+//!
+//! TCP segments without payload (handshakes, bare ACKs, FINs) are not
+//! counted: they carry no data out, and the server's half of every handshake
+//! goes to the client's new ephemeral port, so counting it inserted a fresh
+//! key per connection. A download's ACK stream no longer shows as egress
+//! either.
 use aya_ebpf::{
     EbpfContext as _, helpers::generated::bpf_skb_cgroup_id, macros::cgroup_skb,
     programs::SkBuffContext,
@@ -24,33 +30,47 @@ pub fn cgroup_skb_egress(ctx: SkBuffContext) -> i32 {
     PASS
 }
 
-/// The packet starts at its IP header here.
+/// The packet starts at its IP header here. Most packets this sees are not
+/// counted, so reading the headers is most of what they cost.
 fn count(ctx: &SkBuffContext) -> Result<(), i64> {
     let mut key = EgressKey::default();
     let l4 = match u16::from_be(ctx.skb.protocol() as u16) {
         ETH_P_IP => {
-            let version_ihl: u8 = ctx.load(0)?;
+            let ip: [u8; 20] = header(ctx, 0)?;
             key.ip_version = 4;
-            key.protocol = ctx.load(9)?;
-            let dst: [u8; 4] = ctx.load(16)?;
-            key.addr[..4].copy_from_slice(&dst);
-            ((version_ihl & 0x0f) as usize) * 4
+            key.protocol = ip[9];
+            key.addr[..4].copy_from_slice(&ip[16..20]);
+            usize::from(ip[0] & 0x0f) * 4
         }
         ETH_P_IPV6 => {
+            let ip: [u8; 40] = header(ctx, 0)?;
             key.ip_version = 6;
             // Extension headers are not walked: their port stays 0.
-            key.protocol = ctx.load(6)?;
-            key.addr = ctx.load(24)?;
+            key.protocol = ip[6];
+            key.addr.copy_from_slice(&ip[24..40]);
             40
         }
         _ => return Ok(()),
     };
-    if key.protocol == IPPROTO_TCP || key.protocol == IPPROTO_UDP {
-        key.port = u16::from_be(ctx.load(l4 + 2)?);
+    let len = ctx.len() as u64;
+    match key.protocol {
+        IPPROTO_TCP => {
+            // Ports, then the data offset: the high nibble of byte 12, in
+            // 32-bit words.
+            let tcp: [u8; 13] = header(ctx, l4)?;
+            if len <= (l4 + usize::from(tcp[12] >> 4) * 4) as u64 {
+                return Ok(());
+            }
+            key.port = u16::from_be_bytes([tcp[2], tcp[3]]);
+        }
+        IPPROTO_UDP => {
+            let udp: [u8; 4] = header(ctx, l4)?;
+            key.port = u16::from_be_bytes([udp[2], udp[3]]);
+        }
+        _ => {}
     }
     // SAFETY: the context is this program's __sk_buff.
     key.cgroup_id = unsafe { bpf_skb_cgroup_id(ctx.as_ptr().cast()) };
-    let len = ctx.len() as u64;
     match EGRESS.get_ptr_mut(&key) {
         // SAFETY: this CPU's value; nothing else writes it meanwhile.
         Some(v) => unsafe {
@@ -66,4 +86,18 @@ fn count(ctx: &SkBuffContext) -> Result<(), i64> {
         }
     }
     Ok(())
+}
+
+/// `N` bytes at `at`: straight from the packet's linear part when they are in
+/// it (the stack builds the headers of what it sends there), else through the
+/// copying helper.
+#[inline(always)]
+fn header<const N: usize>(ctx: &SkBuffContext, at: usize) -> Result<[u8; N], i64> {
+    let start = ctx.data() + at;
+    if start + N <= ctx.data_end() {
+        // SAFETY: in bounds, checked just above (and by the verifier).
+        Ok(unsafe { core::ptr::read_unaligned(start as *const [u8; N]) })
+    } else {
+        ctx.load(at)
+    }
 }
