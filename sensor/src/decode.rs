@@ -269,12 +269,12 @@ fn open_data(e: &OpenEvent, rel: &[u8], path: &[u8]) -> OpenData {
         (rel.to_vec(), PathSource::Unresolved)
     };
     let syscall = match OpenSyscall::try_from(e.syscall) {
-        Ok(OpenSyscall::Open) => "open".to_owned(),
-        Ok(OpenSyscall::Openat) => "openat".to_owned(),
-        Ok(OpenSyscall::Openat2) => "openat2".to_owned(),
-        Ok(OpenSyscall::Creat) => "creat".to_owned(),
-        Ok(OpenSyscall::IoUring) => "io_uring".to_owned(),
-        Err(n) => format!("syscall_{n}"),
+        Ok(OpenSyscall::Open) => "open".into(),
+        Ok(OpenSyscall::Openat) => "openat".into(),
+        Ok(OpenSyscall::Openat2) => "openat2".into(),
+        Ok(OpenSyscall::Creat) => "creat".into(),
+        Ok(OpenSyscall::IoUring) => "io_uring".into(),
+        Err(n) => format!("syscall_{n}").into(),
     };
     let access = match e.open_flags & libc::O_ACCMODE as u32 {
         0 => "read",
@@ -292,7 +292,7 @@ fn open_data(e: &OpenEvent, rel: &[u8], path: &[u8]) -> OpenData {
         path_pseudo: e.flags & flags::PATH_PSEUDO != 0,
         compat: e.flags & flags::COMPAT_SYSCALL != 0,
         io_uring,
-        access: access.to_owned(),
+        access: access.into(),
         flags: open_flag_names(e.open_flags),
         flags_raw: e.open_flags,
         mode: creates.then(|| format!("{:04o}", e.mode & 0o7777)),
@@ -302,7 +302,7 @@ fn open_data(e: &OpenEvent, rel: &[u8], path: &[u8]) -> OpenData {
     }
 }
 
-fn open_flag_names(f: u32) -> Vec<String> {
+fn open_flag_names(f: u32) -> Vec<Name> {
     const NAMES: &[(i32, &str)] = &[
         (libc::O_CREAT, "O_CREAT"),
         (libc::O_EXCL, "O_EXCL"),
@@ -324,7 +324,7 @@ fn open_flag_names(f: u32) -> Vec<String> {
             1 => "O_WRONLY",
             _ => "O_RDWR",
         }
-        .to_owned(),
+        .into(),
     ];
     // O_TMPFILE includes O_DIRECTORY's bit; name it whole or not at all.
     if f & libc::O_TMPFILE as u32 == libc::O_TMPFILE as u32 {
@@ -341,7 +341,7 @@ fn open_flag_names(f: u32) -> Vec<String> {
         NAMES
             .iter()
             .filter(|(bit, _)| f & *bit as u32 != 0 && !(sync && *bit == libc::O_DSYNC))
-            .map(|(_, n)| (*n).to_owned()),
+            .map(|(_, n)| Name::from(*n)),
     );
     out
 }
@@ -359,7 +359,7 @@ pub fn protocol_name(p: i32) -> String {
 }
 
 /// Symbolic errno ("ENOENT"), or "E<n>" for numbers the table lacks.
-pub fn errno_name(n: i32) -> String {
+pub fn errno_name(n: i32) -> Name {
     // Kernel-internal codes a syscall exit shows when a signal interrupted
     // it: the call is restarted (another event follows) or fails EINTR.
     const RESTART: [&str; 5] = [
@@ -370,13 +370,13 @@ pub fn errno_name(n: i32) -> String {
         "ERESTART_RESTARTBLOCK",
     ];
     if let Some(name) = n.checked_sub(512).and_then(|i| RESTART.get(i as usize)) {
-        return (*name).to_owned();
+        return (*name).into();
     }
     let e = nix::errno::Errno::from_raw(n);
     if e == nix::errno::Errno::UnknownErrno {
-        format!("E{n}")
+        format!("E{n}").into()
     } else {
-        format!("{e:?}")
+        format!("{e:?}").into()
     }
 }
 

@@ -1,7 +1,7 @@
 //! The event schema: what the sensor writes, one JSON object per line.
 //! Documented field by field in docs/EVENTS.md; bump [`SCHEMA_VERSION`] on any
 //! incompatible change.
-use std::net::IpAddr;
+use std::{borrow::Cow, net::IpAddr};
 
 use serde::{Deserialize, Serialize};
 
@@ -269,6 +269,11 @@ pub struct Open {
     pub open: OpenData,
 }
 
+/// A name from a fixed vocabulary (syscalls, flags, errno names): static
+/// when decoded, so the busiest records allocate none; owned when read back
+/// from JSON or made for a value outside the vocabulary.
+pub type Name = Cow<'static, str>;
+
 /// Where an open's path came from.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -288,7 +293,7 @@ pub enum PathSource {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OpenData {
     /// Which syscall.
-    pub syscall: String,
+    pub syscall: Name,
     /// Absolute path.
     pub path: Text,
     /// How `path` was obtained.
@@ -307,9 +312,9 @@ pub struct OpenData {
     #[serde(default, skip_serializing_if = "is_false")]
     pub io_uring: bool,
     /// `read`, `write` or `read_write`.
-    pub access: String,
+    pub access: Name,
     /// Symbolic open flags.
-    pub flags: Vec<String>,
+    pub flags: Vec<Name>,
     /// Numeric open flags as passed.
     pub flags_raw: u32,
     /// Mode argument (octal string, e.g. "0644"), when O_CREAT/O_TMPFILE.
@@ -320,7 +325,7 @@ pub struct OpenData {
     pub fd: Option<i32>,
     /// Error name on failure (e.g. "ENOENT").
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub error: Option<Name>,
     /// Inode number of the opened file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ino: Option<u64>,
@@ -345,7 +350,7 @@ impl OpenData {
     }
 
     fn has_flag(&self, names: &[&str]) -> bool {
-        self.flags.iter().any(|f| names.contains(&f.as_str()))
+        self.flags.iter().any(|f| names.contains(&f.as_ref()))
     }
 }
 
@@ -385,7 +390,7 @@ pub struct ConnectData {
     pub ret: i32,
     /// Error name on failure ("EINPROGRESS" is a non-blocking connect under way).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub error: Option<Name>,
     /// Made through the 32-bit compat syscall entry (connect or socketcall).
     #[serde(default, skip_serializing_if = "is_false")]
     pub compat: bool,

@@ -301,9 +301,13 @@ impl Metrics {
         }
     }
 
-    fn count(&self, record: &Record) {
-        let kind = kind_name(record);
-        self.records.get_or_create(&KindLabels { kind }).inc();
+    /// The `sensor_records_total` series of `kind`.
+    fn records_of(&self, kind: &'static str) -> Counter {
+        self.records.get_or_create(&KindLabels { kind }).clone()
+    }
+
+    /// What alerts and loss records add beyond their count.
+    fn count_details(&self, record: &Record) {
         match &record.body {
             Body::Alert(a) => {
                 self.alerts
@@ -487,6 +491,9 @@ pub struct MeteredSink<S> {
     inner: S,
     metrics: Metrics,
     since_beat: u32,
+    /// Each kind's series, looked up once: the family's lookup hashes and
+    /// takes a lock, which cost more per record than the count itself.
+    records: Vec<(&'static str, Counter)>,
 }
 
 impl<S> MeteredSink<S> {
@@ -496,7 +503,23 @@ impl<S> MeteredSink<S> {
             inner,
             metrics,
             since_beat: 0,
+            records: Vec::new(),
         }
+    }
+
+    fn count(&mut self, record: &Record) {
+        let kind = kind_name(record);
+        match self.records.iter().find(|(k, _)| *k == kind) {
+            Some((_, c)) => {
+                c.inc();
+            }
+            None => {
+                let c = self.metrics.records_of(kind);
+                c.inc();
+                self.records.push((kind, c));
+            }
+        }
+        self.metrics.count_details(record);
     }
 }
 
@@ -504,7 +527,7 @@ impl<S: Sink + ?Sized> Sink for MeteredSink<Box<S>> {
     fn write(&mut self, record: &Record) -> std::io::Result<()> {
         match self.inner.write(record) {
             Ok(()) => {
-                self.metrics.count(record);
+                self.count(record);
                 self.since_beat += 1;
                 if self.since_beat == BEAT_EVERY {
                     self.since_beat = 0;

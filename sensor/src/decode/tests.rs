@@ -115,7 +115,7 @@ fn open_resolved_path() {
     assert_eq!(o.path.as_bytes(), b"/tmp/work/out.txt");
     assert_eq!(o.path_source, PathSource::File);
     assert_eq!(o.access, "write");
-    assert!(o.flags.contains(&"O_CREAT".to_owned()) && o.flags.contains(&"O_TRUNC".to_owned()));
+    assert!(o.flags.contains(&"O_CREAT".into()) && o.flags.contains(&"O_TRUNC".into()));
     assert_eq!(o.mode.as_deref(), Some("0644"));
     assert_eq!((o.fd, o.ino, o.error), (Some(3), Some(77), None));
 }
@@ -301,7 +301,7 @@ fn io_uring_open_carries_d_path_string_and_no_fd() {
     };
     let o = e.data.open;
     assert_eq!(o.path.as_bytes(), b"/tmp/drop/payload.bin");
-    assert_eq!((o.syscall.as_str(), o.io_uring), ("io_uring", true));
+    assert_eq!((o.syscall.as_ref(), o.io_uring), ("io_uring", true));
     assert_eq!((o.fd, o.ino, o.error), (None, Some(77), None));
 }
 

@@ -1,7 +1,10 @@
 //! Conditions compiled once at load into predicate trees: fields resolved to
 //! accessors, values parsed to their field's type, globs and regexes built,
 //! lists and macros expanded. Evaluation then only compares.
-use std::{collections::HashMap, net::IpAddr};
+use std::{
+    collections::{HashMap, HashSet},
+    net::IpAddr,
+};
 
 use globset::{GlobBuilder, GlobSetBuilder};
 use ipnet::IpNet;
@@ -9,7 +12,7 @@ use memchr::memmem;
 
 use super::{
     condition::{Expr, Op, Operand, Spanned},
-    fields::{self, Field, Needs, Prepared, Type, Val},
+    fields::{self, Field, Prepared, Type, Val},
 };
 use crate::event::Record;
 
@@ -56,8 +59,8 @@ pub const ANY_KIND: u32 = (1 << KINDS.len() as u32) - 1;
 pub enum Matcher {
     /// The field has a value.
     Exists,
-    /// Equal to one of (small lists: a linear scan beats hashing).
-    StrIn(Vec<Box<[u8]>>),
+    /// Equal to one of.
+    StrIn(Strings),
     /// Starts with one of.
     Prefix(Vec<Box<[u8]>>),
     /// Ends with one of.
@@ -80,12 +83,47 @@ pub enum Matcher {
     Net(Vec<IpNet>),
 }
 
+/// The values of an `in` test. Lists of names (package managers, mail
+/// programs, ...) are tested against every ancestor's name, so longer ones
+/// are hashed: a scan compares every entry of the same length.
+#[derive(Debug, Clone)]
+pub struct Strings {
+    items: Vec<Box<[u8]>>,
+    index: Option<HashSet<Box<[u8]>, foldhash::fast::FixedState>>,
+}
+
+impl Strings {
+    /// Up to this many entries, a scan is as fast as a hash.
+    const SCAN_MAX: usize = 4;
+
+    fn new(items: Vec<Box<[u8]>>) -> Self {
+        let index = (items.len() > Self::SCAN_MAX).then(|| items.iter().cloned().collect());
+        Self { items, index }
+    }
+
+    #[inline]
+    fn contains(&self, s: &[u8]) -> bool {
+        match &self.index {
+            Some(set) => set.contains(s),
+            None => self.items.iter().any(|x| **x == *s),
+        }
+    }
+}
+
+impl std::ops::Deref for Strings {
+    type Target = [Box<[u8]>];
+
+    fn deref(&self) -> &Self::Target {
+        &self.items
+    }
+}
+
 impl Matcher {
     #[inline]
     fn test(&self, v: Val<'_>) -> bool {
         match (self, v) {
             (Self::Exists, _) => true,
-            (Self::StrIn(set), Val::Str(s)) => set.iter().any(|x| **x == *s),
+            (Self::StrIn(set), Val::Str(s)) => set.contains(s),
             (Self::Prefix(set), Val::Str(s)) => set.iter().any(|x| s.starts_with(x)),
             (Self::Suffix(set), Val::Str(s)) => set.iter().any(|x| s.ends_with(x)),
             (Self::Contains(set), Val::Str(s)) => set.iter().any(|f| f.find(s).is_some()),
@@ -128,6 +166,9 @@ pub enum Pred {
     Not(Box<Pred>),
     /// Some value of the field passes.
     Test(Field, Matcher),
+    /// The record is of one of these kinds (bits of [`KINDS`]): `evt.type`
+    /// equality, without comparing names.
+    Kind(u32),
 }
 
 impl Pred {
@@ -139,6 +180,7 @@ impl Pred {
             Self::Or(v) => v.iter().any(|p| p.eval(rec, prep)),
             Self::Not(p) => !p.eval(rec, prep),
             Self::Test(field, m) => field.any(rec, prep, &mut |v| m.test(v)),
+            Self::Kind(kinds) => prep.kind() & kinds != 0,
         }
     }
 
@@ -148,27 +190,9 @@ impl Pred {
         match self {
             Self::And(v) => v.iter().fold(ANY_KIND, |acc, p| acc & p.kinds()),
             Self::Or(v) => v.iter().fold(0, |acc, p| acc | p.kinds()),
-            Self::Test(Field::EvtType, Matcher::StrIn(set)) => set
-                .iter()
-                .filter_map(|k| std::str::from_utf8(k).ok().and_then(kind_bit))
-                .fold(0, |a, b| a | b),
+            Self::Kind(kinds) => *kinds,
             Self::Not(_) | Self::Test(..) => ANY_KIND,
         }
-    }
-
-    fn fields(&self, out: &mut Needs) {
-        match self {
-            Self::And(v) | Self::Or(v) => v.iter().for_each(|p| p.fields(out)),
-            Self::Not(p) => p.fields(out),
-            Self::Test(f, _) => out.add(*f),
-        }
-    }
-
-    /// Which per-event derived values this reads.
-    pub fn needs(&self) -> Needs {
-        let mut n = Needs::default();
-        self.fields(&mut n);
-        n
     }
 }
 
@@ -291,15 +315,28 @@ fn compile_in(e: &Expr, scope: &Scope<'_>, stack: &mut Vec<String>) -> Result<Pr
                 ));
             }
             if *op == Op::Ne {
-                Pred::Not(Box::new(Pred::Test(
+                Pred::Not(Box::new(test(
                     fld,
                     matcher(f, ty, Op::Eq, *op_at, &values)?,
                 )))
             } else {
-                Pred::Test(fld, matcher(f, ty, *op, *op_at, &values)?)
+                test(fld, matcher(f, ty, *op, *op_at, &values)?)
             }
         }
     })
+}
+
+/// A field test; `evt.type` equality becomes a test of the kind's bit.
+fn test(field: Field, m: Matcher) -> Pred {
+    match (field, &m) {
+        (Field::EvtType, Matcher::StrIn(kinds)) => Pred::Kind(
+            kinds
+                .iter()
+                .filter_map(|k| std::str::from_utf8(k).ok().and_then(kind_bit))
+                .fold(0, |a, b| a | b),
+        ),
+        _ => Pred::Test(field, m),
+    }
 }
 
 fn list_ok(op: Op) -> bool {
@@ -385,7 +422,7 @@ fn matcher(
                         }
                     }
                 }
-                Matcher::StrIn(bytes())
+                Matcher::StrIn(Strings::new(bytes()))
             }
             Op::StartsWith => Matcher::Prefix(bytes()),
             Op::EndsWith => Matcher::Suffix(bytes()),

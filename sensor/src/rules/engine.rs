@@ -70,6 +70,8 @@ pub struct Engine {
     /// Rule indexes per kind bit position.
     by_kind: Vec<Vec<usize>>,
     seq_by_kind: Vec<Vec<usize>>,
+    /// Per sequence rule, the kinds each step can match.
+    step_kinds: Vec<Vec<u32>>,
     /// The opens any rule or step could match: the rest skip evaluation.
     /// The kernel drops most others already; this serves `--capture-opens
     /// all`, io_uring opens and the polling collector.
@@ -102,12 +104,18 @@ impl Engine {
                 }
             }
         }
+        let step_kinds = set
+            .sequences
+            .iter()
+            .map(|s| s.steps.iter().map(|(_, p)| p.kinds()).collect())
+            .collect();
         let progress = set.sequences.iter().map(|_| HashMap::new()).collect();
         Self {
             opens: OpenFilter::of_rules(&set),
             set,
             by_kind,
             seq_by_kind,
+            step_kinds,
             prepared: Prepared::default(),
             progress,
             stats: EngineStats::default(),
@@ -144,7 +152,7 @@ impl Engine {
             self.stats.opens_passed_over += 1;
             return;
         }
-        self.prepared.prepare(self.set.needs, rec);
+        self.prepared.reset(rec);
         for &i in &self.by_kind[k] {
             let rule = &self.set.rules[i];
             if rule.pred.eval(rec, &self.prepared) {
@@ -159,12 +167,17 @@ impl Engine {
             }
         }
         for j in 0..self.seq_by_kind[k].len() {
-            self.advance(self.seq_by_kind[k][j], rec, emit);
+            self.advance(self.seq_by_kind[k][j], bit, rec, emit);
         }
     }
 
-    fn advance(&mut self, i: usize, rec: &Record, emit: &mut dyn FnMut(Record)) {
+    fn advance(&mut self, i: usize, bit: u32, rec: &Record, emit: &mut dyn FnMut(Record)) {
         let seq = &self.set.sequences[i];
+        // A step whose condition rules out this kind is not evaluated: a
+        // sequence waiting for an exec sees every open in between.
+        let kinds = &self.step_kinds[i];
+        let prepared = &self.prepared;
+        let matches = |step: usize| kinds[step] & bit != 0 && seq.steps[step].1.eval(rec, prepared);
         let key = fields::container_of(rec).map_or("unknown", |c| c.id.as_str());
         let within = seq.within.as_nanos() as u64;
         let table = &mut self.progress[i];
@@ -173,9 +186,9 @@ impl Engine {
                 table.remove(key);
                 self.stats.sequence_expired += 1;
             } else {
-                if !seq.steps[p.next].1.eval(rec, &self.prepared) {
+                if !matches(p.next) {
                     // A newer first step restarts the window from it.
-                    if p.next == 1 && seq.steps[0].1.eval(rec, &self.prepared) {
+                    if p.next == 1 && matches(0) {
                         p.first_ns = rec.boot_ns;
                         p.evidence[0] = rec.clone();
                     }
@@ -193,7 +206,7 @@ impl Engine {
                 return;
             }
         }
-        if !seq.steps[0].1.eval(rec, &self.prepared) {
+        if !matches(0) {
             return;
         }
         if table.len() >= SEQUENCE_STATE_CAP {

@@ -1,9 +1,14 @@
 //! The fields conditions can test, and how each is read from a record
 //! without allocating: values are borrowed from the record, or from
-//! [`Prepared`] buffers refilled per event for the joined command lines.
-use std::net::IpAddr;
+//! [`Prepared`], which joins command lines on first use per event.
+use std::{cell::OnceCell, net::IpAddr};
 
-use crate::event::{Body, Event, Process, Record};
+use super::compile::kind_bit;
+use crate::{
+    event::{Body, Event, Process, Record},
+    process::{Ancestor, ExecImage},
+    text::Text,
+};
 
 /// What a field holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,79 +151,59 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-/// Per-event derived values that need joining, built once per event into
-/// reused buffers (only when some loaded rule reads them).
+/// Per-event derived values that need joining, built on first use for the
+/// event at hand: most events reach no test or output field that reads
+/// them.
 #[derive(Default)]
 pub struct Prepared {
-    cmdline: Vec<u8>,
-    pcmdline: Vec<u8>,
-    acmdlines: Vec<Vec<u8>>,
-    ancestors: usize,
+    /// The event's kind bit (see `compile::KINDS`).
+    kind: u32,
+    cmdline: OnceCell<Vec<u8>>,
+    pcmdline: OnceCell<Vec<u8>>,
+    acmdlines: OnceCell<Vec<Vec<u8>>>,
 }
 
-/// Which derived values the loaded rules read.
-#[derive(Default, Clone, Copy, Debug)]
-pub struct Needs {
-    /// proc.cmdline
-    pub cmdline: bool,
-    /// proc.pcmdline
-    pub pcmdline: bool,
-    /// proc.acmdline
-    pub acmdline: bool,
-}
-
-impl Needs {
-    /// Records that `f` is used.
-    pub fn add(&mut self, f: Field) {
-        match f {
-            Field::ProcCmdline => self.cmdline = true,
-            Field::ParentCmdline => self.pcmdline = true,
-            Field::AncestorCmdline => self.acmdline = true,
-            _ => {}
-        }
-    }
-}
-
-fn join_args<'a>(out: &mut Vec<u8>, args: impl Iterator<Item = &'a [u8]>) {
-    out.clear();
+fn joined<'a>(args: impl Iterator<Item = &'a Text>) -> Vec<u8> {
+    let mut out = Vec::new();
     for (i, a) in args.enumerate() {
         if i > 0 {
             out.push(b' ');
         }
-        out.extend_from_slice(a);
+        out.extend_from_slice(a.as_bytes());
     }
+    out
 }
 
 impl Prepared {
-    /// Refills the buffers for `rec`.
-    pub fn prepare(&mut self, needs: Needs, rec: &Record) {
-        let Some(p) = process_of(rec) else {
-            self.cmdline.clear();
-            self.pcmdline.clear();
-            self.ancestors = 0;
-            return;
-        };
-        if needs.cmdline {
-            let args = p.image.iter().flat_map(|i| i.args.iter());
-            join_args(&mut self.cmdline, args.map(|a| a.as_bytes()));
-        }
-        if needs.pcmdline {
-            let args = p
-                .ancestors
-                .first()
-                .into_iter()
-                .flat_map(|a| a.image.args.iter());
-            join_args(&mut self.pcmdline, args.map(|a| a.as_bytes()));
-        }
-        if needs.acmdline {
-            self.ancestors = p.ancestors.len();
-            if self.acmdlines.len() < p.ancestors.len() {
-                self.acmdlines.resize_with(p.ancestors.len(), Vec::new);
-            }
-            for (buf, a) in self.acmdlines.iter_mut().zip(p.ancestors.iter()) {
-                join_args(buf, a.image.args.iter().map(|t| t.as_bytes()));
-            }
-        }
+    /// Forgets the previous event's values.
+    pub fn reset(&mut self, rec: &Record) {
+        self.kind = kind_bit(kind_name(rec)).unwrap_or(0);
+        self.cmdline.take();
+        self.pcmdline.take();
+        self.acmdlines.take();
+    }
+
+    /// The event's kind bit.
+    pub fn kind(&self) -> u32 {
+        self.kind
+    }
+
+    fn cmdline(&self, image: &ExecImage) -> &[u8] {
+        self.cmdline.get_or_init(|| joined(image.args.iter()))
+    }
+
+    fn pcmdline(&self, parent: &Ancestor) -> &[u8] {
+        self.pcmdline
+            .get_or_init(|| joined(parent.image.args.iter()))
+    }
+
+    fn acmdlines(&self, p: &Process) -> &[Vec<u8>] {
+        self.acmdlines.get_or_init(|| {
+            p.ancestors
+                .iter()
+                .map(|a| joined(a.image.args.iter()))
+                .collect()
+        })
     }
 }
 
@@ -364,10 +349,10 @@ impl Field {
             ProcArgs => {
                 image.is_some_and(|i| i.args.iter().skip(1).any(|a| f(Val::Str(a.as_bytes()))))
             }
-            ProcCmdline => image.is_some() && f(Val::Str(&prep.cmdline)),
+            ProcCmdline => image.is_some_and(|i| f(Val::Str(prep.cmdline(i)))),
             ParentExe => s(f, parent.map(|a| a.image.exe.as_bytes())),
             ParentName => s(f, parent.map(|a| image_name(&a.image))),
-            ParentCmdline => parent.is_some() && f(Val::Str(&prep.pcmdline)),
+            ParentCmdline => parent.is_some_and(|a| f(Val::Str(prep.pcmdline(a)))),
             AncestorExe => proc_.is_some_and(|p| {
                 p.ancestors
                     .iter()
@@ -378,9 +363,9 @@ impl Field {
                     .iter()
                     .any(|a| f(Val::Str(image_name(&a.image))))
             }),
-            AncestorCmdline => prep.acmdlines[..prep.ancestors]
-                .iter()
-                .any(|c| f(Val::Str(c))),
+            AncestorCmdline => {
+                proc_.is_some_and(|p| prep.acmdlines(p).iter().any(|c| f(Val::Str(c))))
+            }
             ContainerId => s(f, container_of(rec).map(|c| c.id.as_bytes())),
             ContainerRuntime => s(f, container_of(rec).map(|c| c.runtime.as_bytes())),
             ContainerName => s(f, meta.and_then(|m| m.name.as_deref()).map(str::as_bytes)),

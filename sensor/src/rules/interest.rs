@@ -233,6 +233,8 @@ fn of_pred(p: &Pred) -> OpenFilter {
             _ => OpenFilter::all(),
         },
         Pred::Test(field, m) => of_test(*field, m),
+        // Rules that cannot match opens are left out before this.
+        Pred::Kind(_) => OpenFilter::all(),
     }
 }
 
@@ -272,9 +274,8 @@ fn path_reads(field: Field, m: &Matcher) -> Option<Reads> {
     let mut names = BTreeSet::new();
     let mut suffixes = BTreeSet::new();
     let patterns: Vec<&[u8]> = match m {
-        Matcher::StrIn(v) | Matcher::Prefix(v) | Matcher::Suffix(v) => {
-            v.iter().map(|p| &**p).collect()
-        }
+        Matcher::StrIn(v) => v.iter().map(|p| &**p).collect(),
+        Matcher::Prefix(v) | Matcher::Suffix(v) => v.iter().map(|p| &**p).collect(),
         Matcher::Contains(v) => v.iter().map(|f| f.needle()).collect(),
         _ => return None,
     };

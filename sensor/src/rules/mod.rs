@@ -26,7 +26,7 @@ use std::{
 };
 
 use compile::{Failure, Pred, Scope};
-use fields::{Field, Needs};
+use fields::Field;
 use source::{CondText, FileDef};
 pub use source::{Severity, Technique};
 
@@ -133,8 +133,6 @@ pub struct RuleSet {
     pub sequences: Vec<Sequence>,
     /// Packs by id.
     pub packs: Vec<PackInfo>,
-    /// Derived values the rules read.
-    pub needs: Needs,
     /// Where the rules came from.
     pub origin: String,
 }
@@ -354,7 +352,6 @@ pub fn compile_files(files: Vec<(String, String)>, origin: &str) -> Result<RuleS
         rules: Vec::new(),
         sequences: Vec::new(),
         packs: Vec::new(),
-        needs: Needs::default(),
         origin: origin.to_owned(),
     };
     let mut ids: HashMap<String, (String, usize, usize)> = HashMap::new();
@@ -458,25 +455,5 @@ pub fn compile_files(files: Vec<(String, String)>, origin: &str) -> Result<RuleS
     if !errors.is_empty() {
         return Err(LoadErrors(errors.into_iter().collect()));
     }
-    let mut needs = Needs::default();
-    for p in set.rules.iter().map(|r| &r.pred).chain(
-        set.sequences
-            .iter()
-            .flat_map(|s| s.steps.iter().map(|(_, p)| p)),
-    ) {
-        let n = p.needs();
-        needs.cmdline |= n.cmdline;
-        needs.pcmdline |= n.pcmdline;
-        needs.acmdline |= n.acmdline;
-    }
-    for f in set
-        .rules
-        .iter()
-        .flat_map(|r| &r.output)
-        .chain(set.sequences.iter().flat_map(|s| &s.output))
-    {
-        needs.add(f.1);
-    }
-    set.needs = needs;
     Ok(set)
 }

@@ -151,6 +151,62 @@ fn exceptions_suppress_and_rules_are_indexed_by_kind() {
     assert!(run(&mut engine, &[backup]).is_empty());
 }
 
+/// Command lines are joined on first use per event: each event sees its
+/// own, never the one before. Long `in` lists (hashed) and short ones
+/// (scanned) match alike, and `evt.type` tests compare kinds.
+#[test]
+fn joined_command_lines_lists_and_kinds_follow_each_event() {
+    let yaml = format!(
+        "{HEAD}rules:
+{}{}{}",
+        rule(
+            "cmdline",
+            "    condition: evt.type = exec and proc.cmdline contains secret
+    \
+             output: [proc.cmdline]
+"
+        ),
+        rule(
+            "long-list",
+            "    condition: evt.type in (open, exec) and not evt.type = open \
+             and proc.name in (a1, a2, a3, a4, a5, a6, tar)
+"
+        ),
+        rule(
+            "parent",
+            "    condition: evt.type != open and proc.pcmdline contains 'x | sh' \
+             and proc.acmdline contains bash and proc.name in (ls, cat)
+"
+        )
+    );
+    let mut engine = Engine::new(Arc::new(set(&yaml).unwrap()));
+    let alerts = run(
+        &mut engine,
+        &[
+            exec(1, "c1", &["cp", "secret", "/tmp"]),
+            exec(2, "c1", &["cp", "public", "/tmp"]),
+            exec(3, "c1", &["tar", "cf", "x"]),
+            exec(4, "c1", &["a7"]),
+            exec(5, "c1", &["ls"]),
+            open("write", &["O_WRONLY"], Some(3), None),
+        ],
+    );
+    let fired: Vec<(String, u64)> = alerts
+        .iter()
+        .map(|a| (rule_of(a), a.boot_ns / 1_000_000_000))
+        .collect();
+    assert_eq!(
+        fired,
+        [
+            ("cmdline".into(), 1),
+            ("long-list".into(), 3),
+            ("parent".into(), 5)
+        ]
+    );
+    let a = serde_json::to_value(&alerts[0]).unwrap();
+    assert_eq!(a["fields"]["proc.cmdline"], "cp secret /tmp");
+}
+
 #[test]
 fn sequences_complete_per_container_within_the_window() {
     let yaml = format!(
@@ -330,7 +386,7 @@ fn opens_passed_over_are_opens_no_shipped_condition_matches() {
             let crate::event::Body::Open(e) = &rec.body else {
                 unreachable!()
             };
-            prepared.prepare(set.needs, &rec);
+            prepared.reset(&rec);
             let matches = conditions.iter().any(|p| p.eval(&rec, &prepared));
             let kept = filter.keeps(&e.data.open);
             assert!(

@@ -13,7 +13,7 @@ use crate::{
     clock::BootClock,
     event::{
         AddressSource, Body, CgroupRef, Connect, ConnectData, Event, Exec, ExecData, Exit,
-        ExitData, Open, OpenData, PathSource, Process, Record, SCHEMA_VERSION, Source,
+        ExitData, Name, Open, OpenData, PathSource, Process, Record, SCHEMA_VERSION, Source,
     },
     process::{Ancestor, Ancestry},
     text::Text,
@@ -177,19 +177,19 @@ impl<P: ProcessLookup> Normaliser<'_, P> {
 
     /// A file created or written.
     pub fn file(&self, c: &FileChange) -> Record {
-        let mut flags = vec!["O_WRONLY".to_owned()];
+        let mut flags = vec![Name::from("O_WRONLY")];
         if c.created {
-            flags.push("O_CREAT".to_owned());
+            flags.push("O_CREAT".into());
         }
         let open = OpenData {
-            syscall: "notify".to_owned(),
+            syscall: "notify".into(),
             path: text(c.path.as_os_str()),
             path_source: PathSource::File,
             path_truncated: false,
             path_pseudo: false,
             compat: false,
             io_uring: false,
-            access: "write".to_owned(),
+            access: "write".into(),
             flags,
             flags_raw: 0,
             mode: None,
