@@ -78,7 +78,9 @@ pub struct Engine {
     opens: OpenFilter,
     prepared: Prepared,
     /// Per sequence rule: container id -> progress.
-    progress: Vec<HashMap<Box<str>, Progress>>,
+    /// Looked up for every record a step could match; SipHash cost more
+    /// than the rest of the lookup.
+    progress: Vec<HashMap<Box<str>, Progress, foldhash::fast::RandomState>>,
     /// What was dropped.
     pub stats: EngineStats,
 }
@@ -109,7 +111,7 @@ impl Engine {
             .iter()
             .map(|s| s.steps.iter().map(|(_, p)| p.kinds()).collect())
             .collect();
-        let progress = set.sequences.iter().map(|_| HashMap::new()).collect();
+        let progress = set.sequences.iter().map(|_| HashMap::default()).collect();
         Self {
             opens: OpenFilter::of_rules(&set),
             set,

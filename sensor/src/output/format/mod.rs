@@ -52,7 +52,6 @@ pub struct Encoder {
     node: String,
     /// `{"node":"<name>",`: the native prefix; empty for [`Encoder::plain`].
     node_prefix: Vec<u8>,
-    scratch: Vec<u8>,
 }
 
 impl Encoder {
@@ -63,7 +62,6 @@ impl Encoder {
             format,
             node: node.to_owned(),
             node_prefix: format!("{{\"node\":{name},").into_bytes(),
-            scratch: Vec::new(),
         }
     }
 
@@ -73,7 +71,6 @@ impl Encoder {
             format: Format::Native,
             node: String::new(),
             node_prefix: Vec::new(),
-            scratch: Vec::new(),
         }
     }
 
@@ -82,11 +79,13 @@ impl Encoder {
         match self.format {
             Format::Native if self.node_prefix.is_empty() => serde_json::to_writer(out, record)?,
             Format::Native => {
-                self.scratch.clear();
-                serde_json::to_writer(&mut self.scratch, record)?;
-                // A record is an object: `{` then at least `"schema"`.
-                out.extend_from_slice(&self.node_prefix);
-                out.extend_from_slice(&self.scratch[1..]);
+                // `{"node":"<name>"`, then the record's own object, whose
+                // opening brace becomes the comma: no second copy of a
+                // record that can be kilobytes (ancestors' arguments).
+                out.extend_from_slice(&self.node_prefix[..self.node_prefix.len() - 1]);
+                let brace = out.len();
+                serde_json::to_writer(&mut *out, record)?;
+                out[brace] = b',';
             }
             Format::Ecs => serde_json::to_writer(out, &ecs::document(record, &self.node))?,
             Format::Ocsf => serde_json::to_writer(out, &ocsf::event(record, &self.node))?,
