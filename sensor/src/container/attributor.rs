@@ -32,9 +32,11 @@ pub struct Attributor {
     index: CgroupIndex,
     /// (is_v1, cgroup id) -> parsed path (None: not a container path).
     /// Shared, so a hit copies a pointer rather than the id's string.
-    by_cgroup: HashMap<(bool, u64), Option<Arc<CgroupContainer>>>,
+    /// Both maps are read for every event: foldhash, not SipHash, which
+    /// cost more than the rest of a hit on a 64-character id.
+    by_cgroup: foldhash::HashMap<(bool, u64), Option<Arc<CgroupContainer>>>,
     /// Container id -> what events carry, and when metadata was last tried.
-    by_id: HashMap<String, (Arc<ContainerRef>, Option<Instant>)>,
+    by_id: foldhash::HashMap<String, (Arc<ContainerRef>, Option<Instant>)>,
     dirs: StateDirs,
     host: Arc<ContainerRef>,
     /// Docker API lookups run off the event path; started on first need.
@@ -59,8 +61,8 @@ impl Attributor {
     pub fn with_state_dirs(index: CgroupIndex, dirs: StateDirs) -> Self {
         Self {
             index,
-            by_cgroup: HashMap::new(),
-            by_id: HashMap::new(),
+            by_cgroup: HashMap::default(),
+            by_id: HashMap::default(),
             dirs,
             host: Arc::new(ContainerRef::host()),
             docker_api: None,

@@ -132,14 +132,15 @@ impl<'de> Deserialize<'de> for Ancestry {
 
 /// Live processes by pid, bounded.
 pub struct ProcessTable {
-    procs: HashMap<u32, Arc<ProcessInfo>>,
+    /// Both maps are read for every event, hence foldhash over SipHash.
+    procs: foldhash::HashMap<u32, Arc<ProcessInfo>>,
     cap: usize,
     /// Entries dropped because the table was full (counted, reported).
     pub evicted: u64,
     /// Last ancestry built per pid, with the table entries it came from:
     /// reused while every entry is still the same (`Arc::ptr_eq`; holding
     /// them keeps their addresses from being reused).
-    ancestry: HashMap<u32, (Vec<Arc<ProcessInfo>>, Ancestry)>,
+    ancestry: foldhash::HashMap<u32, (Vec<Arc<ProcessInfo>>, Ancestry)>,
 }
 
 /// Ancestors listed on an event, nearest first.
@@ -149,10 +150,10 @@ impl ProcessTable {
     /// An empty table holding at most `cap` processes.
     pub fn new(cap: usize) -> Self {
         Self {
-            procs: HashMap::new(),
+            procs: HashMap::default(),
             cap,
             evicted: 0,
-            ancestry: HashMap::new(),
+            ancestry: HashMap::default(),
         }
     }
 
