@@ -80,7 +80,7 @@ pub struct Engine {
     /// Per sequence rule: container id -> progress.
     /// Looked up for every record a step could match; SipHash cost more
     /// than the rest of the lookup.
-    progress: Vec<HashMap<Box<str>, Progress, foldhash::fast::RandomState>>,
+    progress: Vec<foldhash::HashMap<Box<str>, Progress>>,
     /// What was dropped.
     pub stats: EngineStats,
 }
@@ -154,7 +154,7 @@ impl Engine {
             self.stats.opens_passed_over += 1;
             return;
         }
-        self.prepared.reset(rec);
+        self.prepared.reset(bit);
         for &i in &self.by_kind[k] {
             let rule = &self.set.rules[i];
             if rule.pred.eval(rec, &self.prepared) {

@@ -3,7 +3,6 @@
 //! [`Prepared`], which joins command lines on first use per event.
 use std::{cell::OnceCell, net::IpAddr};
 
-use super::compile::kind_bit;
 use crate::{
     event::{Body, Event, Process, Record},
     process::{Ancestor, ExecImage},
@@ -175,9 +174,10 @@ fn joined<'a>(args: impl Iterator<Item = &'a Text>) -> Vec<u8> {
 }
 
 impl Prepared {
-    /// Forgets the previous event's values.
-    pub fn reset(&mut self, rec: &Record) {
-        self.kind = kind_bit(kind_name(rec)).unwrap_or(0);
+    /// Forgets the previous event's values; `kind` is the new event's kind
+    /// bit, which the engine has at hand.
+    pub fn reset(&mut self, kind: u32) {
+        self.kind = kind;
         self.cmdline.take();
         self.pcmdline.take();
         self.acmdlines.take();

@@ -386,7 +386,7 @@ fn opens_passed_over_are_opens_no_shipped_condition_matches() {
             let crate::event::Body::Open(e) = &rec.body else {
                 unreachable!()
             };
-            prepared.reset(&rec);
+            prepared.reset(super::compile::kind_bit(super::fields::kind_name(&rec)).unwrap_or(0));
             let matches = conditions.iter().any(|p| p.eval(&rec, &prepared));
             let kept = filter.keeps(&e.data.open);
             assert!(
