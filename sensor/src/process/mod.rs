@@ -92,6 +92,11 @@ impl Ancestry {
     pub fn is_empty(&self) -> bool {
         self.0.list.is_empty()
     }
+
+    /// The same shared chain (not only an equal one).
+    pub fn same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 impl From<Vec<Ancestor>> for Ancestry {

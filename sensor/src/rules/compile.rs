@@ -8,7 +8,6 @@ use std::{
 
 use globset::{GlobBuilder, GlobSetBuilder};
 use ipnet::IpNet;
-use memchr::memmem;
 
 use super::{
     condition::{Expr, Op, Operand, Spanned},
@@ -66,7 +65,7 @@ pub enum Matcher {
     /// Ends with one of.
     Suffix(Vec<Box<[u8]>>),
     /// Contains one of.
-    Contains(Vec<memmem::Finder<'static>>),
+    Contains(Needles),
     /// Contains one of, ASCII case-insensitively (needles lowercased).
     IContains(Vec<Box<[u8]>>),
     /// Matches one of the globs.
@@ -110,6 +109,32 @@ impl Strings {
     }
 }
 
+/// The values of a `contains` test, searched for together: one pass over
+/// the value instead of one per needle (paths against the mail stores'
+/// directories).
+#[derive(Debug, Clone)]
+pub struct Needles {
+    items: Vec<Box<[u8]>>,
+    searcher: aho_corasick::AhoCorasick,
+}
+
+impl Needles {
+    fn new(items: Vec<Box<[u8]>>) -> Result<Self, aho_corasick::BuildError> {
+        Ok(Self {
+            searcher: aho_corasick::AhoCorasick::new(&items)?,
+            items,
+        })
+    }
+}
+
+impl std::ops::Deref for Needles {
+    type Target = [Box<[u8]>];
+
+    fn deref(&self) -> &Self::Target {
+        &self.items
+    }
+}
+
 impl std::ops::Deref for Strings {
     type Target = [Box<[u8]>];
 
@@ -124,9 +149,9 @@ impl Matcher {
         match (self, v) {
             (Self::Exists, _) => true,
             (Self::StrIn(set), Val::Str(s)) => set.contains(s),
-            (Self::Prefix(set), Val::Str(s)) => set.iter().any(|x| s.starts_with(x)),
-            (Self::Suffix(set), Val::Str(s)) => set.iter().any(|x| s.ends_with(x)),
-            (Self::Contains(set), Val::Str(s)) => set.iter().any(|f| f.find(s).is_some()),
+            (Self::Prefix(set), Val::Str(s)) => set.iter().any(|x| has_prefix(s, x)),
+            (Self::Suffix(set), Val::Str(s)) => set.iter().any(|x| has_suffix(s, x)),
+            (Self::Contains(set), Val::Str(s)) => set.searcher.is_match(s),
             (Self::IContains(set), Val::Str(s)) => set.iter().any(|n| icontains(s, n)),
             (Self::Glob(g), Val::Str(s)) => g.is_match(bytes_path(s)),
             (Self::Regex(r), Val::Str(s)) => r.is_match(s),
@@ -143,6 +168,27 @@ impl Matcher {
             (Self::Net(nets), Val::Ip(a)) => nets.iter().any(|n| n.contains(&a)),
             _ => false,
         }
+    }
+}
+
+/// `starts_with`, first comparing the byte where the prefix would end:
+/// lists of directories differ there from most paths, and the full
+/// compare is a call to memcmp.
+#[inline]
+fn has_prefix(s: &[u8], p: &[u8]) -> bool {
+    match p.len().checked_sub(1) {
+        None => true,
+        Some(last) => s.get(last) == p.get(last) && s.starts_with(p),
+    }
+}
+
+/// `ends_with`, first comparing the byte where the suffix would start (a
+/// file-name suffix's dot).
+#[inline]
+fn has_suffix(s: &[u8], x: &[u8]) -> bool {
+    match s.len().checked_sub(x.len()) {
+        None => false,
+        Some(at) => x.is_empty() || (s[at] == x[0] && s.ends_with(x)),
     }
 }
 
@@ -169,6 +215,9 @@ pub enum Pred {
     /// The record is of one of these kinds (bits of [`KINDS`]): `evt.type`
     /// equality, without comparing names.
     Kind(u32),
+    /// Reads only the acting process and its container: evaluated once per
+    /// process, in this slot (see `memo`).
+    Memo(usize, Box<Pred>),
 }
 
 impl Pred {
@@ -181,6 +230,7 @@ impl Pred {
             Self::Not(p) => !p.eval(rec, prep),
             Self::Test(field, m) => field.any(rec, prep, &mut |v| m.test(v)),
             Self::Kind(kinds) => prep.kind() & kinds != 0,
+            Self::Memo(slot, p) => prep.memo(*slot, || p.eval(rec, prep)),
         }
     }
 
@@ -191,6 +241,7 @@ impl Pred {
             Self::And(v) => v.iter().fold(ANY_KIND, |acc, p| acc & p.kinds()),
             Self::Or(v) => v.iter().fold(0, |acc, p| acc | p.kinds()),
             Self::Kind(kinds) => *kinds,
+            Self::Memo(_, p) => p.kinds(),
             Self::Not(_) | Self::Test(..) => ANY_KIND,
         }
     }
@@ -427,10 +478,7 @@ fn matcher(
             Op::StartsWith => Matcher::Prefix(bytes()),
             Op::EndsWith => Matcher::Suffix(bytes()),
             Op::Contains => Matcher::Contains(
-                values
-                    .iter()
-                    .map(|v| memmem::Finder::new(v.text.as_bytes()).into_owned())
-                    .collect(),
+                Needles::new(bytes()).or_else(|e| err(op_at, format!("bad contains list: {e}")))?,
             ),
             Op::IContains => Matcher::IContains(
                 values

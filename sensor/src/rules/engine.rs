@@ -112,13 +112,14 @@ impl Engine {
             .map(|s| s.steps.iter().map(|(_, p)| p.kinds()).collect())
             .collect();
         let progress = set.sequences.iter().map(|_| HashMap::default()).collect();
+        let memo_slots = set.memo_slots;
         Self {
             opens: OpenFilter::of_rules(&set),
             set,
             by_kind,
             seq_by_kind,
             step_kinds,
-            prepared: Prepared::default(),
+            prepared: Prepared::new(memo_slots),
             progress,
             stats: EngineStats::default(),
         }
@@ -154,7 +155,7 @@ impl Engine {
             self.stats.opens_passed_over += 1;
             return;
         }
-        self.prepared.reset(bit);
+        self.prepared.reset(bit, rec);
         for &i in &self.by_kind[k] {
             let rule = &self.set.rules[i];
             if rule.pred.eval(rec, &self.prepared) {

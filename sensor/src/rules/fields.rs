@@ -1,8 +1,9 @@
 //! The fields conditions can test, and how each is read from a record
 //! without allocating: values are borrowed from the record, or from
 //! [`Prepared`], which joins command lines on first use per event.
-use std::{cell::OnceCell, net::IpAddr};
+use std::{cell::OnceCell, net::IpAddr, sync::Arc};
 
+use super::memo::ProcessMemo;
 use crate::{
     event::{Body, Event, Process, Record},
     process::{Ancestor, ExecImage},
@@ -152,7 +153,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// Per-event derived values that need joining, built on first use for the
 /// event at hand: most events reach no test or output field that reads
-/// them.
+/// them. Also what the event's process decided before ([`ProcessMemo`]).
 #[derive(Default)]
 pub struct Prepared {
     /// The event's kind bit (see `compile::KINDS`).
@@ -160,6 +161,7 @@ pub struct Prepared {
     cmdline: OnceCell<Vec<u8>>,
     pcmdline: OnceCell<Vec<u8>>,
     acmdlines: OnceCell<Vec<Vec<u8>>>,
+    memo: ProcessMemo,
 }
 
 fn joined<'a>(args: impl Iterator<Item = &'a Text>) -> Vec<u8> {
@@ -174,13 +176,29 @@ fn joined<'a>(args: impl Iterator<Item = &'a Text>) -> Vec<u8> {
 }
 
 impl Prepared {
-    /// Forgets the previous event's values; `kind` is the new event's kind
-    /// bit, which the engine has at hand.
-    pub fn reset(&mut self, kind: u32) {
+    /// For a rule set with `memo_slots` process-scoped slots.
+    pub fn new(memo_slots: usize) -> Self {
+        Self {
+            memo: ProcessMemo::new(memo_slots),
+            ..Self::default()
+        }
+    }
+
+    /// Forgets the previous event's values (and the process's, if `rec`
+    /// comes from another); `kind` is `rec`'s kind bit, which the engine
+    /// has at hand.
+    pub fn reset(&mut self, kind: u32, rec: &Record) {
         self.kind = kind;
         self.cmdline.take();
         self.pcmdline.take();
         self.acmdlines.take();
+        self.memo.follow(rec);
+    }
+
+    /// A process-scoped slot's value, from `eval` on its first use for
+    /// this process.
+    pub fn memo(&self, slot: usize, eval: impl FnOnce() -> bool) -> bool {
+        self.memo.get(slot, eval)
     }
 
     /// The event's kind bit.
@@ -247,8 +265,13 @@ pub fn process_of(rec: &Record) -> Option<&Process> {
 
 /// The container of a record.
 pub fn container_of(rec: &Record) -> Option<&crate::container::ContainerRef> {
-    fn c<T>(e: &Event<T>) -> Option<&crate::container::ContainerRef> {
-        e.container.as_deref()
+    container_entry(rec).map(|c| &**c)
+}
+
+/// The container of a record as the attribution shares it.
+pub fn container_entry(rec: &Record) -> Option<&Arc<crate::container::ContainerRef>> {
+    fn c<T>(e: &Event<T>) -> Option<&Arc<crate::container::ContainerRef>> {
+        e.container.as_ref()
     }
     match &rec.body {
         Body::Exec(e) => c(e),
@@ -258,7 +281,7 @@ pub fn container_of(rec: &Record) -> Option<&crate::container::ContainerRef> {
         Body::Connect(e) => c(e),
         Body::CgroupMkdir(e) | Body::CgroupRmdir(e) => c(e),
         Body::ContainerStart(l) | Body::ContainerStop(l) => Some(&l.container),
-        Body::Egress(e) => e.container.as_deref(),
+        Body::Egress(e) => e.container.as_ref(),
         Body::Loss(_) | Body::Alert(_) => None,
     }
 }

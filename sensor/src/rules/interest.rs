@@ -235,6 +235,7 @@ fn of_pred(p: &Pred) -> OpenFilter {
         Pred::Test(field, m) => of_test(*field, m),
         // Rules that cannot match opens are left out before this.
         Pred::Kind(_) => OpenFilter::all(),
+        Pred::Memo(_, inner) => of_pred(inner),
     }
 }
 
@@ -276,7 +277,7 @@ fn path_reads(field: Field, m: &Matcher) -> Option<Reads> {
     let patterns: Vec<&[u8]> = match m {
         Matcher::StrIn(v) => v.iter().map(|p| &**p).collect(),
         Matcher::Prefix(v) | Matcher::Suffix(v) => v.iter().map(|p| &**p).collect(),
-        Matcher::Contains(v) => v.iter().map(|f| f.needle()).collect(),
+        Matcher::Contains(v) => v.iter().map(|p| &**p).collect(),
         _ => return None,
     };
     for p in patterns {

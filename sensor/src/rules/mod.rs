@@ -13,6 +13,7 @@ pub mod condition;
 pub mod engine;
 pub mod fields;
 pub mod interest;
+pub mod memo;
 pub mod source;
 #[cfg(test)]
 mod tests;
@@ -135,6 +136,8 @@ pub struct RuleSet {
     pub packs: Vec<PackInfo>,
     /// Where the rules came from.
     pub origin: String,
+    /// [`Pred::Memo`](compile::Pred::Memo) slots the conditions use.
+    pub memo_slots: usize,
 }
 
 impl RuleSet {
@@ -353,6 +356,7 @@ pub fn compile_files(files: Vec<(String, String)>, origin: &str) -> Result<RuleS
         sequences: Vec::new(),
         packs: Vec::new(),
         origin: origin.to_owned(),
+        memo_slots: 0,
     };
     let mut ids: HashMap<String, (String, usize, usize)> = HashMap::new();
     for d in &defs {
@@ -409,12 +413,14 @@ pub fn compile_files(files: Vec<(String, String)>, origin: &str) -> Result<RuleS
                 technique: technique.clone(),
                 description: r.description.clone(),
             });
-            let with_exceptions = |p: Pred, exceptions: &[Pred]| -> Pred {
-                if exceptions.is_empty() {
+            let slots = &mut set.memo_slots;
+            let mut with_exceptions = |p: Pred, exceptions: &[Pred]| -> Pred {
+                let p = if exceptions.is_empty() {
                     p
                 } else {
                     Pred::And(vec![p, Pred::Not(Box::new(Pred::Or(exceptions.to_vec())))])
-                }
+                };
+                memo::memoize(p, slots)
             };
             if let Some(cond) = &r.condition {
                 if let Some(p) = compile_cond(cond, &mut errors)

@@ -151,6 +151,75 @@ fn exceptions_suppress_and_rules_are_indexed_by_kind() {
     assert!(run(&mut engine, &[backup]).is_empty());
 }
 
+/// What a process's conditions decided is reused for its next event only
+/// while nothing they read has changed: each record below changes one
+/// thing of the one before (sharing the rest, as attribution does) and
+/// follows a record that matched.
+#[test]
+fn process_conditions_are_reused_only_for_the_same_process() {
+    use crate::{
+        event::Body,
+        process::{Ancestor, Ancestry, ExecImage},
+        text::Text,
+    };
+    let yaml = format!(
+        "{HEAD}rules:\n{}",
+        rule(
+            "tar",
+            "    condition: >-\n      evt.type = exec and proc.name = tar and proc.args = czf\n      \
+             and proc.aname = bash and proc.uid = 0 and container.id = c1\n    \
+             exceptions:\n      - name: backup image\n        condition: container.image startswith registry/backup\n"
+        )
+    );
+    let set = Arc::new(set(&yaml).unwrap());
+    assert!(set.memo_slots > 0);
+    let mut engine = Engine::new(set);
+    let base = exec(1, "c1", &["tar", "czf", "/tmp/x.tgz", "/data"]);
+    let changed = |change: &dyn Fn(&mut crate::event::Event<crate::event::Exec>)| {
+        let mut r = base.clone();
+        let Body::Exec(e) = &mut r.body else {
+            unreachable!()
+        };
+        change(e);
+        r
+    };
+    let image = |args: &[&str]| {
+        Arc::new(ExecImage::new(
+            Text::from("/usr/bin/tar"),
+            args.iter().map(|a| Text::from(*a)).collect(),
+        ))
+    };
+    let variants = [
+        changed(&|e| e.process.comm = Text::from("zip")),
+        changed(&|e| e.process.uid = 1000),
+        changed(&|e| e.process.image = Some(image(&["tar", "xzf", "/tmp/x.tgz"]))),
+        changed(&|e| {
+            e.process.ancestors = Ancestry::from(vec![Ancestor {
+                pid: 9,
+                start_ticks: 1,
+                image: image(&["sh"]),
+            }])
+        }),
+        changed(&|e| {
+            let mut c = (**e.container.as_ref().unwrap()).clone();
+            c.meta.as_mut().unwrap().image = Some("registry/backup:2".into());
+            e.container = Some(Arc::new(c));
+        }),
+        changed(&|e| {
+            let mut c = (**e.container.as_ref().unwrap()).clone();
+            c.id = "c2".into();
+            e.container = Some(Arc::new(c));
+        }),
+    ];
+    let mut records = vec![base.clone(), base.clone()];
+    for v in variants {
+        records.push(v);
+        records.push(base.clone());
+    }
+    // The base record and its copies alert (8), no variant does.
+    assert_eq!(run(&mut engine, &records).len(), 8);
+}
+
 /// Command lines are joined on first use per event: each event sees its
 /// own, never the one before. Long `in` lists (hashed) and short ones
 /// (scanned) match alike, and `evt.type` tests compare kinds.
@@ -378,7 +447,7 @@ fn opens_passed_over_are_opens_no_shipped_condition_matches() {
         ("read", &["O_RDONLY"], None, Some("EACCES")),
         ("read_write", &["O_RDWR"], Some(3), None),
     ];
-    let mut prepared = Prepared::default();
+    let mut prepared = Prepared::new(set.memo_slots);
     let (mut matched, mut passed_over) = (0, 0);
     for path in paths {
         for (access, flags, fd, error) in shapes {
@@ -386,7 +455,10 @@ fn opens_passed_over_are_opens_no_shipped_condition_matches() {
             let crate::event::Body::Open(e) = &rec.body else {
                 unreachable!()
             };
-            prepared.reset(super::compile::kind_bit(super::fields::kind_name(&rec)).unwrap_or(0));
+            prepared.reset(
+                super::compile::kind_bit(super::fields::kind_name(&rec)).unwrap_or(0),
+                &rec,
+            );
             let matches = conditions.iter().any(|p| p.eval(&rec, &prepared));
             let kept = filter.keeps(&e.data.open);
             assert!(
