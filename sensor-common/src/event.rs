@@ -299,6 +299,8 @@ pub struct LossCounters {
     pub ring_full: [u64; EVENT_KIND_SLOTS],
     /// A kernel read failed so the record was not built, by kind.
     pub read_error: [u64; EVENT_KIND_SLOTS],
+    /// Over its process's rate limit (`FilterConfig::rate_limit`), by kind.
+    pub rate_limited: [u64; EVENT_KIND_SLOTS],
 }
 
 /// Largest record: header, exec payload, the path and argv tails.
@@ -317,6 +319,9 @@ pub const DENTRY_WINDOW: usize = 96;
 /// Bytes of a `struct file` read at once (f_path and f_inode: 24 bytes on
 /// 6.1, 40 on 6.12).
 pub const FILE_WINDOW: usize = 48;
+/// Bytes of a `struct mount` read at once (mnt_parent, mnt_mountpoint and
+/// mnt.mnt_root: 24 bytes on 5.10 to 6.18).
+pub const MOUNT_WINDOW: usize = 32;
 /// Inline names are copied with this fixed size (>= DNAME_INLINE_LEN on
 /// current kernels; longer inline names take the slow path).
 pub const INLINE_NAME_COPY: usize = 40;

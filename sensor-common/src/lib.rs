@@ -42,6 +42,11 @@ pub mod maps {
     pub const OPEN_NAMES: &str = "OPEN_NAMES";
     /// Per-CPU array of one u64: opens dropped by `OPEN_INTEREST`.
     pub const OPENS_FILTERED: &str = "OPENS_FILTERED";
+    /// LRU hash of pid -> [`crate::RateWindow`]: the rate limit's state.
+    pub const RATE: &str = "RATE";
+    /// LRU hash of pid -> u64: records suppressed by the rate limit, per
+    /// process, for the loss records.
+    pub const RATE_LIMITED: &str = "RATE_LIMITED";
 }
 
 /// Names of the read-only globals userspace overrides before load.

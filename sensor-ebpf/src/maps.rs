@@ -5,7 +5,7 @@ use aya_ebpf::{
 };
 use sensor_common::{
     CONNECT_STASH_ENTRIES, ConnectStash, EGRESS_ENTRIES, EgressCount, EgressKey, INTEREST_NAMES,
-    LossCounters, OpenInterest, Scratch,
+    LossCounters, OpenInterest, RATE_ENTRIES, RATE_LIMITED_ENTRIES, RateWindow, Scratch,
 };
 
 /// Default ring size; userspace resizes it before load. 8 MiB lost nothing
@@ -44,3 +44,13 @@ pub static OPEN_NAMES: HashMap<u64, u8> = HashMap::with_max_entries(INTEREST_NAM
 /// Opens `OPEN_INTEREST` dropped, for the metrics.
 #[map(name = "OPENS_FILTERED")]
 pub static OPENS_FILTERED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per process, the current second of the rate limit.
+#[map(name = "RATE")]
+pub static RATE: LruHashMap<u32, RateWindow> = LruHashMap::with_max_entries(RATE_ENTRIES, 0);
+
+/// Per process, records the rate limit suppressed (userspace reads them
+/// into loss records; the exact totals are in `LOSSES`).
+#[map(name = "RATE_LIMITED")]
+pub static RATE_LIMITED: LruHashMap<u32, u64> =
+    LruHashMap::with_max_entries(RATE_LIMITED_ENTRIES, 0);

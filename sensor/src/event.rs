@@ -452,8 +452,19 @@ pub struct LossData {
     /// Records the kernel could not build, by kind.
     pub kernel_error: std::collections::BTreeMap<String, u64>,
     /// Ring-full drops by CPU index (only CPUs that dropped).
-    #[serde(deserialize_with = "cpu_keyed")]
+    #[serde(deserialize_with = "number_keyed")]
     pub ring_full_by_cpu: std::collections::BTreeMap<u32, u64>,
+    /// Records over their process's rate limit (`--rate-limit`), by kind.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub rate_limited: std::collections::BTreeMap<String, u64>,
+    /// The same by process id (the processes that flooded; attributed on
+    /// a best-effort basis, the per-kind counts are exact).
+    #[serde(
+        default,
+        deserialize_with = "number_keyed",
+        skip_serializing_if = "std::collections::BTreeMap::is_empty"
+    )]
+    pub rate_limited_by_pid: std::collections::BTreeMap<u32, u64>,
     /// Records userspace could not decode (counted and skipped).
     pub malformed: u64,
     /// Everything lost since start.
@@ -482,16 +493,16 @@ fn is_false(b: &bool) -> bool {
 
 /// JSON object keys are strings; inside the internally tagged [`Body`]
 /// serde hands them over as such, and a `u32` key would refuse them.
-fn cpu_keyed<'de, D: serde::Deserializer<'de>>(
+fn number_keyed<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<std::collections::BTreeMap<u32, u64>, D::Error> {
     let by_text = std::collections::BTreeMap::<String, u64>::deserialize(d)?;
     by_text
         .into_iter()
-        .map(|(cpu, n)| {
-            cpu.parse()
-                .map(|cpu| (cpu, n))
-                .map_err(|_| serde::de::Error::custom(format!("CPU index {cpu:?} is not a number")))
+        .map(|(key, n)| {
+            key.parse()
+                .map(|key| (key, n))
+                .map_err(|_| serde::de::Error::custom(format!("key {key:?} is not a number")))
         })
         .collect()
 }

@@ -196,6 +196,12 @@ struct RunArgs {
     #[cfg(target_os = "linux")]
     #[arg(long, default_value_t = 8 << 20, value_parser = parse_ring_bytes, env = "SENSOR_RING_BYTES")]
     ring_bytes: u32,
+    /// Open and connect records one process may send per second; beyond
+    /// that its records are counted (loss records, `rate_limited`, with its
+    /// pid), not sent, until the second is over. 0: no limit.
+    #[cfg(target_os = "linux")]
+    #[arg(long, default_value_t = sensor::loader::DEFAULT_RATE_LIMIT, env = "SENSOR_RATE_LIMIT")]
+    rate_limit: u32,
     /// Created once every hook is attached (for supervisors and tests).
     #[arg(long)]
     ready_file: Option<PathBuf>,
@@ -793,6 +799,7 @@ fn load_options(args: &RunArgs) -> LoadOptions {
         hooks: args.hooks,
         tier: args.tier,
         ring_bytes: args.ring_bytes,
+        rate_limit: args.rate_limit,
         ..Default::default()
     }
 }

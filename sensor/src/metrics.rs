@@ -123,7 +123,7 @@ impl Metrics {
         let lost = Family::default();
         registry.register(
             "events_lost",
-            "Events lost, by reason (ring_full, kernel_error, malformed, process_table_evicted, poll_missed_parent, file_notify_error) and event kind",
+            "Events lost, by reason (ring_full, kernel_error, rate_limited, malformed, process_table_evicted, poll_missed_parent, file_notify_error) and event kind",
             lost.clone(),
         );
         let ring_full_by_cpu = Family::default();
@@ -334,6 +334,9 @@ impl Metrics {
                 }
                 for (kind, n) in &l.kernel_error {
                     lost("kernel_error", kind, *n);
+                }
+                for (kind, n) in &l.rate_limited {
+                    lost("rate_limited", kind, *n);
                 }
                 lost("malformed", "", l.malformed);
                 lost("process_table_evicted", "", l.process_table_evicted);
@@ -571,7 +574,8 @@ mod tests {
         let loss = record(serde_json::json!({
             "schema": 1, "time": "2026-12-03T00:00:00Z", "boot_ns": 1, "kind": "loss",
             "loss": {"ring_full": {"open": 5, "exec": 1}, "kernel_error": {"open": 2},
-                     "ring_full_by_cpu": {"1": 6}, "malformed": 3, "total_since_start": 11,
+                     "ring_full_by_cpu": {"1": 6}, "rate_limited": {"connect": 7},
+                     "rate_limited_by_pid": {"42": 7}, "malformed": 3, "total_since_start": 18,
                      "poll_missed_parents": 4}
         }));
         sink.write(&loss).unwrap();
@@ -582,6 +586,7 @@ mod tests {
             "sensor_events_lost_total{reason=\"ring_full\",kind=\"open\"} 10",
             "sensor_events_lost_total{reason=\"ring_full\",kind=\"exec\"} 2",
             "sensor_events_lost_total{reason=\"kernel_error\",kind=\"open\"} 4",
+            "sensor_events_lost_total{reason=\"rate_limited\",kind=\"connect\"} 14",
             "sensor_events_lost_total{reason=\"malformed\",kind=\"\"} 6",
             "sensor_events_lost_total{reason=\"poll_missed_parent\",kind=\"exec\"} 8",
             "sensor_ring_full_by_cpu_total{cpu=\"1\"} 12",

@@ -2,25 +2,36 @@ use std::fs;
 
 use sensor_tests::{Sensor, unique_dir};
 
+/// A sensor capturing every open, with one more setting, then `opens`
+/// read-opens of one file by this process as fast as it can: the file's
+/// directory, the file, the sensor, and how long the opens took.
+fn open_flood(
+    option: &str,
+    value: &str,
+    opens: u64,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Sensor,
+    std::time::Duration,
+) {
+    let dir = unique_dir("flood");
+    let file = dir.path().join("flood");
+    fs::write(&file, b"x").unwrap();
+    let sensor = Sensor::start(&["--hooks", "open", "--capture-opens", "all", option, value]);
+    let started = std::time::Instant::now();
+    for _ in 0..opens {
+        drop(fs::File::open(&file).unwrap());
+    }
+    (dir, file, sensor, started.elapsed())
+}
+
 /// A ring too small for a burst must report what it dropped: a loss record
 /// with per-kind and per-CPU counts, and received + lost = generated.
 #[test]
 fn ring_overflow_is_counted_and_reported() {
-    let dir = unique_dir("loss");
-    let file = dir.path().join("burst");
-    fs::write(&file, b"x").unwrap();
-    let mut sensor = Sensor::start(&[
-        "--hooks",
-        "open",
-        "--capture-opens",
-        "all",
-        "--ring-bytes",
-        "4096",
-    ]);
     const OPENS: u64 = 20_000;
-    for _ in 0..OPENS {
-        drop(fs::File::open(&file).unwrap());
-    }
+    let (_dir, _, mut sensor, _) = open_flood("--ring-bytes", "4096", OPENS);
     // The metrics count the same drops as the loss records, once the
     // reports have caught up with the burst.
     sensor.wait_for("loss", "the burst", |_| true);
@@ -79,5 +90,83 @@ fn ring_overflow_is_counted_and_reported() {
     assert!(
         received + lost_open >= OPENS,
         "received {received} + lost {lost_open} < generated {OPENS}"
+    );
+}
+
+/// One process flooding opens gets its allowance per second; the rest are
+/// counted under its pid in loss records and metrics, not sent, while
+/// another process's opens still arrive.
+#[test]
+fn a_flooding_process_is_rate_limited_and_counted() {
+    const LIMIT: u64 = 500;
+    const OPENS: u64 = 20_000;
+    let (dir, file, mut sensor, took) = open_flood("--rate-limit", &LIMIT.to_string(), OPENS);
+    let windows = took.as_secs() + 2;
+    let other = dir.path().join("other");
+    fs::write(&other, b"y").unwrap();
+    let cat = std::process::Command::new("cat")
+        .arg(&other)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(cat.success());
+    let other_path = other.to_str().unwrap().to_owned();
+    sensor.wait_for("open", "cat's open after the flood", |r| {
+        r["open"]["path"] == other_path.as_str() && r["process"]["comm"] == "cat"
+    });
+    let me = std::process::id();
+    let limited_me = |records: &[serde_json::Value]| -> u64 {
+        records
+            .iter()
+            .filter(|r| r["kind"] == "loss")
+            .filter_map(|l| l["loss"]["rate_limited_by_pid"][me.to_string()].as_u64())
+            .sum()
+    };
+    let flood_path = file.to_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + sensor_tests::patience(10);
+    loop {
+        let records = sensor.records_so_far();
+        let received = records
+            .iter()
+            .filter(|r| r["kind"] == "open" && r["open"]["path"] == flood_path.as_str())
+            .count() as u64;
+        let metric =
+            sensor.metric("sensor_events_lost_total{reason=\"rate_limited\",kind=\"open\"}");
+        if received + limited_me(&records) >= OPENS && metric as u64 >= limited_me(&records) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "received {received} + limited {} < generated {OPENS} (metric {metric})",
+            limited_me(&records)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let received = sensor
+        .find("open", |r| r["open"]["path"] == flood_path.as_str())
+        .len() as u64;
+    let losses = sensor.find("loss", |_| true);
+    let limited: u64 = limited_me(&losses);
+    let by_kind: u64 = losses
+        .iter()
+        .filter_map(|l| l["loss"]["rate_limited"]["open"].as_u64())
+        .sum();
+    assert!(
+        received <= LIMIT * windows,
+        "{received} opens sent in at most {windows} one-second windows of {LIMIT}"
+    );
+    assert!(received > 0, "the allowance itself is sent");
+    assert!(
+        received + limited >= OPENS,
+        "received {received} + limited {limited} < generated {OPENS}"
+    );
+    assert!(by_kind >= limited, "per kind {by_kind} < by pid {limited}");
+    assert_eq!(
+        losses
+            .iter()
+            .filter_map(|l| l["loss"]["ring_full"]["open"].as_u64())
+            .sum::<u64>(),
+        0,
+        "limited, the flood does not fill the ring"
     );
 }

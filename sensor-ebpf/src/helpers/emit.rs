@@ -7,12 +7,12 @@ use aya_ebpf::helpers::generated::{
     bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
     bpf_get_current_uid_gid, bpf_ktime_get_boot_ns,
 };
-use sensor_common::{EventHeader, EventKind, SCRATCH_SIZE, Scratch};
+use sensor_common::{EventHeader, EventKind, RateWindow, SCRATCH_SIZE, Scratch};
 
 use super::{read::Mem, task};
 use crate::{
     globals::filter,
-    maps::{EVENTS, LOSSES, SCRATCH},
+    maps::{EVENTS, LOSSES, RATE, RATE_LIMITED, SCRATCH},
 };
 
 const BPF_RB_NO_WAKEUP: u64 = 1;
@@ -60,9 +60,68 @@ pub fn payload<T>(s: *mut Scratch) -> *mut T {
 }
 
 /// Sends the first `len` bytes of `s` to the ring; counts the loss if full.
+/// Opens and connects count against their process's rate limit first.
 #[inline(always)]
 pub fn submit(s: *mut Scratch, len: usize, kind: EventKind) {
+    if matches!(kind, EventKind::Open | EventKind::Connect) && !admit(s, kind) {
+        return;
+    }
     output(s, len, kind, false);
+}
+
+/// Whether the process of the record in `s` (its header filled) is within
+/// `FilterConfig::rate_limit` records this second. One process flooding
+/// opens would otherwise fill the ring, and the records lost to a full
+/// ring are everyone's: limited, they are its own, counted under its pid.
+#[inline(always)]
+fn admit(s: *mut Scratch, kind: EventKind) -> bool {
+    const SECOND: u64 = 1_000_000_000;
+    let limit = filter!(rate_limit) as u64;
+    if limit == 0 {
+        return true;
+    }
+    // SAFETY: this CPU's scratch value, its header written by `header`.
+    let (pid, now) = unsafe {
+        let h = (*s).buf.as_ptr() as *const EventHeader;
+        ((*h).pid, (*h).boot_ns)
+    };
+    match RATE.get_ptr_mut(&pid) {
+        // SAFETY: a value of the map. Threads of one process on other CPUs
+        // may race on it: the limit is then reached a little late, while
+        // every record is still either sent or counted.
+        Some(w) => unsafe {
+            if now.wrapping_sub((*w).start_ns) >= SECOND {
+                (*w).start_ns = now;
+                (*w).count = 1;
+                return true;
+            }
+            (*w).count += 1;
+            if (*w).count <= limit {
+                return true;
+            }
+        },
+        None => {
+            let fresh = RateWindow {
+                start_ns: now,
+                count: 1,
+            };
+            // A full LRU map evicts; a failed insert only forgoes limiting.
+            let _ = RATE.insert(&pid, &fresh, 0);
+            return true;
+        }
+    }
+    if let Some(c) = LOSSES.get_ptr_mut(0) {
+        // SAFETY: per-CPU value, index bounded by the enum.
+        unsafe { (*c).rate_limited[kind as usize & 7] += 1 };
+    }
+    match RATE_LIMITED.get_ptr_mut(&pid) {
+        // SAFETY: as above; a lost race only under-attributes.
+        Some(n) => unsafe { *n += 1 },
+        None => {
+            let _ = RATE_LIMITED.insert(&pid, &1, 0);
+        }
+    }
+    false
 }
 
 /// Like [`submit`], and wakes the reader at once: for records whose context

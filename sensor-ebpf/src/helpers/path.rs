@@ -11,11 +11,11 @@
 //! every name shorter than DNAME_INLINE_LEN; longer names take a second probe.
 use aya_ebpf::helpers::generated::bpf_probe_read_kernel_str;
 use sensor_common::{
-    DENTRY_WINDOW, FILE_WINDOW, INLINE_NAME_COPY, NAME_MAX, OpenInterest, PATH_DEPTH_MAX, PATH_MAX,
-    Scratch, flags, name_fingerprint, tail_word,
+    DENTRY_WINDOW, FILE_WINDOW, INLINE_NAME_COPY, MOUNT_WINDOW, NAME_MAX, OpenInterest,
+    PATH_DEPTH_MAX, PATH_MAX, Scratch, flags, name_fingerprint, tail_word,
 };
 
-use super::read::{ReadError, Window, kptr, kread};
+use super::read::{ReadError, Window, kptr};
 use crate::{globals::off, maps::OPEN_NAMES};
 
 /// Where a walk starts: a `struct path`'s dentry and vfsmount.
@@ -93,7 +93,7 @@ pub fn write_path_matching(
         let key = name_fingerprint(first8, name_len);
         // SAFETY: as above.
         unsafe {
-            if OPEN_NAMES.get(&key).is_some() {
+            if interest.may_name(key) && OPEN_NAMES.get(&key).is_some() {
                 core::ptr::write_volatile(&raw mut (*s).matched, 1);
             }
             if leaf {
@@ -119,6 +119,25 @@ pub fn write_path_matching(
     };
     let hit = matched != 0 || interest.wants_tail(tail_word(end8, leaf_len));
     (len, bits, hit)
+}
+
+/// A mount's (mnt_parent, mnt_mountpoint, mnt.mnt_root), with one probe:
+/// the walk needs all three at each mount it crosses. An unreadable mount
+/// reads as its own parent with no root, so the walk goes on through its
+/// dentries and stops above them.
+#[inline(always)]
+fn mount_fields(mnt: u64) -> (u64, u64, u64) {
+    let (parent_off, point_off, root_off) = (
+        off!(mount_parent),
+        off!(mount_mountpoint),
+        off!(mount_mnt) + off!(vfsmount_root),
+    );
+    let lo = min(min(parent_off, point_off), root_off);
+    let hi = max(max(parent_off, point_off), root_off) + 8;
+    match Window::<MOUNT_WINDOW>::read(mnt, lo, hi) {
+        Ok(w) => (w.get(parent_off), w.get(point_off), w.get(root_off)),
+        Err(_) => (mnt, 0, 0),
+    }
 }
 
 /// The walk; `on_name(name, len, is_leaf)` sees each component as copied.
@@ -148,20 +167,19 @@ fn walk_path(
     let inline_max = min(iname_len, INLINE_NAME_COPY);
 
     let mut mnt = vfsmnt - off!(mount_mnt) as u64;
-    let mut mnt_root: u64 = kread(vfsmnt, off!(vfsmount_root)).unwrap_or(0);
+    let (mut mnt_parent, mut mnt_point, mut mnt_root) = mount_fields(mnt);
     // SAFETY: this CPU's scratch value (see emit::header).
     unsafe { core::ptr::write_volatile(&raw mut (*s).cursor, 0) };
     let mut result = flags::PATH_COMPONENTS | flags::PATH_TRUNCATED;
     for _ in 0..PATH_DEPTH_MAX {
         if dentry == mnt_root {
-            let parent = kptr(mnt, off!(mount_parent)).unwrap_or(mnt);
-            if parent == mnt {
+            if mnt_parent == mnt {
                 result &= !flags::PATH_TRUNCATED;
                 break;
             }
-            dentry = kread(mnt, off!(mount_mountpoint)).unwrap_or(0);
-            mnt = parent;
-            mnt_root = kread(mnt + off!(mount_mnt) as u64, off!(vfsmount_root)).unwrap_or(0);
+            dentry = mnt_point;
+            mnt = mnt_parent;
+            (mnt_parent, mnt_point, mnt_root) = mount_fields(mnt);
             continue;
         }
         let Ok(w) = Window::<DENTRY_WINDOW>::read(dentry, lo, hi) else {

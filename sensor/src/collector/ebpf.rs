@@ -40,6 +40,8 @@ pub struct EbpfCollector {
     loaded: Loaded,
     ring: AsyncFd<RingBuf<MapData>>,
     losses: PerCpuArray<MapData, LossCounters>,
+    /// Per pid, records the rate limit suppressed (cumulative).
+    rate_limited: aya::maps::HashMap<MapData, u32, u64>,
     tracker: LossTracker,
     clock: BootClock,
     enricher: Enricher,
@@ -122,6 +124,8 @@ impl EbpfCollector {
                 .context("OPENS_FILTERED is not a per-CPU array")?,
             follow_rules: false,
         };
+        let rate_limited = aya::maps::HashMap::try_from(take(maps::RATE_LIMITED)?)
+            .context("RATE_LIMITED is not a hash map")?;
         let egress = if loaded.egress {
             let map = loaded
                 .ebpf
@@ -140,6 +144,7 @@ impl EbpfCollector {
             ring: unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
                 .map_err(|e| anyhow::anyhow!("registering the ring buffer with tokio: {e}"))?,
             losses,
+            rate_limited,
             tracker: LossTracker::default(),
             clock: BootClock::new(),
             enricher,
@@ -289,10 +294,21 @@ impl EbpfCollector {
         }
         let per_cpu = self.losses.get(&0, 0).context("reading LOSSES")?;
         let snapshot: Vec<LossCounters> = per_cpu.iter().copied().collect();
-        if let Some(loss) = self.tracker.update(&snapshot, self.enricher.evicted()) {
+        // Only processes that hit the limit are in the map: a short walk.
+        let by_pid: Vec<(u32, u64)> = self
+            .rate_limited
+            .iter()
+            .collect::<Result<_, _>>()
+            .context("reading RATE_LIMITED")?;
+        if let Some(loss) = self
+            .tracker
+            .update(&snapshot, &by_pid, self.enricher.evicted())
+        {
             warn!(
                 ring_full = sum(&loss.ring_full),
                 kernel_error = sum(&loss.kernel_error),
+                rate_limited = sum(&loss.rate_limited),
+                rate_limited_pids = ?loss.rate_limited_by_pid.keys().collect::<Vec<_>>(),
                 malformed = loss.malformed,
                 total = loss.total_since_start,
                 "events lost"

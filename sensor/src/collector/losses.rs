@@ -1,6 +1,6 @@
 //! Loss accounting: the kernel's per-CPU counters plus userspace decode
 //! failures, turned into loss records whenever anything moved.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use sensor_common::{EVENT_KIND_SLOTS, EventKind, LossCounters};
 
@@ -10,6 +10,8 @@ use crate::event::LossData;
 #[derive(Default)]
 pub struct LossTracker {
     last_per_cpu: Vec<LossCounters>,
+    /// Per pid, the kernel's cumulative rate-limited count last seen.
+    last_by_pid: HashMap<u32, u64>,
     last_evicted: u64,
     malformed_reported: u64,
     /// Records userspace rejected.
@@ -32,9 +34,15 @@ fn kind_name(i: usize) -> String {
 }
 
 impl LossTracker {
-    /// Compares a fresh per-CPU snapshot (and the process table's eviction
-    /// total) with the last; returns the delta if anything was lost since.
-    pub fn update(&mut self, per_cpu: &[LossCounters], evicted_total: u64) -> Option<LossData> {
+    /// Compares a fresh per-CPU snapshot, the per-process rate-limited
+    /// totals and the process table's eviction total with the last; returns
+    /// the delta if anything was lost since.
+    pub fn update(
+        &mut self,
+        per_cpu: &[LossCounters],
+        limited_by_pid: &[(u32, u64)],
+        evicted_total: u64,
+    ) -> Option<LossData> {
         let mut d = LossData {
             process_table_evicted: evicted_total.saturating_sub(self.last_evicted),
             ..LossData::default()
@@ -47,26 +55,40 @@ impl LossTracker {
             for k in 0..EVENT_KIND_SLOTS {
                 let full = now.ring_full[k].saturating_sub(before.ring_full[k]);
                 let err = now.read_error[k].saturating_sub(before.read_error[k]);
+                let limited = now.rate_limited[k].saturating_sub(before.rate_limited[k]);
                 if full > 0 {
                     *d.ring_full.entry(kind_name(k)).or_default() += full;
                 }
                 if err > 0 {
                     *d.kernel_error.entry(kind_name(k)).or_default() += err;
                 }
+                if limited > 0 {
+                    *d.rate_limited.entry(kind_name(k)).or_default() += limited;
+                }
                 cpu_full += full;
-                moved += full + err;
+                moved += full + err + limited;
             }
             if cpu_full > 0 {
                 d.ring_full_by_cpu.insert(cpu as u32, cpu_full);
             }
         }
         self.last_per_cpu = per_cpu.to_vec();
+        // The kernel's map is LRU: a pid missing from it is forgotten here.
+        let mut seen = HashMap::with_capacity(limited_by_pid.len());
+        for &(pid, total) in limited_by_pid {
+            let new = total.saturating_sub(self.last_by_pid.get(&pid).copied().unwrap_or(0));
+            if new > 0 {
+                d.rate_limited_by_pid.insert(pid, new);
+            }
+            seen.insert(pid, total);
+        }
+        self.last_by_pid = seen;
         d.malformed = self.malformed - self.malformed_reported;
         self.malformed_reported = self.malformed;
         moved += d.malformed;
         self.total += moved;
         d.total_since_start = self.total;
-        (moved > 0 || d.process_table_evicted > 0).then_some(d)
+        (moved > 0 || d.process_table_evicted > 0 || !d.rate_limited_by_pid.is_empty()).then_some(d)
     }
 }
 
@@ -83,16 +105,38 @@ mod tests {
     fn reports_deltas_only_when_something_moved() {
         let mut t = LossTracker::default();
         let mut c = LossCounters::default();
-        assert!(t.update(&[c, c], 0).is_none());
+        assert!(t.update(&[c, c], &[], 0).is_none());
         c.ring_full[EventKind::Open as usize] = 5;
-        let d = t.update(&[LossCounters::default(), c], 0).unwrap();
+        let d = t.update(&[LossCounters::default(), c], &[], 0).unwrap();
         assert_eq!(d.ring_full["open"], 5);
         assert_eq!(d.ring_full_by_cpu[&1], 5);
-        assert!(t.update(&[LossCounters::default(), c], 0).is_none());
+        assert!(t.update(&[LossCounters::default(), c], &[], 0).is_none());
         t.malformed += 2;
-        let d = t.update(&[LossCounters::default(), c], 0).unwrap();
+        let d = t.update(&[LossCounters::default(), c], &[], 0).unwrap();
         assert_eq!((d.malformed, d.total_since_start), (2, 7));
-        let d = t.update(&[LossCounters::default(), c], 3).unwrap();
+        let d = t.update(&[LossCounters::default(), c], &[], 3).unwrap();
         assert_eq!((d.process_table_evicted, d.total_since_start), (3, 7));
+        // Rate-limited records: exact per kind, by pid as the kernel's
+        // cumulative per-process counts move.
+        c.rate_limited[EventKind::Connect as usize] = 4;
+        let d = t
+            .update(&[LossCounters::default(), c], &[(42, 4)], 3)
+            .unwrap();
+        assert_eq!(d.rate_limited["connect"], 4);
+        assert_eq!(d.rate_limited_by_pid[&42], 4);
+        assert_eq!(d.total_since_start, 11);
+        c.rate_limited[EventKind::Connect as usize] = 10;
+        let d = t
+            .update(&[LossCounters::default(), c], &[(42, 7), (43, 3)], 3)
+            .unwrap();
+        assert_eq!(d.rate_limited["connect"], 6);
+        assert_eq!(
+            (d.rate_limited_by_pid[&42], d.rate_limited_by_pid[&43]),
+            (3, 3)
+        );
+        assert!(
+            t.update(&[LossCounters::default(), c], &[(42, 7)], 3)
+                .is_none()
+        );
     }
 }

@@ -37,7 +37,15 @@ pub struct LoadOptions {
     pub ring_bytes: u32,
     /// Pending bytes that force a reader wakeup.
     pub wakeup_bytes: u64,
+    /// Open and connect records per second per process (0: no limit).
+    pub rate_limit: u32,
 }
+
+/// Default of [`LoadOptions::rate_limit`]: far above what builds, package
+/// installs or backups do (tens of thousands of files a second at most),
+/// and a fifth of what the sensor drains per CPU, so one process cannot
+/// fill the ring for everyone.
+pub const DEFAULT_RATE_LIMIT: u32 = 100_000;
 
 impl Default for LoadOptions {
     fn default() -> Self {
@@ -46,6 +54,7 @@ impl Default for LoadOptions {
             tier: TierChoice::Auto,
             ring_bytes: 8 << 20,
             wakeup_bytes: 256 << 10,
+            rate_limit: DEFAULT_RATE_LIMIT,
         }
     }
 }
@@ -173,6 +182,8 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         hooks: opts.hooks.0,
         self_pid: std::process::id(),
         wakeup_bytes: opts.wakeup_bytes,
+        rate_limit: opts.rate_limit,
+        _pad: 0,
     };
     info!(
         cgroup_v1_controller = v1.unwrap_or("none"),

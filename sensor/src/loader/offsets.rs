@@ -337,7 +337,7 @@ impl KernelBtf {
 /// The programs read some fields through fixed-size windows (one probe for
 /// several fields); refuse a kernel whose layout spreads them further apart.
 fn check_windows(o: &KernelOffsets) -> Result<(), OffsetError> {
-    use sensor_common::{DENTRY_WINDOW, FILE_WINDOW, INLINE_NAME_COPY};
+    use sensor_common::{DENTRY_WINDOW, FILE_WINDOW, INLINE_NAME_COPY, MOUNT_WINDOW};
     let span = |fields: &[(u32, u32)]| {
         let lo = fields.iter().map(|(off, _)| *off).min().unwrap_or(0);
         let hi = fields.iter().map(|(off, len)| off + len).max().unwrap_or(0);
@@ -363,6 +363,16 @@ fn check_windows(o: &KernelOffsets) -> Result<(), OffsetError> {
     if file > FILE_WINDOW {
         return Err(OffsetError::Layout(format!(
             "file fields span {file} bytes; the programs read {FILE_WINDOW}"
+        )));
+    }
+    let (_, mount) = span(&[
+        (o.mount_parent, 8),
+        (o.mount_mountpoint, 8),
+        (o.mount_mnt + o.vfsmount_root, 8),
+    ]);
+    if mount > MOUNT_WINDOW {
+        return Err(OffsetError::Layout(format!(
+            "mount fields span {mount} bytes; the walk reads {MOUNT_WINDOW}"
         )));
     }
     Ok(())

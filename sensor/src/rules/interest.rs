@@ -174,6 +174,7 @@ impl OpenFilter {
             let fits = keys.len() <= INTEREST_NAMES && suffixes.iter().all(|s| k.add_suffix(s));
             if fits {
                 k.mode |= open_mode::MATCH_READS;
+                keys.iter().for_each(|key| k.add_name(*key));
             } else {
                 keys.clear();
                 k.suffix_count = 0;
@@ -438,5 +439,44 @@ mod tests {
         }
         assert!(k.captures(&names, b"/usr/lib/x", 0o1, true));
         assert!(!k.captures(&names, b"/nope", 0, false));
+        // The kernel's screen passes every wanted name, and spares the hash
+        // lookup for the components of everyday paths.
+        assert!(names.iter().all(|n| k.may_name(*n)));
+        let common = [
+            "usr",
+            "lib",
+            "lib64",
+            "bin",
+            "sbin",
+            "etc",
+            "passwd",
+            "tmp",
+            "var",
+            "proc",
+            "sys",
+            "dev",
+            "run",
+            "home",
+            "root",
+            "x86_64-linux-gnu",
+            "libc.so.6",
+            "share",
+            "local",
+            "python3",
+            "site-packages",
+            "node_modules",
+            "src",
+            "build",
+            "target",
+        ];
+        let screened = common
+            .iter()
+            .filter(|c| !k.may_name(sensor_common::name_key(c.as_bytes())))
+            .count();
+        assert!(
+            screened >= common.len() - 2,
+            "{screened} of {}",
+            common.len()
+        );
     }
 }

@@ -171,6 +171,7 @@ fn kernel_overhead(o: &Options, dir: &Path) -> Result<()> {
                 counts.received += c.received;
                 counts.lost += c.lost;
                 counts.filtered += c.filtered;
+                counts.limited += c.limited;
             }
         }
         let b = median(&mut bare);
@@ -197,7 +198,11 @@ fn kernel_overhead(o: &Options, dir: &Path) -> Result<()> {
                 } else {
                     String::new()
                 },
-                c.lost
+                if c.limited > 0 {
+                    format!("{} rate-limited, {} ring full", c.limited, c.lost)
+                } else {
+                    c.lost.to_string()
+                }
             );
         }
         println!("{row}");

@@ -16,7 +16,10 @@ use super::{Options, watcher::Sensor, workload::Opener};
 
 /// For each rate: the sensor (default config, output discarded so the
 /// disk is not what is measured) against `rate_seconds` of paced opens;
-/// received and lost from its metrics, against what was generated.
+/// received and lost from its metrics, against what was generated. The
+/// opens come from one process, which the per-process rate limit would
+/// cap: it is off here (unless `--sensor-args` set it), so that what is
+/// measured is the ring and the pipeline.
 pub fn sustained_rates(o: &Options, dir: &Path) -> Result<()> {
     let file = dir.join("bench-rate");
     std::fs::write(&file, b"x")?;
@@ -25,14 +28,14 @@ pub fn sustained_rates(o: &Options, dir: &Path) -> Result<()> {
         "| target rate | achieved | generated | received | lost (counted) | received + lost - generated |"
     );
     println!("|---|---|---|---|---|---|");
+    let mut args = o.sensor_args.clone();
+    if !args.iter().any(|a| a.starts_with("--rate-limit")) {
+        args.extend(["--rate-limit".into(), "0".into()]);
+    }
     for &rate in &o.rates {
         let address = free_address()?;
-        let mut sensor = Sensor::start_writing(
-            dir,
-            Path::new("/dev/null"),
-            &address.to_string(),
-            &o.sensor_args,
-        )?;
+        let mut sensor =
+            Sensor::start_writing(dir, Path::new("/dev/null"), &address.to_string(), &args)?;
         let result = (|| -> Result<String> {
             // What the host itself records in the meantime is subtracted.
             thread::sleep(Duration::from_secs(1));

@@ -36,6 +36,8 @@ pub struct Counts {
     /// Events dropped on purpose in the kernel (the sensor's rule-derived
     /// filter).
     pub filtered: u64,
+    /// Events over the sensor's per-process rate limit (counted, not sent).
+    pub limited: u64,
 }
 
 /// A started watcher.
@@ -154,9 +156,13 @@ impl Sensor {
         for line in lines.collect::<Result<Vec<_>>>()?.into_iter().flatten() {
             let v: Value = serde_json::from_str(&line?)?;
             if v["kind"] == "loss" {
-                if let Some(by_kind) = v["loss"]["ring_full"].as_object() {
-                    c.lost += by_kind.values().filter_map(Value::as_u64).sum::<u64>();
-                }
+                let sum = |reason: &str| -> u64 {
+                    v["loss"][reason]
+                        .as_object()
+                        .map_or(0, |m| m.values().filter_map(Value::as_u64).sum())
+                };
+                c.lost += sum("ring_full");
+                c.limited += sum("rate_limited");
             } else if v["kind"] == kind {
                 let ours = match kind {
                     "exec" => v["exec"]["ppid"] == me || w == Workload::Mixed,
@@ -351,7 +357,7 @@ fn stop_auditd(
     Ok(Counts {
         received,
         lost,
-        filtered: 0,
+        ..Counts::default()
     })
 }
 
