@@ -313,8 +313,7 @@ pub const MAX_RECORD: usize = core::mem::size_of::<EventHeader>()
 
 /// Bytes of a dentry read in one probe per path component (d_parent,
 /// d_name and the inline name); userspace refuses a layout that does not fit.
-/// At most 72 bytes on 5.10 to 6.18. Both windows live on the stack of the open
-/// path, whose call chain has 512 bytes in all: no larger than needed.
+/// At most 72 bytes on 5.10 to 6.18.
 pub const DENTRY_WINDOW: usize = 96;
 /// Bytes of a `struct file` read at once (f_path and f_inode: 24 bytes on
 /// 6.1, 40 on 6.12).
@@ -354,6 +353,13 @@ pub struct Scratch {
     pub matched: u64,
     /// Length of the walk's first (leaf) component.
     pub leaf_len: u64,
+    /// The walk's current dentry, read with one probe per component:
+    /// [`DENTRY_WINDOW`] bytes of `struct dentry`. Here rather than on the
+    /// stack, which the open path's call chain has used up.
+    pub dentry: [u8; DENTRY_WINDOW],
+    /// The same for the walk's current mount ([`MOUNT_WINDOW`] bytes of
+    /// `struct mount`).
+    pub mount: [u8; MOUNT_WINDOW],
 }
 
 #[cfg(all(feature = "user", target_os = "linux"))]

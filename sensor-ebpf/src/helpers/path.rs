@@ -32,7 +32,8 @@ pub fn file_parts(file: u64) -> Result<(PathStart, u64), ReadError> {
     let inode_off = off!(file_inode);
     let lo = min(min(dentry_off, mnt_off), inode_off);
     let hi = max(max(dentry_off, mnt_off), inode_off) + 8;
-    let w = Window::<FILE_WINDOW>::read(file, lo, hi)?;
+    let mut buf = core::mem::MaybeUninit::<[u8; FILE_WINDOW]>::uninit();
+    let w = Window::read(buf.as_mut_ptr().cast(), FILE_WINDOW, file, lo, hi)?;
     Ok((
         PathStart {
             dentry: w.get(dentry_off),
@@ -121,12 +122,12 @@ pub fn write_path_matching(
     (len, bits, hit)
 }
 
-/// A mount's (mnt_parent, mnt_mountpoint, mnt.mnt_root), with one probe:
-/// the walk needs all three at each mount it crosses. An unreadable mount
-/// reads as its own parent with no root, so the walk goes on through its
-/// dentries and stops above them.
+/// A mount's (mnt_parent, mnt_mountpoint, mnt.mnt_root), with one probe
+/// into scratch: the walk needs all three at each mount it crosses. An
+/// unreadable mount reads as its own parent with no root, so the walk goes
+/// on through its dentries and stops above them.
 #[inline(always)]
-fn mount_fields(mnt: u64) -> (u64, u64, u64) {
+fn mount_fields(s: *mut Scratch, mnt: u64) -> (u64, u64, u64) {
     let (parent_off, point_off, root_off) = (
         off!(mount_parent),
         off!(mount_mountpoint),
@@ -134,7 +135,9 @@ fn mount_fields(mnt: u64) -> (u64, u64, u64) {
     );
     let lo = min(min(parent_off, point_off), root_off);
     let hi = max(max(parent_off, point_off), root_off) + 8;
-    match Window::<MOUNT_WINDOW>::read(mnt, lo, hi) {
+    // SAFETY: this CPU's scratch value.
+    let dst = unsafe { (&raw mut (*s).mount) as *mut u8 };
+    match Window::read(dst, MOUNT_WINDOW, mnt, lo, hi) {
         Ok(w) => (w.get(parent_off), w.get(point_off), w.get(root_off)),
         Err(_) => (mnt, 0, 0),
     }
@@ -167,7 +170,7 @@ fn walk_path(
     let inline_max = min(iname_len, INLINE_NAME_COPY);
 
     let mut mnt = vfsmnt - off!(mount_mnt) as u64;
-    let (mut mnt_parent, mut mnt_point, mut mnt_root) = mount_fields(mnt);
+    let (mut mnt_parent, mut mnt_point, mut mnt_root) = mount_fields(s, mnt);
     // SAFETY: this CPU's scratch value (see emit::header).
     unsafe { core::ptr::write_volatile(&raw mut (*s).cursor, 0) };
     let mut result = flags::PATH_COMPONENTS | flags::PATH_TRUNCATED;
@@ -179,10 +182,12 @@ fn walk_path(
             }
             dentry = mnt_point;
             mnt = mnt_parent;
-            (mnt_parent, mnt_point, mnt_root) = mount_fields(mnt);
+            (mnt_parent, mnt_point, mnt_root) = mount_fields(s, mnt);
             continue;
         }
-        let Ok(w) = Window::<DENTRY_WINDOW>::read(dentry, lo, hi) else {
+        // SAFETY: this CPU's scratch value.
+        let dst = unsafe { (&raw mut (*s).dentry) as *mut u8 };
+        let Ok(w) = Window::read(dst, DENTRY_WINDOW, dentry, lo, hi) else {
             break;
         };
         let parent: u64 = w.get(parent_off);

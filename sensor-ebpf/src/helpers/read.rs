@@ -86,36 +86,46 @@ pub fn kptr(base: u64, off: usize) -> Result<u64, ReadError> {
 }
 
 /// Several nearby fields of one struct read with a single probe: one
-/// helper call instead of one per field on the hot paths (path walks).
-pub struct Window<const N: usize> {
-    bytes: core::mem::MaybeUninit<[u8; N]>,
+/// helper call instead of one per field on the hot paths (path walks). The
+/// bytes land where the caller says: the stack for a window read once,
+/// per-CPU scratch for those of the path walk, which would otherwise take
+/// the open path's call chain past the verifier's 512 bytes of stack.
+pub struct Window {
+    bytes: *const u8,
     lo: usize,
 }
 
-impl<const N: usize> Window<N> {
-    /// Reads `[base + lo, base + hi)`. Offsets are verifier-known constants;
-    /// userspace checks at load that every window used fits in `N`.
+impl Window {
+    /// Reads `[base + lo, base + hi)` into `dst`, which holds `cap` bytes.
+    /// Offsets are verifier-known constants; userspace checks at load that
+    /// every window used fits its buffer.
     #[inline(always)]
-    pub fn read(base: u64, lo: usize, hi: usize) -> Result<Self, ReadError> {
-        if base == 0 || hi <= lo || hi - lo > N {
+    pub fn read(
+        dst: *mut u8,
+        cap: usize,
+        base: u64,
+        lo: usize,
+        hi: usize,
+    ) -> Result<Self, ReadError> {
+        if base == 0 || hi <= lo || hi - lo > cap {
             return Err(ReadError);
         }
         // Not zeroed first: BPF has no memset, and the byte loop standing
         // in for it would be re-walked by the verifier on every path
         // component (too much for 6.1). The read fills [lo, hi).
-        let mut w = Self {
-            bytes: core::mem::MaybeUninit::uninit(),
-            lo,
-        };
-        // SAFETY: destination is the stack buffer, length bounded by N.
+        // SAFETY: `dst` holds `cap` >= hi - lo bytes.
         let r = unsafe {
             aya_ebpf::helpers::generated::bpf_probe_read_kernel(
-                w.bytes.as_mut_ptr().cast(),
+                dst.cast(),
                 (hi - lo) as u32,
                 (base + lo as u64) as *const _,
             )
         };
-        if r != 0 { Err(ReadError) } else { Ok(w) }
+        if r != 0 {
+            Err(ReadError)
+        } else {
+            Ok(Self { bytes: dst, lo })
+        }
     }
 
     /// The field at struct offset `off` (which lies inside the window).
@@ -130,7 +140,7 @@ impl<const N: usize> Window<N> {
     #[inline(always)]
     pub fn at(&self, off: usize) -> *const u8 {
         // SAFETY: as for `get`.
-        unsafe { (self.bytes.as_ptr() as *const u8).add(off - self.lo) }
+        unsafe { self.bytes.add(off - self.lo) }
     }
 }
 
