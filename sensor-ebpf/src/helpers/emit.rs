@@ -86,7 +86,7 @@ fn admit(s: *mut Scratch, kind: EventKind) -> bool {
     // SAFETY: this CPU's scratch value, its header written by `header`.
     let (pid, now) = unsafe {
         let h = (*s).buf.as_ptr() as *const EventHeader;
-        (&*(&raw const (*h).pid), (*h).boot_ns)
+        (&(*h).pid, (*h).boot_ns)
     };
     match RATE.get_ptr_mut(pid) {
         // SAFETY: a value of the map. Threads of one process on other CPUs
