@@ -88,7 +88,7 @@ pub mod open_mode {
 /// sixth of what a filtered read cost, and most components are no name
 /// the rules want.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OpenInterest {
     /// [`open_mode`] bits.
     pub mode: u32,
@@ -101,18 +101,6 @@ pub struct OpenInterest {
     /// A one-hash Bloom filter of the `OPEN_NAMES` keys: a component whose
     /// bit is clear is not one of them.
     pub name_bits: [u64; INTEREST_NAME_BITS / 64],
-}
-
-impl Default for OpenInterest {
-    fn default() -> Self {
-        Self {
-            mode: 0,
-            suffix_count: 0,
-            suffixes: [0; INTEREST_SUFFIXES],
-            suffix_masks: [0; INTEREST_SUFFIXES],
-            name_bits: [0; INTEREST_NAME_BITS / 64],
-        }
-    }
 }
 
 /// Whether open flags make an open a write: the access mode, or O_CREAT,
