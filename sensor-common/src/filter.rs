@@ -41,14 +41,18 @@ pub const RATE_ENTRIES: u32 = 8192;
 pub const RATE_LIMITED_ENTRIES: u32 = 1024;
 
 /// A process's current one-second window of the rate limit (the `RATE`
-/// map's value, keyed by pid).
+/// map's value, keyed by pid). Opens and connects have an allowance each:
+/// a flood of cheap opens must not use up the budget of the connect that
+/// sends the data out.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RateWindow {
     /// Boot time the window started.
     pub start_ns: u64,
-    /// Records the process emitted or had suppressed in it.
-    pub count: u64,
+    /// Open records the process emitted or had suppressed in it.
+    pub opens: u32,
+    /// The same for connect records.
+    pub connects: u32,
 }
 
 #[cfg(all(feature = "user", target_os = "linux"))]

@@ -196,9 +196,10 @@ struct RunArgs {
     #[cfg(target_os = "linux")]
     #[arg(long, default_value_t = 8 << 20, value_parser = parse_ring_bytes, env = "SENSOR_RING_BYTES")]
     ring_bytes: u32,
-    /// Open and connect records one process may send per second; beyond
-    /// that its records are counted (loss records, `rate_limited`, with its
-    /// pid), not sent, until the second is over. 0: no limit.
+    /// Open records, and apart from them connect records, one process may
+    /// send per second; beyond that its records of that kind are counted
+    /// (loss records, `rate_limited`, with its pid), not sent, until the
+    /// second is over. 0: no limit.
     #[cfg(target_os = "linux")]
     #[arg(long, default_value_t = sensor::loader::DEFAULT_RATE_LIMIT, env = "SENSOR_RATE_LIMIT")]
     rate_limit: u32,

@@ -94,14 +94,40 @@ fn ring_overflow_is_counted_and_reported() {
 }
 
 /// One process flooding opens gets its allowance per second; the rest are
-/// counted under its pid in loss records and metrics, not sent, while
-/// another process's opens still arrive.
+/// counted under its pid in loss records and metrics, not sent, so they do
+/// not overflow a ring the unlimited flood overflows, and another
+/// process's opens still arrive.
 #[test]
 fn a_flooding_process_is_rate_limited_and_counted() {
-    const LIMIT: u64 = 500;
+    const LIMIT: u64 = 200;
     const OPENS: u64 = 20_000;
-    let (dir, file, mut sensor, took) = open_flood("--rate-limit", &LIMIT.to_string(), OPENS);
-    let windows = took.as_secs() + 2;
+    let dir = unique_dir("ratelimit");
+    let file = dir.path().join("flood");
+    fs::write(&file, b"x").unwrap();
+    let mut sensor = Sensor::start(&[
+        "--hooks",
+        "open",
+        "--capture-opens",
+        "all",
+        "--ring-bytes",
+        "262144",
+        "--rate-limit",
+        &LIMIT.to_string(),
+    ]);
+    // A shell of its own (one thread, its own pid, so the per-pid count is
+    // exact): `: < FILE` opens the file without forking.
+    let started = std::time::Instant::now();
+    let mut shell = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "i=0; while [ $i -lt {OPENS} ]; do : < \"$0\"; i=$((i + 1)); done"
+        ))
+        .arg(&file)
+        .spawn()
+        .unwrap();
+    let flooder = shell.id();
+    assert!(shell.wait().unwrap().success());
+    let windows = started.elapsed().as_secs() + 2;
     let other = dir.path().join("other");
     fs::write(&other, b"y").unwrap();
     let cat = std::process::Command::new("cat")
@@ -114,59 +140,56 @@ fn a_flooding_process_is_rate_limited_and_counted() {
     sensor.wait_for("open", "cat's open after the flood", |r| {
         r["open"]["path"] == other_path.as_str() && r["process"]["comm"] == "cat"
     });
-    let me = std::process::id();
-    let limited_me = |records: &[serde_json::Value]| -> u64 {
+    let flood_path = file.to_str().unwrap().to_owned();
+    let received = |records: &[serde_json::Value]| -> u64 {
+        records
+            .iter()
+            .filter(|r| r["kind"] == "open" && r["process"]["pid"] == flooder)
+            .filter(|r| r["open"]["path"] == flood_path.as_str())
+            .count() as u64
+    };
+    let limited = |records: &[serde_json::Value]| -> u64 {
         records
             .iter()
             .filter(|r| r["kind"] == "loss")
-            .filter_map(|l| l["loss"]["rate_limited_by_pid"][me.to_string()].as_u64())
+            .filter_map(|l| l["loss"]["rate_limited_by_pid"][flooder.to_string()].as_u64())
             .sum()
     };
-    let flood_path = file.to_str().unwrap().to_owned();
     let deadline = std::time::Instant::now() + sensor_tests::patience(10);
     loop {
         let records = sensor.records_so_far();
-        let received = records
-            .iter()
-            .filter(|r| r["kind"] == "open" && r["open"]["path"] == flood_path.as_str())
-            .count() as u64;
-        let metric =
-            sensor.metric("sensor_events_lost_total{reason=\"rate_limited\",kind=\"open\"}");
-        if received + limited_me(&records) >= OPENS && metric as u64 >= limited_me(&records) {
+        let (r, l) = (received(&records), limited(&records));
+        if r + l >= OPENS {
             break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "received {received} + limited {} < generated {OPENS} (metric {metric})",
-            limited_me(&records)
+            "received {r} + limited {l} < generated {OPENS}"
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let received = sensor
-        .find("open", |r| r["open"]["path"] == flood_path.as_str())
-        .len() as u64;
-    let losses = sensor.find("loss", |_| true);
-    let limited: u64 = limited_me(&losses);
-    let by_kind: u64 = losses
-        .iter()
-        .filter_map(|l| l["loss"]["rate_limited"]["open"].as_u64())
-        .sum();
+    let metric =
+        sensor.metric("sensor_events_lost_total{reason=\"rate_limited\",kind=\"open\"}") as u64;
+    let records = sensor.stop().to_vec();
+    let (received, limited) = (received(&records), limited(&records));
+    assert_eq!(
+        received + limited,
+        OPENS,
+        "sent {received} + limited {limited}"
+    );
+    assert!(received > 0, "the allowance itself is sent");
     assert!(
         received <= LIMIT * windows,
         "{received} opens sent in at most {windows} one-second windows of {LIMIT}"
     );
-    assert!(received > 0, "the allowance itself is sent");
-    assert!(
-        received + limited >= OPENS,
-        "received {received} + limited {limited} < generated {OPENS}"
-    );
-    assert!(by_kind >= limited, "per kind {by_kind} < by pid {limited}");
-    assert_eq!(
-        losses
+    let total = |reason: &str| -> u64 {
+        records
             .iter()
-            .filter_map(|l| l["loss"]["ring_full"]["open"].as_u64())
-            .sum::<u64>(),
-        0,
-        "limited, the flood does not fill the ring"
-    );
+            .filter(|r| r["kind"] == "loss")
+            .filter_map(|l| l["loss"][reason]["open"].as_u64())
+            .sum()
+    };
+    assert!(total("rate_limited") >= limited, "per kind below per pid");
+    assert!(metric >= limited, "metric {metric} below {limited}");
+    assert_eq!(total("ring_full"), 0, "limited, the flood fits the ring");
 }

@@ -250,3 +250,48 @@ fn rules_decide_which_opens_reach_userspace() {
         "{log}"
     );
 }
+
+/// A reload that swaps 40 path components for 40 others (more than the
+/// kernel's name map holds at once) applies the new names and keeps the
+/// sensor running.
+#[test]
+fn a_reload_swapping_many_names_applies_them() {
+    let dir = unique_dir("names");
+    let rules = unique_dir("names-rules");
+    let rule_file = rules.path().join("local.yaml");
+    let names =
+        |prefix: &str| -> Vec<String> { (1..=40).map(|i| format!("{prefix}{i:02}")).collect() };
+    let rule_of = |names: &[String]| {
+        let list: Vec<String> = names.iter().map(|n| format!("/{n}/")).collect();
+        open_rule(&format!(
+            "evt.type = open and open.path contains ({})",
+            list.join(", ")
+        ))
+    };
+    let file_in = |name: &str| {
+        let f = dir.path().join(name).join("x");
+        fs::create_dir_all(f.parent().unwrap()).unwrap();
+        fs::write(&f, b"x").unwrap();
+        f
+    };
+    let (old, new) = (file_in("old07"), file_in("new33"));
+    fs::write(&rule_file, rule_of(&names("old"))).unwrap();
+    let mut sensor = Sensor::start(&["--hooks", "open", "--rules", rules.path().to_str().unwrap()]);
+    let me = std::process::id();
+    let read = |p: &Path| drop(fs::File::open(p).unwrap());
+    read(&old);
+    sensor.wait_for("open", "a read under an old name", |r| {
+        r["process"]["pid"] == me && path_is(r, &old)
+    });
+
+    fs::write(&rule_file, rule_of(&names("new"))).unwrap();
+    sensor.signal(libc::SIGHUP);
+    sensor.wait_log("rules reloaded");
+    read(&new);
+    read(&old);
+    sensor.wait_for("open", "a read under a new name", |r| {
+        r["process"]["pid"] == me && path_is(r, &new)
+    });
+    let olds = sensor.find("open", |r| r["process"]["pid"] == me && path_is(r, &old));
+    assert_eq!(olds.len(), 1, "the old name is no longer captured");
+}

@@ -93,20 +93,29 @@ fn admit(s: *mut Scratch, kind: EventKind) -> bool {
         // may race on it: the limit is then reached a little late, while
         // every record is still either sent or counted.
         Some(w) => unsafe {
-            if now.wrapping_sub((*w).start_ns) >= SECOND {
+            // Saturating: a record stamped just before another CPU opened
+            // this window counts in it rather than opening another.
+            if now.saturating_sub((*w).start_ns) >= SECOND {
                 (*w).start_ns = now;
-                (*w).count = 1;
-                return true;
+                (*w).opens = 0;
+                (*w).connects = 0;
             }
-            (*w).count += 1;
-            if (*w).count <= limit {
+            let used = if kind == EventKind::Connect {
+                &mut (*w).connects
+            } else {
+                &mut (*w).opens
+            };
+            *used = used.saturating_add(1);
+            if *used as u64 <= limit {
                 return true;
             }
         },
         None => {
+            let is_connect = u32::from(kind == EventKind::Connect);
             let fresh = RateWindow {
                 start_ns: now,
-                count: 1,
+                opens: 1 - is_connect,
+                connects: is_connect,
             };
             // A full LRU map evicts; a failed insert only forgoes limiting.
             let _ = RATE.insert(pid, &fresh, 0);

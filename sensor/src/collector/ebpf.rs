@@ -8,9 +8,9 @@ use std::{future::Future, time::Duration};
 
 use anyhow::Context as _;
 use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
-use sensor_common::{LossCounters, OpenInterest, maps};
+use sensor_common::{INTEREST_NAMES, LossCounters, OpenInterest, maps, open_mode};
 use tokio::io::{Interest, unix::AsyncFd};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::{
     Detection, RunStats,
@@ -71,23 +71,57 @@ impl OpenCapture {
             _ => OpenFilter::all(),
         };
         let (interest, names) = filter.to_kernel();
-        // Names first, then the mode that makes the kernel use them; in
-        // between, the old mode with the union of both name sets only keeps
-        // more.
+        // The kernel reads the entry and the names while they change: each
+        // step keeps at least what the old or the new rules want.
         let old: Vec<u64> = self.names.keys().collect::<Result<_, _>>()?;
-        for key in &names {
+        let gone: Vec<u64> = old.iter().copied().filter(|k| !names.contains(k)).collect();
+        if names.len() + gone.len() <= INTEREST_NAMES {
+            // Room for both name sets: the new names, then the new entry
+            // screening for old and new names alike, then the old names go.
+            self.insert_names(&names)?;
+            let mut both = interest;
+            old.iter().for_each(|k| both.add_name(*k));
+            self.set_interest(&both)?;
+            self.remove_names(&gone)?;
+        } else {
+            // No room for both: every read is kept while the names change.
+            let mut every_read = interest;
+            every_read.mode &= !open_mode::MATCH_READS;
+            self.set_interest(&every_read)?;
+            self.remove_names(&gone)?;
+            self.insert_names(&names)?;
+        }
+        self.set_interest(&interest)?;
+        info!(%filter, "opens captured");
+        Ok(())
+    }
+
+    /// After a failed [`Self::apply`]: every open is kept, so nothing the
+    /// rules want is dropped (the kernel then filters nothing).
+    fn keep_every_open(&mut self) -> anyhow::Result<()> {
+        self.set_interest(&OpenInterest::default())
+    }
+
+    fn insert_names(&mut self, keys: &[u64]) -> anyhow::Result<()> {
+        for key in keys {
             self.names
                 .insert(key, &1, 0)
                 .context("writing OPEN_NAMES")?;
         }
-        self.interest
-            .set(0, &interest, 0)
-            .context("writing OPEN_INTEREST")?;
-        for key in old.iter().filter(|k| !names.contains(k)) {
+        Ok(())
+    }
+
+    fn remove_names(&mut self, keys: &[u64]) -> anyhow::Result<()> {
+        for key in keys {
             self.names.remove(key).context("pruning OPEN_NAMES")?;
         }
-        info!(%filter, "opens captured");
         Ok(())
+    }
+
+    fn set_interest(&mut self, interest: &OpenInterest) -> anyhow::Result<()> {
+        self.interest
+            .set(0, interest, 0)
+            .context("writing OPEN_INTEREST")
     }
 
     fn filtered(&self) -> anyhow::Result<u64> {
@@ -211,7 +245,12 @@ impl EbpfCollector {
                     self.report_egress(sink)?;
                 }
                 set = Detection::next_update(&mut self.detection) => {
-                    self.opens.apply(Some(&set))?;
+                    // The rules are valid (the reloader checked them); a
+                    // map write that fails must not stop the sensor.
+                    if let Err(e) = self.opens.apply(Some(&set)) {
+                        error!(error = format!("{e:#}"), "open filter not updated; every open is kept");
+                        self.opens.keep_every_open()?;
+                    }
                     if let Some(d) = &mut self.detection {
                         d.replace(set);
                     }

@@ -167,7 +167,7 @@ fn process_conditions_are_reused_only_for_the_same_process() {
         rule(
             "tar",
             "    condition: >-\n      evt.type = exec and proc.name = tar and proc.args = czf\n      \
-             and proc.aname = bash and proc.uid = 0 and container.id = c1\n    \
+             and proc.aname = bash and proc.uid = 0 and proc.pid = 10 and container.id = c1\n    \
              exceptions:\n      - name: backup image\n        condition: container.image startswith registry/backup\n"
         )
     );
@@ -192,6 +192,7 @@ fn process_conditions_are_reused_only_for_the_same_process() {
     let variants = [
         changed(&|e| e.process.comm = Text::from("zip")),
         changed(&|e| e.process.uid = 1000),
+        changed(&|e| e.process.pid = 11),
         changed(&|e| e.process.image = Some(image(&["tar", "xzf", "/tmp/x.tgz"]))),
         changed(&|e| {
             e.process.ancestors = Ancestry::from(vec![Ancestor {
@@ -216,8 +217,8 @@ fn process_conditions_are_reused_only_for_the_same_process() {
         records.push(v);
         records.push(base.clone());
     }
-    // The base record and its copies alert (8), no variant does.
-    assert_eq!(run(&mut engine, &records).len(), 8);
+    // The base record and its copies alert (9), no variant does.
+    assert_eq!(run(&mut engine, &records).len(), 9);
 }
 
 /// Command lines are joined on first use per event: each event sees its
