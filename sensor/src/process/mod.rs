@@ -78,8 +78,18 @@ pub struct Ancestor {
 /// events while its ancestors stay the same, with its JSON built once: most
 /// of an event's bytes are its ancestry, and a busy process emits many
 /// events with the same one.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Ancestry(Arc<AncestryInner>);
+
+impl Default for Ancestry {
+    /// The one empty chain, shared: the events of a process without known
+    /// ancestors keep one identity, which the rules' per-process memo keys on.
+    fn default() -> Self {
+        static EMPTY: std::sync::LazyLock<Ancestry> =
+            std::sync::LazyLock::new(|| Ancestry(Arc::default()));
+        EMPTY.clone()
+    }
+}
 
 #[derive(Debug, Default)]
 struct AncestryInner {

@@ -413,14 +413,18 @@ pub fn compile_files(files: Vec<(String, String)>, origin: &str) -> Result<RuleS
                 technique: technique.clone(),
                 description: r.description.clone(),
             });
+            // Memoized once for the rule: its steps share the slots.
+            let unless = (!exceptions.is_empty()).then(|| {
+                let none_of = Pred::Not(Box::new(Pred::Or(exceptions.clone())));
+                memo::memoize(none_of, &mut set.memo_slots)
+            });
             let slots = &mut set.memo_slots;
-            let mut with_exceptions = |p: Pred, exceptions: &[Pred]| -> Pred {
-                let p = if exceptions.is_empty() {
-                    p
-                } else {
-                    Pred::And(vec![p, Pred::Not(Box::new(Pred::Or(exceptions.to_vec())))])
-                };
-                memo::memoize(p, slots)
+            let mut with_exceptions = |p: Pred| -> Pred {
+                let p = memo::memoize(p, slots);
+                match &unless {
+                    Some(u) => Pred::And(vec![p, u.clone()]),
+                    None => p,
+                }
             };
             if let Some(cond) = &r.condition {
                 if let Some(p) = compile_cond(cond, &mut errors)
@@ -429,7 +433,7 @@ pub fn compile_files(files: Vec<(String, String)>, origin: &str) -> Result<RuleS
                 {
                     set.rules.push(Rule {
                         info,
-                        pred: with_exceptions(p, &exceptions),
+                        pred: with_exceptions(p),
                         output,
                     });
                 }
@@ -449,7 +453,7 @@ pub fn compile_files(files: Vec<(String, String)>, origin: &str) -> Result<RuleS
                         info,
                         steps: steps
                             .into_iter()
-                            .map(|(n, p)| (n, with_exceptions(p, &exceptions)))
+                            .map(|(n, p)| (n, with_exceptions(p)))
                             .collect(),
                         within: seq.within,
                         output,
