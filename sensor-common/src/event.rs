@@ -34,10 +34,14 @@ pub enum EventKind {
     CgroupMkdir = 6,
     /// A cgroup directory was removed.
     CgroupRmdir = 7,
+    /// A process went over its rate limit: sent in place of the first
+    /// record suppressed in a window, so the flood has a name and a place.
+    RateLimited = 8,
 }
 
-/// Number of kinds plus one, for arrays indexed by kind id.
-pub const EVENT_KIND_SLOTS: usize = 8;
+/// Slots of arrays indexed by kind id: above the largest id, and a power
+/// of two so that a mask bounds the index for the verifier.
+pub const EVENT_KIND_SLOTS: usize = 16;
 
 impl TryFrom<u32> for EventKind {
     type Error = u32;
@@ -50,6 +54,7 @@ impl TryFrom<u32> for EventKind {
             5 => Self::Connect,
             6 => Self::CgroupMkdir,
             7 => Self::CgroupRmdir,
+            8 => Self::RateLimited,
             other => return Err(other),
         })
     }
@@ -291,6 +296,21 @@ pub struct CgroupEvent {
     pub _pad: u32,
 }
 
+/// Payload of [`EventKind::RateLimited`]: the process of the header went
+/// over its allowance of one record kind for the window that opened at
+/// `window_start_ns`; its records of that kind are counted, not sent, until
+/// the window ends one second later.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct RateLimitedEvent {
+    /// [`EventKind`] id of the records suppressed (open or connect).
+    pub suppressed: u32,
+    /// Records of that kind allowed per second (`FilterConfig::rate_limit`).
+    pub limit: u32,
+    /// Boot time the window opened.
+    pub window_start_ns: u64,
+}
+
 /// Per-CPU counters of records the kernel could not hand to userspace.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -337,6 +357,7 @@ const _: () = assert!(core::mem::size_of::<ExitEvent>() == 16);
 const _: () = assert!(core::mem::size_of::<OpenEvent>() == 40);
 const _: () = assert!(core::mem::size_of::<ConnectEvent>() == 40);
 const _: () = assert!(core::mem::size_of::<CgroupEvent>() == 24);
+const _: () = assert!(core::mem::size_of::<RateLimitedEvent>() == 16);
 const _: () = assert!(core::mem::size_of::<ConnectStash>() == 160);
 
 /// Per-CPU record assembly area.

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use sensor_common::{
     CgroupEvent, ConnectEvent, EventHeader, EventKind, ExecEvent, ExitEvent, ForkEvent, OpenEvent,
-    OpenSyscall, flags,
+    OpenSyscall, RateLimitedEvent, flags,
 };
 use thiserror::Error;
 
@@ -35,6 +35,9 @@ pub enum DecodeError {
     /// Unknown kind id.
     #[error("unknown event kind {0}")]
     UnknownKind(u32),
+    /// A rate-limit record naming a kind that is never limited.
+    #[error("rate_limited record suppresses kind {0}, which is never limited")]
+    UnlimitedKind(u32),
 }
 
 fn read<T: Copy>(bytes: &[u8], at: usize, what: &'static str) -> Result<T, DecodeError> {
@@ -179,6 +182,23 @@ pub fn decode(bytes: &[u8], clock: &BootClock) -> Result<Record, DecodeError> {
             } else {
                 Body::CgroupRmdir(with_header(&h, data))
             }
+        }
+        EventKind::RateLimited => {
+            let e: RateLimitedEvent = read(bytes, at, "rate_limited")?;
+            let suppressed = match EventKind::try_from(e.suppressed) {
+                Ok(k @ (EventKind::Open | EventKind::Connect)) => kind_name(k).to_owned(),
+                _ => return Err(DecodeError::UnlimitedKind(e.suppressed)),
+            };
+            Body::RateLimited(with_header(
+                &h,
+                RateLimited {
+                    rate_limited: RateLimitedData {
+                        suppressed,
+                        limit: e.limit,
+                        window_start_ns: e.window_start_ns,
+                    },
+                },
+            ))
         }
     };
     Ok(Record {

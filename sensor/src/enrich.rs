@@ -199,6 +199,7 @@ impl Enricher {
             }
             Body::Open(e) => self.fill(e),
             Body::Connect(e) => self.fill(e),
+            Body::RateLimited(e) => self.fill(e),
             Body::CgroupMkdir(e) => {
                 let d = &e.data.cgroup_dir;
                 self.containers

@@ -69,6 +69,9 @@ pub enum Body {
     CgroupMkdir(Event<Cgroup>),
     /// A cgroup was removed.
     CgroupRmdir(Event<Cgroup>),
+    /// A process went over its rate limit (`--rate-limit`): its records of
+    /// one kind are counted, not sent, for the rest of a one-second window.
+    RateLimited(Event<RateLimited>),
     /// Records lost since the previous loss record.
     Loss(Loss),
     /// The first process of a container exec'd (derived by the sensor).
@@ -434,6 +437,40 @@ pub struct CgroupData {
     pub level: u32,
     /// Path relative to the hierarchy root, e.g. `/system.slice/docker-<id>.scope`.
     pub path: Text,
+}
+
+/// `rate_limited` fields.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RateLimited {
+    /// Details under `"rate_limited"`.
+    pub rate_limited: RateLimitedData,
+}
+
+/// The start of a suppression window.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RateLimitedData {
+    /// Kind of the records suppressed: `open` or `connect`.
+    pub suppressed: String,
+    /// Records of that kind the process may send per second.
+    pub limit: u32,
+    /// Boot time the window opened; the suppression lasts until one second
+    /// after it. The loss records count what it suppressed, by pid.
+    pub window_start_ns: u64,
+}
+
+/// Name of a record kind as the schema writes it (`kind`, loss keys).
+pub fn kind_name(kind: sensor_common::EventKind) -> &'static str {
+    use sensor_common::EventKind::*;
+    match kind {
+        Exec => "exec",
+        Fork => "fork",
+        Exit => "exit",
+        Open => "open",
+        Connect => "connect",
+        CgroupMkdir => "cgroup_mkdir",
+        CgroupRmdir => "cgroup_rmdir",
+        RateLimited => "rate_limited",
+    }
 }
 
 /// Losses since the previous loss record. Never silent: a record is written

@@ -192,4 +192,52 @@ fn a_flooding_process_is_rate_limited_and_counted() {
     assert!(total("rate_limited") >= limited, "per kind below per pid");
     assert!(metric >= limited, "metric {metric} below {limited}");
     assert_eq!(total("ring_full"), 0, "limited, the flood fits the ring");
+
+    // One rate_limited record per window in which the shell went over,
+    // attributed to it, and the built-in rule's alert on it.
+    let notices: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["kind"] == "rate_limited" && r["process"]["pid"] == flooder)
+        .collect();
+    assert!(
+        !notices.is_empty() && notices.len() as u64 <= windows,
+        "{} rate_limited records for {windows} windows",
+        notices.len()
+    );
+    let mut starts = std::collections::BTreeSet::new();
+    for n in &notices {
+        let d = &n["rate_limited"];
+        assert_eq!(
+            (d["suppressed"].as_str(), d["limit"].as_u64()),
+            (Some("open"), Some(LIMIT)),
+            "{n}"
+        );
+        let (start, at) = (
+            d["window_start_ns"].as_u64().unwrap(),
+            n["boot_ns"].as_u64().unwrap(),
+        );
+        assert!(
+            start <= at && at - start < 1_000_000_000,
+            "outside its window: {n}"
+        );
+        assert!(starts.insert(start), "two records for one window: {n}");
+    }
+    // The shell is one thread: in each window it went over, exactly the
+    // allowance was sent first (its loader's opens included).
+    let sent = records
+        .iter()
+        .filter(|r| r["kind"] == "open" && r["process"]["pid"] == flooder)
+        .count() as u64;
+    assert!(
+        sent >= LIMIT * notices.len() as u64,
+        "{sent} opens sent, {} windows over the limit",
+        notices.len()
+    );
+    let alerts = records
+        .iter()
+        .filter(|r| r["kind"] == "alert" && r["rule"]["id"] == "T1562.006-rate-limit-flood")
+        .filter(|a| a["process"]["pid"] == flooder)
+        .filter(|a| a["fields"]["rate_limited.suppressed"] == "open")
+        .count();
+    assert_eq!(alerts, notices.len(), "one alert per rate_limited record");
 }

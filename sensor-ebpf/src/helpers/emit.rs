@@ -7,7 +7,9 @@ use aya_ebpf::helpers::generated::{
     bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
     bpf_get_current_uid_gid, bpf_ktime_get_boot_ns,
 };
-use sensor_common::{EventHeader, EventKind, RateWindow, SCRATCH_SIZE, Scratch};
+use sensor_common::{
+    EVENT_KIND_SLOTS, EventHeader, EventKind, RateLimitedEvent, RateWindow, SCRATCH_SIZE, Scratch,
+};
 
 use super::{read::Mem, task};
 use crate::{
@@ -109,6 +111,9 @@ fn admit(s: *mut Scratch, kind: EventKind) -> bool {
             if *used as u64 <= limit {
                 return true;
             }
+            if *used as u64 == limit + 1 {
+                announce(s, kind, limit as u32, (*w).start_ns);
+            }
         },
         None => {
             let is_connect = u32::from(kind == EventKind::Connect);
@@ -124,7 +129,7 @@ fn admit(s: *mut Scratch, kind: EventKind) -> bool {
     }
     if let Some(c) = LOSSES.get_ptr_mut(0) {
         // SAFETY: per-CPU value, index bounded by the enum.
-        unsafe { (*c).rate_limited[kind as usize & 7] += 1 };
+        unsafe { (*c).rate_limited[kind as usize & (EVENT_KIND_SLOTS - 1)] += 1 };
     }
     match RATE_LIMITED.get_ptr_mut(pid) {
         // SAFETY: as above; a lost race only under-attributes.
@@ -134,6 +139,27 @@ fn admit(s: *mut Scratch, kind: EventKind) -> bool {
         }
     }
     false
+}
+
+/// Turns the record in `s`, the first one over the limit, into the window's
+/// [`EventKind::RateLimited`] record: the header stays (who, where, when),
+/// the payload says what is suppressed from now on. A flood meant to hide
+/// a process's records thus leaves one record of its own, which rules can
+/// match, where otherwise only loss counts would show it.
+#[inline(always)]
+fn announce(s: *mut Scratch, kind: EventKind, limit: u32, window_start_ns: u64) {
+    const LEN: usize = HEADER + core::mem::size_of::<RateLimitedEvent>();
+    // SAFETY: this CPU's scratch value; the suppressed record it held is
+    // not sent, so its payload may be overwritten.
+    unsafe {
+        let h = (*s).buf.as_mut_ptr() as *mut EventHeader;
+        (*h).kind = EventKind::RateLimited as u32;
+        let e = payload::<RateLimitedEvent>(s);
+        (*e).suppressed = kind as u32;
+        (*e).limit = limit;
+        (*e).window_start_ns = window_start_ns;
+    }
+    output(s, LEN, EventKind::RateLimited, false);
 }
 
 /// Like [`submit`], and wakes the reader at once: for records whose context
@@ -175,7 +201,7 @@ fn output(s: *mut Scratch, len: usize, kind: EventKind, urgent: bool) {
 fn count_ring_full(kind: EventKind) {
     if let Some(c) = LOSSES.get_ptr_mut(0) {
         // SAFETY: per-CPU value, index bounded by the enum.
-        unsafe { (*c).ring_full[kind as usize & 7] += 1 };
+        unsafe { (*c).ring_full[kind as usize & (EVENT_KIND_SLOTS - 1)] += 1 };
     }
 }
 
@@ -185,6 +211,6 @@ fn count_ring_full(kind: EventKind) {
 pub fn count_read_error(kind: EventKind) {
     if let Some(c) = LOSSES.get_ptr_mut(0) {
         // SAFETY: as above.
-        unsafe { (*c).read_error[kind as usize & 7] += 1 };
+        unsafe { (*c).read_error[kind as usize & (EVENT_KIND_SLOTS - 1)] += 1 };
     }
 }

@@ -333,15 +333,19 @@ impl EbpfCollector {
         }
         let per_cpu = self.losses.get(&0, 0).context("reading LOSSES")?;
         let snapshot: Vec<LossCounters> = per_cpu.iter().copied().collect();
-        // Only processes that hit the limit are in the map: a short walk.
-        let by_pid: Vec<(u32, u64)> = self
-            .rate_limited
-            .iter()
-            .collect::<Result<_, _>>()
-            .context("reading RATE_LIMITED")?;
-        if let Some(loss) = self
-            .tracker
-            .update(&snapshot, &by_pid, self.enricher.evicted())
+        let by_pid: Option<Vec<(u32, u64)>> = if self.tracker.wants_pid_walk(&snapshot) {
+            Some(
+                self.rate_limited
+                    .iter()
+                    .collect::<Result<_, _>>()
+                    .context("reading RATE_LIMITED")?,
+            )
+        } else {
+            None
+        };
+        if let Some(loss) =
+            self.tracker
+                .update(&snapshot, by_pid.as_deref(), self.enricher.evicted())
         {
             warn!(
                 ring_full = sum(&loss.ring_full),

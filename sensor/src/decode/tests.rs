@@ -336,3 +336,32 @@ fn connect_says_where_its_address_came_from() {
         "{json}"
     );
 }
+
+#[test]
+fn rate_limited_names_the_suppressed_kind_and_refuses_others() {
+    let payload = |suppressed: EventKind| RateLimitedEvent {
+        suppressed: suppressed as u32,
+        limit: 100,
+        window_start_ns: 5,
+    };
+    let raw = record(EventKind::RateLimited, &payload(EventKind::Open), b"");
+    let rec = decode(&raw, &BootClock::new()).unwrap();
+    let line = serde_json::to_string(&rec).unwrap();
+    assert!(
+        line.contains(r#""kind":"rate_limited","#)
+            && line.contains(
+                r#""rate_limited":{"suppressed":"open","limit":100,"window_start_ns":5}"#
+            ),
+        "{line}"
+    );
+    let Body::RateLimited(e) = serde_json::from_str::<Record>(&line).unwrap().body else {
+        panic!()
+    };
+    assert_eq!(e.process.comm.as_bytes(), b"bash");
+
+    let raw = record(EventKind::RateLimited, &payload(EventKind::Exec), b"");
+    assert_eq!(
+        decode(&raw, &BootClock::new()).unwrap_err(),
+        DecodeError::UnlimitedKind(EventKind::Exec as u32)
+    );
+}

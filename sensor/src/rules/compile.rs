@@ -43,6 +43,7 @@ pub const KINDS: &[&str] = &[
     "container_start",
     "container_stop",
     "egress",
+    "rate_limited",
 ];
 
 /// Bit of a kind in [`KINDS`].

@@ -64,7 +64,7 @@ macro_rules! fields {
 }
 
 fields! {
-    EvtType = "evt.type": Str, "record kind: exec, fork, exit, open, connect, cgroup_mkdir, cgroup_rmdir, container_start, container_stop, egress";
+    EvtType = "evt.type": Str, "record kind: exec, fork, exit, open, connect, cgroup_mkdir, cgroup_rmdir, container_start, container_stop, egress, rate_limited";
     ProcPid = "proc.pid": Int, "process id";
     ProcPpid = "proc.ppid": Int, "parent process id";
     ProcUid = "proc.uid": Int, "real uid";
@@ -116,6 +116,8 @@ fields! {
     EgressProtocol = "egress.protocol": Str, "tcp, udp, ...";
     EgressBytes = "egress.bytes": Int, "bytes the cgroup sent there in the interval";
     EgressPackets = "egress.packets": Int, "packets sent there in the interval";
+    RateLimitedSuppressed = "rate_limited.suppressed": Str, "kind of the records the rate limit now suppresses: open or connect";
+    RateLimitedLimit = "rate_limited.limit": Int, "records of that kind the process may send per second";
 }
 
 /// Looks a field up by name.
@@ -240,6 +242,7 @@ pub fn kind_name(rec: &Record) -> &'static str {
         Body::ContainerStop(_) => "container_stop",
         Body::Alert(_) => "alert",
         Body::Egress(_) => "egress",
+        Body::RateLimited(_) => "rate_limited",
     }
 }
 
@@ -255,6 +258,7 @@ pub fn process_of(rec: &Record) -> Option<&Process> {
         Body::Open(e) => p(e),
         Body::Connect(e) => p(e),
         Body::CgroupMkdir(e) | Body::CgroupRmdir(e) => p(e),
+        Body::RateLimited(e) => p(e),
         Body::Loss(_)
         | Body::ContainerStart(_)
         | Body::ContainerStop(_)
@@ -280,6 +284,7 @@ pub fn container_entry(rec: &Record) -> Option<&Arc<crate::container::ContainerR
         Body::Open(e) => c(e),
         Body::Connect(e) => c(e),
         Body::CgroupMkdir(e) | Body::CgroupRmdir(e) => c(e),
+        Body::RateLimited(e) => c(e),
         Body::ContainerStart(l) | Body::ContainerStop(l) => Some(&l.container),
         Body::Egress(e) => e.container.as_ref(),
         Body::Loss(_) | Body::Alert(_) => None,
@@ -461,6 +466,16 @@ impl Field {
                     EgressProtocol => f(Val::Str(d.protocol.as_bytes())),
                     EgressBytes => f(Val::Int(d.bytes.min(i64::MAX as u64) as i64)),
                     _ => f(Val::Int(d.packets.min(i64::MAX as u64) as i64)),
+                }
+            }
+            RateLimitedSuppressed | RateLimitedLimit => {
+                let Body::RateLimited(e) = &rec.body else {
+                    return false;
+                };
+                let d = &e.data.rate_limited;
+                match self {
+                    RateLimitedSuppressed => f(Val::Str(d.suppressed.as_bytes())),
+                    _ => f(Val::Int(d.limit.into())),
                 }
             }
             ConnectFamily | ConnectAddress | ConnectPort | ConnectProtocol | ConnectUnixPath

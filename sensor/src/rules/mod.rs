@@ -178,6 +178,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "rules/t1048.001-encrypted-exfiltration.yaml",
         include_str!("../../../rules/t1048.001-encrypted-exfiltration.yaml"),
     ),
+    (
+        "rules/t1562.006-sensor-flood.yaml",
+        include_str!("../../../rules/t1562.006-sensor-flood.yaml"),
+    ),
 ];
 
 /// Where rules come from.

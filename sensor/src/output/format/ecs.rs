@@ -372,6 +372,7 @@ pub(super) fn document<'a>(record: &'a Record, node: &'a str) -> impl Serialize 
         }
         Body::Exec(_)
         | Body::Fork(_)
+        | Body::RateLimited(_)
         | Body::CgroupMkdir(_)
         | Body::CgroupRmdir(_)
         | Body::ContainerStart(_)
@@ -396,6 +397,9 @@ fn classify(record: &Record) -> Classes {
     match &record.body {
         Exec(_) | Fork(_) => ("event", &["process"], &["start"], Some("success")),
         Exit(_) => ("event", &["process"], &["end"], None),
+        // What the process does is no longer recorded: about the process,
+        // not an action of it.
+        RateLimited(_) => ("event", &["process"], &["info"], None),
         Open(e) => {
             let o = &e.data.open;
             let types: &[&str] = if o.creates() {

@@ -10,7 +10,7 @@ use crate::{
     container::ContainerRef,
     event::{
         Body, Cgroup, CgroupRef, Connect, EgressData, Event, Exec, Exit, Fork, Loss, Open, Process,
-        Record,
+        RateLimited, Record,
     },
     process::ExecImage,
     text::Text,
@@ -139,6 +139,7 @@ enum Native<'a> {
     Open(KernelEvent<'a, Open>),
     Connect(KernelEvent<'a, Connect>),
     Cgroup(KernelEvent<'a, Cgroup>),
+    RateLimited(KernelEvent<'a, RateLimited>),
     Loss(&'a Loss),
     Lifecycle {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -184,6 +185,7 @@ impl<'a> Native<'a> {
             Body::Open(e) => Self::Open(k(e)),
             Body::Connect(e) => Self::Connect(k(e)),
             Body::CgroupMkdir(e) | Body::CgroupRmdir(e) => Self::Cgroup(k(e)),
+            Body::RateLimited(e) => Self::RateLimited(k(e)),
             Body::Loss(l) => Self::Loss(l),
             Body::ContainerStart(c) | Body::ContainerStop(c) => Self::Lifecycle { pid: c.pid },
             Body::Egress(e) => Self::Egress {
@@ -313,6 +315,7 @@ fn container(record: &Record) -> Option<&Arc<ContainerRef>> {
         Body::Open(e) => e.container.as_ref(),
         Body::Connect(e) => e.container.as_ref(),
         Body::CgroupMkdir(e) | Body::CgroupRmdir(e) => e.container.as_ref(),
+        Body::RateLimited(e) => e.container.as_ref(),
         Body::ContainerStart(c) | Body::ContainerStop(c) => Some(&c.container),
         Body::Alert(a) => a.container.as_ref(),
         Body::Egress(e) => e.container.as_ref(),

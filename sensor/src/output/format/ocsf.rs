@@ -415,7 +415,8 @@ pub(super) fn event<'a>(record: &'a Record, node: &'a str) -> impl Serialize + '
             }
             (DETECTION_FINDING, 1, "Create")
         }
-        Body::Loss(_) => {
+        // Both say records are missing from here on.
+        Body::Loss(_) | Body::RateLimited(_) => {
             ev.severity_id = 3;
             (BASE_EVENT, 99, "Other")
         }
