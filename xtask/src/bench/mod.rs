@@ -4,10 +4,12 @@
 //! events received and lost come from each watcher's own output for that
 //! run. The polling collector's CPU cost is measured apart (`poll`), and
 //! so are the sensor's memory with many processes and containers
-//! (`memory`) and its loss under sustained event rates (`rate`).
+//! (`memory`), its loss under sustained event rates (`rate`), and what a
+//! shared ring costs producers on several CPUs (`ring`).
 mod memory;
 mod poll;
 mod rate;
+mod ring;
 mod watcher;
 mod workload;
 
@@ -91,12 +93,15 @@ pub struct Options {
     /// Only the loss under sustained rates.
     #[arg(long, group = "part")]
     pub rate_only: bool,
+    /// Only the shared ring's cost with a producer on every CPU.
+    #[arg(long, group = "part")]
+    pub ring_only: bool,
 }
 
 impl Options {
     /// One part alone was asked for: no criterion run after it.
     pub fn one_part(&self) -> bool {
-        self.poll_only || self.kernel_only || self.memory_only || self.rate_only
+        self.poll_only || self.kernel_only || self.memory_only || self.rate_only || self.ring_only
     }
 }
 
@@ -129,6 +134,9 @@ pub fn run(o: &Options) -> Result<()> {
     }
     if all || o.rate_only {
         rate::sustained_rates(o, &dir)?;
+    }
+    if all || o.ring_only {
+        ring::ring_contention(o, &dir)?;
     }
     if all || o.memory_only {
         memory::memory_cost(o, &dir)?;
