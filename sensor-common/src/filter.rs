@@ -107,6 +107,40 @@ pub struct OpenInterest {
     pub name_bits: [u64; INTEREST_NAME_BITS / 64],
 }
 
+/// `CONNECT_INTEREST` bits: which connects are dropped before their record
+/// is built (derived from the loaded rules, like [`OpenInterest`]).
+pub mod connect_mode {
+    /// Drop failed connects (see [`super::connect_drop_bits`]).
+    pub const DROP_FAILED: u32 = 1 << 0;
+    /// Drop connects to AF_UNIX addresses.
+    pub const DROP_UNIX: u32 = 1 << 1;
+    /// Drop connects to AF_INET and AF_INET6 addresses.
+    pub const DROP_INET: u32 = 1 << 2;
+    /// Drop connects to any other family.
+    pub const DROP_OTHER: u32 = 1 << 3;
+}
+
+/// The [`connect_mode`] bits any of which drops a connect to `family` that
+/// returned `ret`. Failed is anything but 0 and -EINPROGRESS, as the
+/// `connect.success` rule field reads it.
+#[inline(always)]
+pub fn connect_drop_bits(family: u16, ret: i64) -> u32 {
+    const AF_UNIX: u16 = 1;
+    const AF_INET: u16 = 2;
+    const AF_INET6: u16 = 10;
+    const EINPROGRESS: i64 = 115;
+    let by_family = match family {
+        AF_UNIX => connect_mode::DROP_UNIX,
+        AF_INET | AF_INET6 => connect_mode::DROP_INET,
+        _ => connect_mode::DROP_OTHER,
+    };
+    if ret != 0 && ret != -EINPROGRESS {
+        by_family | connect_mode::DROP_FAILED
+    } else {
+        by_family
+    }
+}
+
 /// Whether open flags make an open a write: the access mode, or O_CREAT,
 /// O_TRUNC or O_TMPFILE (as the `open.write` rule field reads them).
 #[inline(always)]
@@ -283,6 +317,16 @@ mod tests {
         // Writes and failures by mode alone.
         assert!(i.captures(&names, b"/usr/lib/x", 0o1, true));
         assert!(!i.captures(&names, b"/home/a/Maildir/x", 0, false));
+    }
+
+    #[test]
+    fn connect_drop_bits_name_the_family_and_a_failure() {
+        use connect_mode::*;
+        assert_eq!(connect_drop_bits(2, 0), DROP_INET);
+        assert_eq!(connect_drop_bits(10, -115), DROP_INET);
+        assert_eq!(connect_drop_bits(10, -111), DROP_INET | DROP_FAILED);
+        assert_eq!(connect_drop_bits(1, 0), DROP_UNIX);
+        assert_eq!(connect_drop_bits(16, -2), DROP_OTHER | DROP_FAILED);
     }
 
     #[test]

@@ -40,8 +40,13 @@ pub mod maps {
     /// Hash of component fingerprints (`name_fingerprint`) the open filter
     /// wants.
     pub const OPEN_NAMES: &str = "OPEN_NAMES";
-    /// Per-CPU array of one u64: opens dropped by `OPEN_INTEREST`.
-    pub const OPENS_FILTERED: &str = "OPENS_FILTERED";
+    /// One-entry array of [`crate::connect_mode`] bits: which connects reach
+    /// the ring, rewritten when the rules reload.
+    pub const CONNECT_INTEREST: &str = "CONNECT_INTEREST";
+    /// Per-CPU array of u64 indexed by [`crate::EventKind`] id: records
+    /// dropped because no loaded rule could match them (`OPEN_INTEREST`,
+    /// `CONNECT_INTEREST`).
+    pub const FILTERED: &str = "FILTERED";
     /// LRU hash of pid -> [`crate::RateWindow`]: the rate limit's state.
     pub const RATE: &str = "RATE";
     /// LRU hash of pid -> u64: records suppressed by the rate limit, per

@@ -4,8 +4,9 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
 use sensor_common::{
-    CONNECT_STASH_ENTRIES, ConnectStash, EGRESS_ENTRIES, EgressCount, EgressKey, INTEREST_NAMES,
-    LossCounters, OpenInterest, RATE_ENTRIES, RATE_LIMITED_ENTRIES, RateWindow, Scratch,
+    CONNECT_STASH_ENTRIES, ConnectStash, EGRESS_ENTRIES, EVENT_KIND_SLOTS, EgressCount, EgressKey,
+    INTEREST_NAMES, LossCounters, OpenInterest, RATE_ENTRIES, RATE_LIMITED_ENTRIES, RateWindow,
+    Scratch,
 };
 
 /// Default ring size; userspace resizes it before load. 8 MiB lost nothing
@@ -41,9 +42,14 @@ pub static OPEN_INTEREST: Array<OpenInterest> = Array::with_max_entries(1, 0);
 #[map(name = "OPEN_NAMES")]
 pub static OPEN_NAMES: HashMap<u64, u8> = HashMap::with_max_entries(INTEREST_NAMES as u32, 0);
 
-/// Opens `OPEN_INTEREST` dropped, for the metrics.
-#[map(name = "OPENS_FILTERED")]
-pub static OPENS_FILTERED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+/// Which connects reach the ring: `connect_mode` bits (from the rules).
+#[map(name = "CONNECT_INTEREST")]
+pub static CONNECT_INTEREST: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Records `OPEN_INTEREST` and `CONNECT_INTEREST` dropped, by kind, for the
+/// metrics.
+#[map(name = "FILTERED")]
+pub static FILTERED: PerCpuArray<u64> = PerCpuArray::with_max_entries(EVENT_KIND_SLOTS as u32, 0);
 
 /// Per process, the current second of the rate limit.
 #[map(name = "RATE")]

@@ -191,7 +191,13 @@ struct RunArgs {
     /// default with --no-rules).
     #[cfg(target_os = "linux")]
     #[arg(long, value_enum, env = "SENSOR_CAPTURE_OPENS")]
-    capture_opens: Option<CaptureOpens>,
+    capture_opens: Option<Capture>,
+    /// Which connects reach userspace, as for opens: `rules` keeps those
+    /// the loaded rules could match by destination family and result (the
+    /// default with rules), `all` every one (the default with --no-rules).
+    #[cfg(target_os = "linux")]
+    #[arg(long, value_enum, env = "SENSOR_CAPTURE_CONNECTS")]
+    capture_connects: Option<Capture>,
     /// Ring buffer size in bytes (power of two).
     #[cfg(target_os = "linux")]
     #[arg(long, default_value_t = 8 << 20, value_parser = parse_ring_bytes, env = "SENSOR_RING_BYTES")]
@@ -233,13 +239,13 @@ struct RunArgs {
     rules: RuleArgs,
 }
 
-/// `--capture-opens`.
+/// `--capture-opens`, `--capture-connects`.
 #[cfg(target_os = "linux")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum CaptureOpens {
+enum Capture {
     /// Those the loaded rules could match.
     Rules,
-    /// Every open.
+    /// Every one.
     All,
 }
 
@@ -831,14 +837,18 @@ async fn run_ebpf(
     let mut collector = EbpfCollector::new(loaded, enricher)?
         .with_egress_interval(args.egress_interval)
         .with_metrics(metrics.clone());
-    let follow_rules = match args.capture_opens {
-        Some(c) => c == CaptureOpens::Rules,
+    let by_rules = |c: Option<Capture>| match c {
+        Some(c) => c == Capture::Rules,
         None => detection.is_some(),
     };
+    let (opens_by_rules, connects_by_rules) = (
+        by_rules(args.capture_opens),
+        by_rules(args.capture_connects),
+    );
     if let Some(d) = detection {
         collector = collector.with_rules(d);
     }
-    let collector = collector.capture_opens(follow_rules)?;
+    let collector = collector.capture(opens_by_rules, connects_by_rules)?;
     ready(args, metrics)?;
     info!(hooks = %args.hooks, output = %outputs(args), format = ?args.format, "sensor running");
     collector.run(sink, shutdown).await

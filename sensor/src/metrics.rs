@@ -197,7 +197,7 @@ impl Metrics {
         let kernel_filtered = Family::default();
         registry.register(
             "kernel_filtered",
-            "Events the kernel dropped because no loaded rule could match them (--capture-opens rules), by kind",
+            "Events the kernel dropped because no loaded rule could match them (--capture-opens rules, --capture-connects rules), by kind",
             kernel_filtered.clone(),
         );
         Self {

@@ -23,7 +23,7 @@ fn tcp_udp_v4_v6_and_mapped_connects() {
         v6.local_addr().unwrap().port(),
         udp_peer.local_addr().unwrap().port(),
     );
-    let mut sensor = Sensor::start(&["--hooks", "connect"]);
+    let mut sensor = Sensor::start(&["--hooks", "connect", "--capture-connects", "all"]);
 
     TcpStream::connect(("127.0.0.1", p4)).unwrap();
     TcpStream::connect(("::1", p6)).unwrap();
@@ -93,7 +93,7 @@ fn unix_path_and_abstract_connects() {
     let _listener = UnixListener::bind(&path).unwrap();
     let abstract_addr = UnixAddr::from_abstract_name(b"sensor-test-abstract").unwrap();
     let _abstract_listener = UnixListener::bind_addr(&abstract_addr).unwrap();
-    let mut sensor = Sensor::start(&["--hooks", "connect"]);
+    let mut sensor = Sensor::start(&["--hooks", "connect", "--capture-connects", "all"]);
     UnixStream::connect(&path).unwrap();
     UnixStream::connect_addr(&abstract_addr).unwrap();
 
@@ -108,6 +108,92 @@ fn unix_path_and_abstract_connects() {
     });
 }
 
+/// With rules loaded, the kernel keeps only the connects a rule could
+/// match (the shipped rules: successful inet ones), counts the rest, and
+/// follows the rules when they reload.
+#[test]
+fn rules_decide_which_connects_reach_userspace() {
+    let dir = unique_dir("connect-interest");
+    let rules = unique_dir("connect-interest-rules");
+    let rule_file = rules.path().join("local.yaml");
+    let rule = |condition: &str| {
+        format!(
+            "pack: local\ntechnique: {{id: T1105, name: Ingress Tool Transfer, tactic: command-and-control}}\nrules:\n  - id: local-connect\n    title: t\n    severity: low\n    description: d\n    condition: {condition}\n"
+        )
+    };
+    std::fs::write(
+        &rule_file,
+        rule("evt.type = connect and connect.success = true and connect.family in (inet, inet6)"),
+    )
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let path = dir.path().join("s.sock");
+    let _unix = UnixListener::bind(&path).unwrap();
+    let is_unix = |r: &serde_json::Value| {
+        mine(r)
+            && r["connect"]["unix_path"].is_string()
+            && text_bytes(&r["connect"]["unix_path"]) == path.as_os_str().as_encoded_bytes()
+    };
+    let sensor = Sensor::start(&[
+        "--hooks",
+        "connect",
+        "--rules",
+        rules.path().to_str().unwrap(),
+    ]);
+
+    UnixStream::connect(&path).unwrap();
+    assert!(TcpStream::connect(("127.0.0.1", closed_port)).is_err());
+    TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sensor.wait_for("connect", "the successful inet connect", |r| {
+        mine(r) && r["connect"]["port"] == port
+    });
+    let deadline = std::time::Instant::now() + sensor_tests::patience(5);
+    loop {
+        let filtered = sensor.metric("sensor_kernel_filtered_total{kind=\"connect\"}");
+        if filtered >= 2.0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "filtered {filtered}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The ring keeps order: both came before the connect seen above.
+    let so_far = sensor.records_so_far();
+    let connects = |pred: &dyn Fn(&serde_json::Value) -> bool| {
+        so_far
+            .iter()
+            .filter(|r| r["kind"] == "connect" && pred(r))
+            .count()
+    };
+    assert_eq!(connects(&is_unix), 0, "a unix connect no rule matches");
+    assert_eq!(
+        connects(&|r| mine(r) && r["connect"]["port"] == closed_port),
+        0,
+        "a failed connect no rule matches"
+    );
+    assert!(
+        sensor
+            .log()
+            .contains("connects captured filter=failed=none unix=none inet=all other=none"),
+        "{}",
+        sensor.log()
+    );
+
+    // The next set asks for unix connects.
+    std::fs::write(
+        &rule_file,
+        rule("evt.type = connect and connect.unix_path exists"),
+    )
+    .unwrap();
+    sensor.signal(libc::SIGHUP);
+    sensor.wait_log("rules reloaded");
+    UnixStream::connect(&path).unwrap();
+    sensor.wait_for("connect", "a unix connect after the reload", is_unix);
+}
+
 #[test]
 fn failed_connect_on_a_non_socket_reads_no_socket_fields() {
     // SAFETY: eventfd(2); its private_data is not a struct socket.
@@ -116,7 +202,7 @@ fn failed_connect_on_a_non_socket_reads_no_socket_fields() {
     let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
     sa.sin_family = libc::AF_INET as u16;
     sa.sin_port = 9u16.to_be();
-    let mut sensor = Sensor::start(&["--hooks", "connect"]);
+    let mut sensor = Sensor::start(&["--hooks", "connect", "--capture-connects", "all"]);
     // An oversized address length fails before the socket check.
     // SAFETY: valid pointer; the length is wrong on purpose.
     let r = unsafe { libc::connect(efd, (&raw const sa).cast(), 4096) };

@@ -75,7 +75,7 @@ fn args_are(r: &Value, want: &[&str]) -> bool {
 #[test]
 fn every_cgroup_naming_style_is_attributed() {
     let cases = cases();
-    let mut sensor = Sensor::start(&["--capture-opens", "all"]);
+    let mut sensor = Sensor::start(&["--capture-opens", "all", "--capture-connects", "all"]);
     for c in &cases {
         RuncContainer::new(
             &c.id,

@@ -14,7 +14,7 @@ use sensor_common::{
 use super::{read::Mem, task};
 use crate::{
     globals::filter,
-    maps::{EVENTS, LOSSES, RATE, RATE_LIMITED, SCRATCH},
+    maps::{EVENTS, FILTERED, LOSSES, RATE, RATE_LIMITED, SCRATCH},
 };
 
 const BPF_RB_NO_WAKEUP: u64 = 1;
@@ -212,5 +212,14 @@ pub fn count_read_error(kind: EventKind) {
     if let Some(c) = LOSSES.get_ptr_mut(0) {
         // SAFETY: as above.
         unsafe { (*c).read_error[kind as usize & (EVENT_KIND_SLOTS - 1)] += 1 };
+    }
+}
+
+/// Counts a record dropped because no loaded rule could match it.
+#[inline(always)]
+pub fn count_filtered(kind: EventKind) {
+    if let Some(c) = FILTERED.get_ptr_mut(kind as u32 & (EVENT_KIND_SLOTS as u32 - 1)) {
+        // SAFETY: this CPU's counter; programs do not nest on a CPU here.
+        unsafe { *c += 1 };
     }
 }

@@ -11,18 +11,19 @@ use aya_ebpf::helpers::{
     generated::{bpf_probe_read_kernel, bpf_probe_read_user},
 };
 use sensor_common::{
-    ConnectEvent, ConnectStash, EventKind, Scratch, UNAVAILABLE, UNIX_PATH_MAX, flags,
+    ConnectEvent, ConnectStash, EventKind, Scratch, UNAVAILABLE, UNIX_PATH_MAX, connect_drop_bits,
+    flags,
 };
 
 use super::syscall::Args;
 use crate::{
     globals::off,
     helpers::{
-        emit::{HEADER, count_read_error, header, payload, scratch, submit},
+        emit::{HEADER, count_filtered, count_read_error, header, payload, scratch, submit},
         read::{Mem, Probe, ReadError, kptr, kread, uread},
         task,
     },
-    maps::CONNECT_STASH,
+    maps::{CONNECT_INTEREST, CONNECT_STASH},
 };
 
 const AF_UNIX: u16 = 1;
@@ -214,9 +215,16 @@ pub fn from_io_uring(sock: u64, address: u64, addrlen: i32) {
 }
 
 /// Socket type and protocol (`sock` 0: unknown), result and flags; then
-/// the record goes out.
+/// the record goes out, unless no loaded rule could match it
+/// (`CONNECT_INTEREST`, from the destination's family and the result).
 #[inline(always)]
 fn finish(s: *mut Scratch, e: *mut ConnectEvent, fd: i32, ret: i64, sock: u64, bits: u32) {
+    let drop = CONNECT_INTEREST.get(0).copied().unwrap_or(0);
+    // SAFETY: scratch value of this CPU, its family written by the parse.
+    if drop & connect_drop_bits(unsafe { (*e).family }, ret) != 0 {
+        count_filtered(EventKind::Connect);
+        return;
+    }
     let (mut sock_type, mut protocol) = (0u16, 0u16);
     if sock != 0 {
         sock_type = kread::<i16>(sock, off!(socket_type)).unwrap_or(0) as u16;

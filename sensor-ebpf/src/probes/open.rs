@@ -7,12 +7,12 @@ use super::syscall::Args;
 use crate::{
     globals::off,
     helpers::{
-        emit::{HEADER, count_read_error, header, payload, scratch, submit},
+        emit::{HEADER, count_filtered, count_read_error, header, payload, scratch, submit},
         path::{file_parts, path_at, write_path, write_path_matching},
         read::{Direct, Mem, kread, uread},
         task,
     },
-    maps::{OPEN_INTEREST, OPENS_FILTERED},
+    maps::OPEN_INTEREST,
 };
 
 const AT_FDCWD: i64 = -100;
@@ -70,7 +70,7 @@ pub fn on_exit<M: Mem>(syscall: OpenSyscall, args: &Args, ret: i64) {
     if (ret < 0 && wanted & open_mode::DROP_FAILED != 0)
         || (ret >= 0 && writes && wanted & open_mode::DROP_WRITES != 0)
     {
-        count_filtered();
+        count_filtered(EventKind::Open);
         return;
     }
     let matching = match interest {
@@ -105,7 +105,7 @@ pub fn on_exit<M: Mem>(syscall: OpenSyscall, args: &Args, ret: i64) {
                         Some(interest) => {
                             let (len, bits, hit) = write_path_matching(s, TAIL, start, interest);
                             if !hit {
-                                count_filtered();
+                                count_filtered(EventKind::Open);
                                 return;
                             }
                             (len, bits)
@@ -166,15 +166,6 @@ pub fn on_exit<M: Mem>(syscall: OpenSyscall, args: &Args, ret: i64) {
         TAIL + rel_len + (path_len & (2 * PATH_MAX - 1)),
         EventKind::Open,
     );
-}
-
-/// Counts an open dropped by `OPEN_INTEREST`.
-#[inline(always)]
-fn count_filtered() {
-    if let Some(c) = OPENS_FILTERED.get_ptr_mut(0) {
-        // SAFETY: this CPU's counter; programs do not nest on a CPU here.
-        unsafe { *c += 1 };
-    }
 }
 
 /// LSM tier, an open made by io_uring: no syscall exit will follow, so it is

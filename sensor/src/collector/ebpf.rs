@@ -8,7 +8,7 @@ use std::{future::Future, time::Duration};
 
 use anyhow::Context as _;
 use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
-use sensor_common::{INTEREST_NAMES, LossCounters, OpenInterest, maps, open_mode};
+use sensor_common::{EventKind, INTEREST_NAMES, LossCounters, OpenInterest, maps, open_mode};
 use tokio::io::{Interest, unix::AsyncFd};
 use tracing::{error, info, warn};
 
@@ -25,7 +25,10 @@ use crate::{
     loader::Loaded,
     metrics::Metrics,
     output::Sink,
-    rules::{RuleSet, interest::OpenFilter},
+    rules::{
+        RuleSet,
+        interest::{ConnectFilter, OpenFilter},
+    },
 };
 
 /// Longest a record waits in the ring when no wakeup comes.
@@ -51,13 +54,15 @@ pub struct EbpfCollector {
     stats: RunStats,
     metrics: Option<Metrics>,
     opens: OpenCapture,
+    connects: ConnectCapture,
+    /// Records the kernel filters dropped, by kind id.
+    filtered: PerCpuArray<MapData, u64>,
 }
 
-/// The kernel's open filter and its counter.
+/// The kernel's open filter.
 struct OpenCapture {
     interest: Array<MapData, OpenInterest>,
     names: aya::maps::HashMap<MapData, u64, u8>,
-    filtered: PerCpuArray<MapData, u64>,
     /// Derived from the rules and rewritten when they reload; else every
     /// open is kept.
     follow_rules: bool,
@@ -123,10 +128,28 @@ impl OpenCapture {
             .set(0, interest, 0)
             .context("writing OPEN_INTEREST")
     }
+}
 
-    fn filtered(&self) -> anyhow::Result<u64> {
-        let per_cpu = self.filtered.get(&0, 0).context("reading OPENS_FILTERED")?;
-        Ok(per_cpu.iter().sum())
+/// The kernel's connect filter.
+struct ConnectCapture {
+    interest: Array<MapData, u32>,
+    /// As for opens.
+    follow_rules: bool,
+}
+
+impl ConnectCapture {
+    fn apply(&mut self, rules: Option<&RuleSet>) -> anyhow::Result<()> {
+        let filter = match rules {
+            Some(set) if self.follow_rules => ConnectFilter::of_rules(set),
+            None if self.follow_rules => ConnectFilter::none(),
+            _ => ConnectFilter::all(),
+        };
+        // One word: the kernel sees the old filter or the new one.
+        self.interest
+            .set(0, &filter.to_kernel(), 0)
+            .context("writing CONNECT_INTEREST")?;
+        info!(%filter, "connects captured");
+        Ok(())
     }
 }
 
@@ -154,10 +177,15 @@ impl EbpfCollector {
                 .context("OPEN_INTEREST is not an array")?,
             names: aya::maps::HashMap::try_from(take(maps::OPEN_NAMES)?)
                 .context("OPEN_NAMES is not a hash map")?,
-            filtered: PerCpuArray::try_from(take(maps::OPENS_FILTERED)?)
-                .context("OPENS_FILTERED is not a per-CPU array")?,
             follow_rules: false,
         };
+        let connects = ConnectCapture {
+            interest: Array::try_from(take(maps::CONNECT_INTEREST)?)
+                .context("CONNECT_INTEREST is not an array")?,
+            follow_rules: false,
+        };
+        let filtered = PerCpuArray::try_from(take(maps::FILTERED)?)
+            .context("FILTERED is not a per-CPU array")?;
         let rate_limited = aya::maps::HashMap::try_from(take(maps::RATE_LIMITED)?)
             .context("RATE_LIMITED is not a hash map")?;
         let egress = if loaded.egress {
@@ -188,6 +216,8 @@ impl EbpfCollector {
             stats: RunStats::default(),
             metrics: None,
             opens,
+            connects,
+            filtered,
         })
     }
 
@@ -209,13 +239,29 @@ impl EbpfCollector {
         self
     }
 
-    /// Which opens the kernel keeps: those the rules could match (kept in
-    /// step as they reload; none without rules), or every one.
-    pub fn capture_opens(mut self, follow_rules: bool) -> anyhow::Result<Self> {
-        self.opens.follow_rules = follow_rules;
-        self.opens
-            .apply(self.detection.as_ref().map(|d| &**d.rules()))?;
+    /// Which opens and which connects the kernel keeps: for each, those the
+    /// rules could match (kept in step as they reload; none without
+    /// rules), or every one.
+    pub fn capture(
+        mut self,
+        opens_by_rules: bool,
+        connects_by_rules: bool,
+    ) -> anyhow::Result<Self> {
+        self.opens.follow_rules = opens_by_rules;
+        self.connects.follow_rules = connects_by_rules;
+        let rules = self.detection.as_ref().map(|d| &**d.rules());
+        self.opens.apply(rules)?;
+        self.connects.apply(rules)?;
         Ok(self)
+    }
+
+    /// Records the kernel filters dropped since start, of one kind.
+    fn filtered(&self, kind: EventKind) -> anyhow::Result<u64> {
+        let per_cpu = self
+            .filtered
+            .get(&(kind as u32), 0)
+            .context("reading FILTERED")?;
+        Ok(per_cpu.iter().sum())
     }
 
     /// Runs until `shutdown` resolves; then detaches the programs, drains
@@ -251,6 +297,9 @@ impl EbpfCollector {
                         error!(error = format!("{e:#}"), "open filter not updated; every open is kept");
                         self.opens.keep_every_open()?;
                     }
+                    if let Err(e) = self.connects.apply(Some(&set)) {
+                        error!(error = format!("{e:#}"), "connect filter not updated");
+                    }
                     if let Some(d) = &mut self.detection {
                         d.replace(set);
                     }
@@ -266,7 +315,8 @@ impl EbpfCollector {
         self.report_losses(sink)?;
         sink.flush().context("flushing output")?;
         self.stats.lost = self.tracker.total;
-        self.stats.filtered = self.opens.filtered()?;
+        self.stats.filtered =
+            self.filtered(EventKind::Open)? + self.filtered(EventKind::Connect)?;
         if let Some(d) = &self.detection {
             d.log_stats();
         }
@@ -329,7 +379,8 @@ impl EbpfCollector {
     fn report_losses(&mut self, sink: &mut dyn Sink) -> anyhow::Result<()> {
         if let Some(m) = &self.metrics {
             m.attribution_cache(self.enricher.cache_stats());
-            m.kernel_filtered("open", self.opens.filtered()?);
+            m.kernel_filtered("open", self.filtered(EventKind::Open)?);
+            m.kernel_filtered("connect", self.filtered(EventKind::Connect)?);
         }
         let per_cpu = self.losses.get(&0, 0).context("reading LOSSES")?;
         let snapshot: Vec<LossCounters> = per_cpu.iter().copied().collect();

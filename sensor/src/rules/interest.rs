@@ -12,9 +12,16 @@
 //! The engine applies the same filter to the opens that still arrive
 //! (`--capture-opens all`, io_uring, the polling collector), so they skip
 //! evaluation.
+//!
+//! Connects are filtered the same way, more coarsely: by the destination's
+//! family (unix, inet/inet6, other) and by whether the connect failed,
+//! which is what separates the records the shipped rules read (successful
+//! inet connects) from the most frequent others (local unix sockets).
+//! Ports and addresses are not screened: the shipped rules' `unusual_egress`
+//! wants any port to an outside address.
 use std::{collections::BTreeSet, fmt};
 
-use sensor_common::{INTEREST_NAMES, OpenInterest, name_key, open_mode};
+use sensor_common::{INTEREST_NAMES, OpenInterest, connect_mode, name_key, open_mode};
 
 use super::{
     RuleSet,
@@ -217,6 +224,157 @@ impl fmt::Display for OpenFilter {
     }
 }
 
+/// The connects a condition can match: a result and a family category
+/// each, as the kernel tells them apart ([`sensor_common::connect_drop_bits`]).
+/// Successful connects are always kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectFilter {
+    /// Failed connects are kept.
+    pub failed: bool,
+    /// Connects to AF_UNIX addresses are kept.
+    pub unix: bool,
+    /// Connects to AF_INET/AF_INET6 addresses are kept.
+    pub inet: bool,
+    /// Connects to any other family are kept.
+    pub other: bool,
+}
+
+impl ConnectFilter {
+    /// Every connect.
+    pub fn all() -> Self {
+        Self {
+            failed: true,
+            unix: true,
+            inet: true,
+            other: true,
+        }
+    }
+
+    /// No connect.
+    pub fn none() -> Self {
+        Self {
+            failed: false,
+            unix: false,
+            inet: false,
+            other: false,
+        }
+    }
+
+    fn families(unix: bool, inet: bool, other: bool) -> Self {
+        Self {
+            unix,
+            inet,
+            other,
+            ..Self::all()
+        }
+    }
+
+    fn join(self, o: Self) -> Self {
+        Self {
+            failed: self.failed || o.failed,
+            unix: self.unix || o.unix,
+            inet: self.inet || o.inet,
+            other: self.other || o.other,
+        }
+    }
+
+    fn meet(self, o: Self) -> Self {
+        Self {
+            failed: self.failed && o.failed,
+            unix: self.unix && o.unix,
+            inet: self.inet && o.inet,
+            other: self.other && o.other,
+        }
+    }
+
+    /// The connects any rule or sequence step of `set` could match.
+    pub fn of_rules(set: &RuleSet) -> Self {
+        let connect = kind_bit("connect").expect("connect is a kind");
+        set.conditions()
+            .filter(|p| p.kinds() & connect != 0)
+            .map(|p| connect_of_pred(p, connect))
+            .fold(Self::none(), Self::join)
+    }
+
+    /// The kernel's form: `CONNECT_INTEREST`'s [`connect_mode`] bits.
+    pub fn to_kernel(&self) -> u32 {
+        [
+            (self.failed, connect_mode::DROP_FAILED),
+            (self.unix, connect_mode::DROP_UNIX),
+            (self.inet, connect_mode::DROP_INET),
+            (self.other, connect_mode::DROP_OTHER),
+        ]
+        .iter()
+        .filter(|(kept, _)| !kept)
+        .fold(0, |bits, (_, bit)| bits | bit)
+    }
+}
+
+impl fmt::Display for ConnectFilter {
+    /// One line for the startup log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let yes = |b| if b { "all" } else { "none" };
+        write!(
+            f,
+            "failed={} unix={} inet={} other={}",
+            yes(self.failed),
+            yes(self.unix),
+            yes(self.inet),
+            yes(self.other)
+        )
+    }
+}
+
+fn connect_of_pred(p: &Pred, connect: u32) -> ConnectFilter {
+    match p {
+        Pred::And(v) => v
+            .iter()
+            .map(|p| connect_of_pred(p, connect))
+            .fold(ConnectFilter::all(), ConnectFilter::meet),
+        Pred::Or(v) => v
+            .iter()
+            .map(|p| connect_of_pred(p, connect))
+            .fold(ConnectFilter::none(), ConnectFilter::join),
+        Pred::Not(inner) => match &**inner {
+            Pred::Test(Field::ConnectSuccess, Matcher::Bool(b)) => {
+                connect_of_test(Field::ConnectSuccess, &Matcher::Bool(!b))
+            }
+            _ => ConnectFilter::all(),
+        },
+        Pred::Test(field, m) => connect_of_test(*field, m),
+        Pred::Kind(kinds) if kinds & connect == 0 => ConnectFilter::none(),
+        Pred::Kind(_) => ConnectFilter::all(),
+        Pred::Memo(_, inner) => connect_of_pred(inner, connect),
+    }
+}
+
+fn connect_of_test(field: Field, m: &Matcher) -> ConnectFilter {
+    match (field, m) {
+        (Field::ConnectSuccess, Matcher::Bool(true)) => ConnectFilter {
+            failed: false,
+            ..ConnectFilter::all()
+        },
+        (Field::ConnectFamily, Matcher::StrIn(names)) => {
+            let (mut unix, mut inet, mut other) = (false, false, false);
+            for n in names.iter() {
+                match &**n {
+                    b"unix" => unix = true,
+                    b"inet" | b"inet6" => inet = true,
+                    _ => other = true,
+                }
+            }
+            ConnectFilter::families(unix, inet, other)
+        }
+        // Only a unix destination has a path; only inet ones an address
+        // and a port.
+        (Field::ConnectUnixPath, _) => ConnectFilter::families(true, false, false),
+        (Field::ConnectAddress | Field::ConnectPort, _) => {
+            ConnectFilter::families(false, true, false)
+        }
+        _ => ConnectFilter::all(),
+    }
+}
+
 fn of_pred(p: &Pred) -> OpenFilter {
     match p {
         Pred::And(v) => v
@@ -333,12 +491,80 @@ mod tests {
     use super::*;
     use crate::rules::{RuleSource, compile_files};
 
-    fn filter_of(condition: &str) -> OpenFilter {
+    fn rules_of(condition: &str) -> RuleSet {
         let yaml = format!(
             "pack: p\ntechnique: {{id: T1, name: n, tactic: t}}\nrules:\n  - id: r\n    title: t\n    severity: low\n    description: d\n    condition: {condition}\n"
         );
-        let set = compile_files(vec![("t.yaml".into(), yaml)], "test").unwrap();
-        OpenFilter::of_rules(&set)
+        compile_files(vec![("t.yaml".into(), yaml)], "test").unwrap()
+    }
+
+    fn filter_of(condition: &str) -> OpenFilter {
+        OpenFilter::of_rules(&rules_of(condition))
+    }
+
+    fn connects_of(condition: &str) -> ConnectFilter {
+        ConnectFilter::of_rules(&rules_of(condition))
+    }
+
+    fn connects(failed: bool, unix: bool, inet: bool, other: bool) -> ConnectFilter {
+        ConnectFilter {
+            failed,
+            unix,
+            inet,
+            other,
+        }
+    }
+
+    #[test]
+    fn connects_are_kept_by_family_and_result() {
+        assert_eq!(
+            connects_of(
+                "evt.type = connect and connect.success = true and connect.family in (inet, inet6)"
+            ),
+            connects(false, false, true, false)
+        );
+        assert_eq!(
+            connects_of("evt.type = connect and connect.unix_path startswith /run/"),
+            connects(true, true, false, false)
+        );
+        assert_eq!(
+            connects_of("evt.type = connect and connect.port >= 1024"),
+            connects(true, false, true, false)
+        );
+        assert_eq!(
+            connects_of("evt.type = connect and connect.family = netlink"),
+            connects(true, false, false, true)
+        );
+        // Or joins, and negated results flip.
+        assert_eq!(
+            connects_of(
+                "evt.type = connect and not connect.success = false and (connect.unix_path exists or connect.port = 25)"
+            ),
+            connects(false, true, true, false)
+        );
+        // Other negations, and tests of other fields alone, keep everything.
+        assert_eq!(
+            connects_of("evt.type = connect and not connect.family = unix"),
+            ConnectFilter::all()
+        );
+        assert_eq!(connects_of("proc.name = nc"), ConnectFilter::all());
+        // Rules that cannot match a connect ask for none.
+        assert_eq!(connects_of("evt.type = exec"), ConnectFilter::none());
+        assert_eq!(
+            connects_of("evt.type = exec or (evt.type = connect and connect.family = unix)"),
+            connects(true, true, false, false)
+        );
+    }
+
+    #[test]
+    fn shipped_rules_keep_successful_inet_connects_only() {
+        let f = ConnectFilter::of_rules(&RuleSource::Builtin.load().unwrap());
+        assert_eq!(f, connects(false, false, true, false), "{f}");
+        assert_eq!(
+            f.to_kernel(),
+            connect_mode::DROP_FAILED | connect_mode::DROP_UNIX | connect_mode::DROP_OTHER
+        );
+        assert_eq!(ConnectFilter::all().to_kernel(), 0);
     }
 
     fn matching(names: &[&str], suffixes: &[&str]) -> Reads {

@@ -44,7 +44,7 @@ pub struct Options {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "open-captured,open-filtered,exec,connect,mixed"
+        default_value = "open-captured,open-filtered,exec,connect,connect-unix,mixed"
     )]
     pub workloads: Vec<Workload>,
     /// Watchers compared with the bare run (comma-separated).

@@ -3,6 +3,7 @@ use std::{
     ffi::CString,
     fs,
     net::{TcpListener, TcpStream},
+    os::unix::net::{UnixListener, UnixStream},
     path::{Path, PathBuf},
     process::Command,
     time::{Duration, Instant},
@@ -25,6 +26,9 @@ pub enum Workload {
     Exec,
     /// TCP loopback connect + accept.
     Connect,
+    /// Unix-socket connect + accept: what local daemons see most, and what
+    /// the shipped rules do not read (dropped in the kernel).
+    ConnectUnix,
     /// Unpacking a source tree, searching it, compiling a file, deleting it.
     Mixed,
 }
@@ -37,6 +41,7 @@ impl Workload {
             Self::OpenFiltered => "open/close, filtered (read-only /etc/passwd)",
             Self::Exec => "exec (/bin/true)",
             Self::Connect => "connect (TCP loopback)",
+            Self::ConnectUnix => "connect (unix socket, filtered)",
             Self::Mixed => "mixed (tar x, grep -r, gcc -c, rm -r)",
         }
     }
@@ -46,7 +51,7 @@ impl Workload {
         match self {
             Self::OpenCaptured | Self::OpenFiltered => Some("open"),
             Self::Exec => Some("exec"),
-            Self::Connect => Some("connect"),
+            Self::Connect | Self::ConnectUnix => Some("connect"),
             Self::Mixed => None,
         }
     }
@@ -56,7 +61,7 @@ impl Workload {
         match self {
             Self::OpenCaptured | Self::OpenFiltered => o.opens,
             Self::Exec => o.execs,
-            Self::Connect => o.connects,
+            Self::Connect | Self::ConnectUnix => o.connects,
             Self::Mixed => o.mixed,
         }
     }
@@ -117,6 +122,18 @@ impl Workload {
                 let start = Instant::now();
                 for _ in 0..n {
                     let client = TcpStream::connect(addr)?;
+                    let (server, _) = listener.accept()?;
+                    drop((client, server));
+                }
+                Ok(start.elapsed())
+            }
+            Self::ConnectUnix => {
+                let path = dir.join("bench.sock");
+                let _ = fs::remove_file(&path);
+                let listener = UnixListener::bind(&path)?;
+                let start = Instant::now();
+                for _ in 0..n {
+                    let client = UnixStream::connect(&path)?;
                     let (server, _) = listener.accept()?;
                     drop((client, server));
                 }
