@@ -39,12 +39,15 @@ pub struct Options {
     /// Iterations of the mixed workload per run.
     #[arg(long, default_value_t = 5)]
     pub mixed: u64,
+    /// getppid calls per run of the syscall workload.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub syscalls: u64,
     /// Workloads to time (comma-separated).
     #[arg(
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "open-captured,open-filtered,exec,connect,connect-unix,mixed"
+        default_value = "open-captured,open-filtered,exec,connect,connect-unix,mixed,syscall"
     )]
     pub workloads: Vec<Workload>,
     /// Watchers compared with the bare run (comma-separated).

@@ -31,6 +31,9 @@ pub enum Workload {
     ConnectUnix,
     /// Unpacking a source tree, searching it, compiling a file, deleting it.
     Mixed,
+    /// getppid(2), which nothing reports: what every other syscall on the
+    /// node pays while a watcher hooks syscall entry or exit.
+    Syscall,
 }
 
 impl Workload {
@@ -43,6 +46,7 @@ impl Workload {
             Self::Connect => "connect (TCP loopback)",
             Self::ConnectUnix => "connect (unix socket, filtered)",
             Self::Mixed => "mixed (tar x, grep -r, gcc -c, rm -r)",
+            Self::Syscall => "any other syscall (getppid)",
         }
     }
 
@@ -52,7 +56,7 @@ impl Workload {
             Self::OpenCaptured | Self::OpenFiltered => Some("open"),
             Self::Exec => Some("exec"),
             Self::Connect | Self::ConnectUnix => Some("connect"),
-            Self::Mixed => None,
+            Self::Mixed | Self::Syscall => None,
         }
     }
 
@@ -63,6 +67,7 @@ impl Workload {
             Self::Exec => o.execs,
             Self::Connect | Self::ConnectUnix => o.connects,
             Self::Mixed => o.mixed,
+            Self::Syscall => o.syscalls,
         }
     }
 
@@ -136,6 +141,14 @@ impl Workload {
                     let client = UnixStream::connect(&path)?;
                     let (server, _) = listener.accept()?;
                     drop((client, server));
+                }
+                Ok(start.elapsed())
+            }
+            Self::Syscall => {
+                let start = Instant::now();
+                for _ in 0..n {
+                    // SAFETY: no arguments; cannot fail.
+                    std::hint::black_box(unsafe { libc::getppid() });
                 }
                 Ok(start.elapsed())
             }
