@@ -201,16 +201,7 @@ fn rules_decide_which_opens_reach_userspace() {
         r["process"]["pid"] == me && path_is(r, &plain)
     });
     assert_eq!(write["open"]["access"], "write");
-    // Read from the kernel's counter each second.
-    let deadline = std::time::Instant::now() + sensor_tests::patience(5);
-    loop {
-        let filtered = sensor.metric("sensor_kernel_filtered_total{kind=\"open\"}");
-        if filtered >= 2.0 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "filtered {filtered}");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    sensor.wait_metric("sensor_kernel_filtered_total{kind=\"open\"}", 2.0);
 
     // The next set asks for `.secret` files, failed opens included.
     fs::write(

@@ -192,6 +192,20 @@ impl Sensor {
             .map_or(0.0, |v| v.trim().parse().expect("a number"))
     }
 
+    /// Waits until the metric `series` reaches `at_least` (kernel counters
+    /// are read each second); returns its value.
+    pub fn wait_metric(&self, series: &str, at_least: f64) -> f64 {
+        let deadline = Instant::now() + patience(5);
+        loop {
+            let v = self.metric(series);
+            if v >= at_least {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "{series} is {v}, not {at_least}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The sensor's stderr so far.
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("sensor.log")).unwrap_or_default()

@@ -27,7 +27,7 @@ use crate::{
     output::Sink,
     rules::{
         RuleSet,
-        interest::{ConnectFilter, OpenFilter},
+        interest::{ConnectFilter, KernelFilter as _, OpenFilter},
     },
 };
 
@@ -70,11 +70,7 @@ struct OpenCapture {
 
 impl OpenCapture {
     fn apply(&mut self, rules: Option<&RuleSet>) -> anyhow::Result<()> {
-        let filter = match rules {
-            Some(set) if self.follow_rules => OpenFilter::of_rules(set),
-            None if self.follow_rules => OpenFilter::none(),
-            _ => OpenFilter::all(),
-        };
+        let filter = OpenFilter::wanted(rules, self.follow_rules);
         let (interest, names) = filter.to_kernel();
         // The kernel reads the entry and the names while they change: each
         // step keeps at least what the old or the new rules want.
@@ -139,11 +135,7 @@ struct ConnectCapture {
 
 impl ConnectCapture {
     fn apply(&mut self, rules: Option<&RuleSet>) -> anyhow::Result<()> {
-        let filter = match rules {
-            Some(set) if self.follow_rules => ConnectFilter::of_rules(set),
-            None if self.follow_rules => ConnectFilter::none(),
-            _ => ConnectFilter::all(),
-        };
+        let filter = ConnectFilter::wanted(rules, self.follow_rules);
         // One word: the kernel sees the old filter or the new one.
         self.interest
             .set(0, &filter.to_kernel(), 0)

@@ -8,7 +8,7 @@ use super::{
     RuleInfo, RuleSet,
     compile::{KINDS, kind_bit},
     fields::{self, Field, Prepared, Val},
-    interest::OpenFilter,
+    interest::{KernelFilter as _, OpenFilter},
 };
 use crate::{
     container::ContainerRef,

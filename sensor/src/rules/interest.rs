@@ -30,6 +30,59 @@ use super::{
 };
 use crate::event::OpenData;
 
+/// What the kernel can be told to keep of one record kind: an
+/// over-approximation of the records a condition can match, built from the
+/// tests the kernel can mirror. `and` keeps what every part keeps (or more),
+/// `or` what any part keeps, and anything the kernel cannot mirror keeps
+/// everything: an extra record costs a little, a missing one an alert.
+pub trait KernelFilter: Sized {
+    /// The record kind it filters.
+    const KIND: &'static str;
+    /// Every record.
+    fn all() -> Self;
+    /// No record.
+    fn none() -> Self;
+    /// What either keeps.
+    fn join(self, other: Self) -> Self;
+    /// What both keep, or a sound bound of it.
+    fn meet(self, other: Self) -> Self;
+    /// One test of one field.
+    fn of_test(field: Field, m: &Matcher) -> Self;
+    /// A negated condition: flipped where the kernel mirrors it exactly.
+    fn of_negated(inner: &Pred) -> Self;
+
+    /// What any rule or sequence step of `set` could match.
+    fn of_rules(set: &RuleSet) -> Self {
+        let bit = kind_bit(Self::KIND).expect("a record kind");
+        set.conditions()
+            .filter(|p| p.kinds() & bit != 0)
+            .map(|p| of_pred(p, bit))
+            .fold(Self::none(), Self::join)
+    }
+
+    /// What the kernel keeps: the rules' records when it follows them
+    /// (none without rules), else every record.
+    fn wanted(rules: Option<&RuleSet>, follow_rules: bool) -> Self {
+        match rules {
+            Some(set) if follow_rules => Self::of_rules(set),
+            None if follow_rules => Self::none(),
+            _ => Self::all(),
+        }
+    }
+}
+
+fn of_pred<F: KernelFilter>(p: &Pred, kind: u32) -> F {
+    match p {
+        Pred::And(v) => v.iter().map(|p| of_pred(p, kind)).fold(F::all(), F::meet),
+        Pred::Or(v) => v.iter().map(|p| of_pred(p, kind)).fold(F::none(), F::join),
+        Pred::Not(inner) => F::of_negated(inner),
+        Pred::Test(field, m) => F::of_test(*field, m),
+        Pred::Kind(kinds) if kinds & kind == 0 => F::none(),
+        Pred::Kind(_) => F::all(),
+        Pred::Memo(_, inner) => of_pred(inner, kind),
+    }
+}
+
 /// The opens a condition can match, by category.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OpenFilter {
@@ -98,9 +151,10 @@ impl Reads {
     }
 }
 
-impl OpenFilter {
-    /// Every open.
-    pub fn all() -> Self {
+impl KernelFilter for OpenFilter {
+    const KIND: &'static str = "open";
+
+    fn all() -> Self {
         Self {
             failed: true,
             writes: true,
@@ -108,8 +162,7 @@ impl OpenFilter {
         }
     }
 
-    /// No open.
-    pub fn none() -> Self {
+    fn none() -> Self {
         Self {
             failed: false,
             writes: false,
@@ -133,15 +186,21 @@ impl OpenFilter {
         }
     }
 
-    /// The opens any rule or sequence step of `set` could match.
-    pub fn of_rules(set: &RuleSet) -> Self {
-        let open = kind_bit("open").expect("open is a kind");
-        set.conditions()
-            .filter(|p| p.kinds() & open != 0)
-            .map(of_pred)
-            .fold(Self::none(), Self::join)
+    fn of_test(field: Field, m: &Matcher) -> Self {
+        open_of_test(field, m)
     }
 
+    fn of_negated(inner: &Pred) -> Self {
+        match inner {
+            Pred::Test(field @ (Field::OpenWrite | Field::OpenSuccess), Matcher::Bool(b)) => {
+                open_of_test(*field, &Matcher::Bool(!b))
+            }
+            _ => Self::all(),
+        }
+    }
+}
+
+impl OpenFilter {
     /// Whether `open` falls inside: the kernel's tests, made exactly (a
     /// component equal to a name, not a fingerprint).
     pub fn keeps(&self, open: &OpenData) -> bool {
@@ -239,9 +298,10 @@ pub struct ConnectFilter {
     pub other: bool,
 }
 
-impl ConnectFilter {
-    /// Every connect.
-    pub fn all() -> Self {
+impl KernelFilter for ConnectFilter {
+    const KIND: &'static str = "connect";
+
+    fn all() -> Self {
         Self {
             failed: true,
             unix: true,
@@ -250,22 +310,12 @@ impl ConnectFilter {
         }
     }
 
-    /// No connect.
-    pub fn none() -> Self {
+    fn none() -> Self {
         Self {
             failed: false,
             unix: false,
             inet: false,
             other: false,
-        }
-    }
-
-    fn families(unix: bool, inet: bool, other: bool) -> Self {
-        Self {
-            unix,
-            inet,
-            other,
-            ..Self::all()
         }
     }
 
@@ -287,13 +337,28 @@ impl ConnectFilter {
         }
     }
 
-    /// The connects any rule or sequence step of `set` could match.
-    pub fn of_rules(set: &RuleSet) -> Self {
-        let connect = kind_bit("connect").expect("connect is a kind");
-        set.conditions()
-            .filter(|p| p.kinds() & connect != 0)
-            .map(|p| connect_of_pred(p, connect))
-            .fold(Self::none(), Self::join)
+    fn of_test(field: Field, m: &Matcher) -> Self {
+        connect_of_test(field, m)
+    }
+
+    fn of_negated(inner: &Pred) -> Self {
+        match inner {
+            Pred::Test(Field::ConnectSuccess, Matcher::Bool(b)) => {
+                connect_of_test(Field::ConnectSuccess, &Matcher::Bool(!b))
+            }
+            _ => Self::all(),
+        }
+    }
+}
+
+impl ConnectFilter {
+    fn families(unix: bool, inet: bool, other: bool) -> Self {
+        Self {
+            unix,
+            inet,
+            other,
+            ..Self::all()
+        }
     }
 
     /// The kernel's form: `CONNECT_INTEREST`'s [`connect_mode`] bits.
@@ -325,29 +390,6 @@ impl fmt::Display for ConnectFilter {
     }
 }
 
-fn connect_of_pred(p: &Pred, connect: u32) -> ConnectFilter {
-    match p {
-        Pred::And(v) => v
-            .iter()
-            .map(|p| connect_of_pred(p, connect))
-            .fold(ConnectFilter::all(), ConnectFilter::meet),
-        Pred::Or(v) => v
-            .iter()
-            .map(|p| connect_of_pred(p, connect))
-            .fold(ConnectFilter::none(), ConnectFilter::join),
-        Pred::Not(inner) => match &**inner {
-            Pred::Test(Field::ConnectSuccess, Matcher::Bool(b)) => {
-                connect_of_test(Field::ConnectSuccess, &Matcher::Bool(!b))
-            }
-            _ => ConnectFilter::all(),
-        },
-        Pred::Test(field, m) => connect_of_test(*field, m),
-        Pred::Kind(kinds) if kinds & connect == 0 => ConnectFilter::none(),
-        Pred::Kind(_) => ConnectFilter::all(),
-        Pred::Memo(_, inner) => connect_of_pred(inner, connect),
-    }
-}
-
 fn connect_of_test(field: Field, m: &Matcher) -> ConnectFilter {
     match (field, m) {
         (Field::ConnectSuccess, Matcher::Bool(true)) => ConnectFilter {
@@ -375,30 +417,7 @@ fn connect_of_test(field: Field, m: &Matcher) -> ConnectFilter {
     }
 }
 
-fn of_pred(p: &Pred) -> OpenFilter {
-    match p {
-        Pred::And(v) => v
-            .iter()
-            .map(of_pred)
-            .fold(OpenFilter::all(), OpenFilter::meet),
-        Pred::Or(v) => v
-            .iter()
-            .map(of_pred)
-            .fold(OpenFilter::none(), OpenFilter::join),
-        Pred::Not(inner) => match &**inner {
-            Pred::Test(field @ (Field::OpenWrite | Field::OpenSuccess), Matcher::Bool(b)) => {
-                of_test(*field, &Matcher::Bool(!b))
-            }
-            _ => OpenFilter::all(),
-        },
-        Pred::Test(field, m) => of_test(*field, m),
-        // Rules that cannot match opens are left out before this.
-        Pred::Kind(_) => OpenFilter::all(),
-        Pred::Memo(_, inner) => of_pred(inner),
-    }
-}
-
-fn of_test(field: Field, m: &Matcher) -> OpenFilter {
+fn open_of_test(field: Field, m: &Matcher) -> OpenFilter {
     let any = OpenFilter::all();
     match (field, m) {
         (Field::OpenWrite, Matcher::Bool(true)) | (Field::OpenCreate, Matcher::Bool(true)) => {

@@ -413,7 +413,11 @@ fn open_write_create_and_success_read_the_symbolic_fields() {
 /// packs name and on system paths, read, written and failed.
 #[test]
 fn opens_passed_over_are_opens_no_shipped_condition_matches() {
-    use super::{RuleSource, fields::Prepared, interest::OpenFilter};
+    use super::{
+        RuleSource,
+        fields::Prepared,
+        interest::{KernelFilter as _, OpenFilter},
+    };
     let set = RuleSource::Builtin.load().unwrap();
     let filter = OpenFilter::of_rules(&set);
     let conditions: Vec<_> = set.conditions().collect();
