@@ -143,6 +143,13 @@ impl ConnectCapture {
         info!(%filter, "connects captured");
         Ok(())
     }
+
+    /// After a failed [`Self::apply`], as for opens.
+    fn keep_every_connect(&mut self) -> anyhow::Result<()> {
+        self.interest
+            .set(0, &0, 0)
+            .context("writing CONNECT_INTEREST")
+    }
 }
 
 impl EbpfCollector {
@@ -290,7 +297,8 @@ impl EbpfCollector {
                         self.opens.keep_every_open()?;
                     }
                     if let Err(e) = self.connects.apply(Some(&set)) {
-                        error!(error = format!("{e:#}"), "connect filter not updated");
+                        error!(error = format!("{e:#}"), "connect filter not updated; every connect is kept");
+                        self.connects.keep_every_connect()?;
                     }
                     if let Some(d) = &mut self.detection {
                         d.replace(set);
