@@ -232,6 +232,13 @@ pub struct OpenEvent {
     pub _pad: u32,
 }
 
+/// Address families the connect record parses (`ConnectEvent::family`).
+pub const AF_UNIX: u16 = 1;
+/// IPv4.
+pub const AF_INET: u16 = 2;
+/// IPv6.
+pub const AF_INET6: u16 = 10;
+
 /// Payload of [`EventKind::Connect`]. Tail: `unix_path_len` bytes of
 /// `sun_path` for AF_UNIX.
 #[repr(C)]

@@ -125,9 +125,7 @@ pub mod connect_mode {
 /// `connect.success` rule field reads it.
 #[inline(always)]
 pub fn connect_drop_bits(family: u16, ret: i64) -> u32 {
-    const AF_UNIX: u16 = 1;
-    const AF_INET: u16 = 2;
-    const AF_INET6: u16 = 10;
+    use crate::{AF_INET, AF_INET6, AF_UNIX};
     const EINPROGRESS: i64 = 115;
     let by_family = match family {
         AF_UNIX => connect_mode::DROP_UNIX,

@@ -11,8 +11,8 @@ use aya_ebpf::helpers::{
     generated::{bpf_probe_read_kernel, bpf_probe_read_user},
 };
 use sensor_common::{
-    ConnectEvent, ConnectStash, EventKind, Scratch, UNAVAILABLE, UNIX_PATH_MAX, connect_drop_bits,
-    flags,
+    AF_INET, AF_INET6, AF_UNIX, ConnectEvent, ConnectStash, EventKind, Scratch, UNAVAILABLE,
+    UNIX_PATH_MAX, connect_drop_bits, flags,
 };
 
 use super::syscall::Args;
@@ -26,9 +26,6 @@ use crate::{
     maps::{CONNECT_INTEREST, CONNECT_STASH},
 };
 
-const AF_UNIX: u16 = 1;
-const AF_INET: u16 = 2;
-const AF_INET6: u16 = 10;
 const EBADF: i64 = 9;
 const ENOTSOCK: i64 = 88;
 const TAIL: usize = HEADER + core::mem::size_of::<ConnectEvent>();
