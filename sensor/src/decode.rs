@@ -186,7 +186,9 @@ pub fn decode(bytes: &[u8], clock: &BootClock) -> Result<Record, DecodeError> {
         EventKind::RateLimited => {
             let e: RateLimitedEvent = read(bytes, at, "rate_limited")?;
             let suppressed = match EventKind::try_from(e.suppressed) {
-                Ok(k @ (EventKind::Open | EventKind::Connect)) => kind_name(k).to_owned(),
+                Ok(k @ (EventKind::Open | EventKind::Connect)) => {
+                    Kind::of_kernel(k).name().to_owned()
+                }
                 _ => return Err(DecodeError::UnlimitedKind(e.suppressed)),
             };
             Body::RateLimited(with_header(

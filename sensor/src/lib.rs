@@ -24,8 +24,10 @@ pub mod install;
 pub mod json_cache;
 #[cfg(target_os = "linux")]
 pub mod loader;
+pub mod located;
 pub mod metrics;
 pub mod output;
+pub mod pipeline;
 pub mod process;
 pub mod rules;
 pub mod text;

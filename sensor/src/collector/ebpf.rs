@@ -13,7 +13,7 @@ use tokio::io::{Interest, unix::AsyncFd};
 use tracing::{error, info, warn};
 
 use super::{
-    Detection, RunStats,
+    RunStats,
     egress::EgressReader,
     losses::{LossTracker, sum},
 };
@@ -25,6 +25,7 @@ use crate::{
     loader::Loaded,
     metrics::Metrics,
     output::Sink,
+    pipeline::{Detection, write_and_detect},
     rules::{
         RuleSet,
         interest::{ConnectFilter, KernelFilter as _, OpenFilter},
@@ -349,10 +350,7 @@ impl EbpfCollector {
 
     /// Writes an enriched record and the alerts it raises.
     fn emit(&mut self, sink: &mut dyn Sink, record: &Record) -> anyhow::Result<()> {
-        sink.write(record).context("writing an event")?;
-        if let Some(d) = &mut self.detection {
-            self.stats.alerts += d.check(sink, record)?;
-        }
+        self.stats.alerts += write_and_detect(sink, self.detection.as_mut(), record)?;
         Ok(())
     }
 

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use sensor_common::{EVENT_KIND_SLOTS, EventKind, LossCounters};
 
-use crate::event::LossData;
+use crate::event::{Kind, LossData};
 
 /// Running totals, to report deltas.
 #[derive(Default)]
@@ -24,9 +24,10 @@ pub struct LossTracker {
     pub total: u64,
 }
 
+/// The name of the kind with kernel id `i`.
 fn kind_name(i: usize) -> String {
     match EventKind::try_from(i as u32) {
-        Ok(k) => crate::event::kind_name(k).into(),
+        Ok(k) => Kind::of_kernel(k).name().into(),
         Err(n) => format!("kind_{n}"),
     }
 }

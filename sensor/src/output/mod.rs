@@ -15,12 +15,14 @@ use crate::{event::Record, metrics::Metrics};
 
 pub mod file;
 pub mod format;
+mod metered;
 pub mod queue;
 pub mod syslog;
 pub mod webhook;
 
 pub use file::Rotation;
 pub use format::{Encoder, Format};
+pub use metered::MeteredSink;
 use queue::{QueueOptions, Queued};
 use syslog::{Facility, Framer, Protocol, SyslogTransport};
 

@@ -11,10 +11,7 @@ use std::{
 };
 
 use super::queue::{SendError, Transport};
-use crate::{
-    event::{Body, Record},
-    rules::source::Severity,
-};
+use crate::event::{Body, Record, Severity};
 
 /// Datagram payload limit over IPv4 (65535 less IP and UDP headers).
 pub const UDP_MAX: usize = 65_507;
@@ -87,7 +84,7 @@ impl Framer {
     /// One message (with its TCP frame length) holding `json`.
     pub fn frame(&self, record: &Record, json: &[u8]) -> Vec<u8> {
         let pri = self.facility.0 * 8 + severity(record);
-        let kind = crate::rules::fields::kind_name(record);
+        let kind = record.kind().name();
         let header = format!(
             "<{pri}>1 {} {} {kind} - ",
             timestamp(&record.time),

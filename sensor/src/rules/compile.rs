@@ -13,7 +13,7 @@ use super::{
     condition::{Expr, Op, Operand, Spanned},
     fields::{self, Field, Prepared, Type, Val},
 };
-use crate::event::Record;
+use crate::event::{Kind, RULED_KINDS, Record};
 
 /// A compile error at a byte offset of the condition text.
 #[derive(Debug, Clone)]
@@ -30,29 +30,6 @@ fn err<T>(at: usize, message: impl Into<String>) -> Result<T, CompileError> {
         message: message.into(),
     })
 }
-
-/// Every record kind `evt.type` can name, as bits for rule indexing.
-pub const KINDS: &[&str] = &[
-    "exec",
-    "fork",
-    "exit",
-    "open",
-    "connect",
-    "cgroup_mkdir",
-    "cgroup_rmdir",
-    "container_start",
-    "container_stop",
-    "egress",
-    "rate_limited",
-];
-
-/// Bit of a kind in [`KINDS`].
-pub fn kind_bit(kind: &str) -> Option<u32> {
-    KINDS.iter().position(|k| *k == kind).map(|i| 1 << i)
-}
-
-/// All kinds.
-pub const ANY_KIND: u32 = (1 << KINDS.len() as u32) - 1;
 
 /// A value test on one field value.
 #[derive(Debug, Clone)]
@@ -213,7 +190,7 @@ pub enum Pred {
     Not(Box<Pred>),
     /// Some value of the field passes.
     Test(Field, Matcher),
-    /// The record is of one of these kinds (bits of [`KINDS`]): `evt.type`
+    /// The record is of one of these kinds (bits of [`Kind`]): `evt.type`
     /// equality, without comparing names.
     Kind(u32),
     /// Reads only the acting process and its container: evaluated once per
@@ -235,15 +212,15 @@ impl Pred {
         }
     }
 
-    /// The kinds of record this can match (bits of [`KINDS`]): lets the
+    /// The kinds of record this can match (bits of [`Kind`]): lets the
     /// engine skip rules that constrain `evt.type` to other kinds.
     pub fn kinds(&self) -> u32 {
         match self {
-            Self::And(v) => v.iter().fold(ANY_KIND, |acc, p| acc & p.kinds()),
+            Self::And(v) => v.iter().fold(RULED_KINDS, |acc, p| acc & p.kinds()),
             Self::Or(v) => v.iter().fold(0, |acc, p| acc | p.kinds()),
             Self::Kind(kinds) => *kinds,
             Self::Memo(_, p) => p.kinds(),
-            Self::Not(_) | Self::Test(..) => ANY_KIND,
+            Self::Not(_) | Self::Test(..) => RULED_KINDS,
         }
     }
 }
@@ -384,10 +361,37 @@ fn test(field: Field, m: Matcher) -> Pred {
         (Field::EvtType, Matcher::StrIn(kinds)) => Pred::Kind(
             kinds
                 .iter()
-                .filter_map(|k| std::str::from_utf8(k).ok().and_then(kind_bit))
+                .filter_map(|k| std::str::from_utf8(k).ok().and_then(Kind::ruled_named))
+                .map(Kind::bit)
                 .fold(0, |a, b| a | b),
         ),
         _ => Pred::Test(field, m),
+    }
+}
+
+/// Wraps each maximal subcondition of `p` that reads only the acting
+/// process and its container in [`Pred::Memo`], numbering the slots from
+/// `*next`.
+pub fn memoize(p: Pred, next: &mut usize) -> Pred {
+    if of_process(&p) {
+        let slot = *next;
+        *next += 1;
+        return Pred::Memo(slot, Box::new(p));
+    }
+    match p {
+        Pred::And(v) => Pred::And(v.into_iter().map(|x| memoize(x, next)).collect()),
+        Pred::Or(v) => Pred::Or(v.into_iter().map(|x| memoize(x, next)).collect()),
+        Pred::Not(x) => Pred::Not(Box::new(memoize(*x, next))),
+        other => other,
+    }
+}
+
+fn of_process(p: &Pred) -> bool {
+    match p {
+        Pred::And(v) | Pred::Or(v) => v.iter().all(of_process),
+        Pred::Not(x) | Pred::Memo(_, x) => of_process(x),
+        Pred::Test(f, _) => f.of_process(),
+        Pred::Kind(_) => false,
     }
 }
 
@@ -462,13 +466,13 @@ fn matcher(
             Op::Eq | Op::In => {
                 if f.text == "evt.type" {
                     for v in values {
-                        if kind_bit(v.text).is_none() {
+                        if Kind::ruled_named(v.text).is_none() {
                             return err(
                                 v.at,
                                 format!(
                                     "unknown evt.type '{}' (one of: {})",
                                     v.text,
-                                    KINDS.join(", ")
+                                    Kind::ruled_names().collect::<Vec<_>>().join(", ")
                                 ),
                             );
                         }

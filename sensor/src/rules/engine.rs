@@ -2,40 +2,15 @@
 //! sequence progress per container. Alerts are records of their own.
 use std::{collections::HashMap, sync::Arc};
 
-use serde::{Deserialize, Serialize};
-
 use super::{
-    RuleInfo, RuleSet,
-    compile::{KINDS, kind_bit},
-    fields::{self, Field, Prepared, Val},
+    RuleSet,
+    fields::{Field, Prepared, Val},
     interest::{KernelFilter as _, OpenFilter},
 };
 use crate::{
-    container::ContainerRef,
-    event::{Body, Process, Record, SCHEMA_VERSION},
+    event::{Alert, Body, Kind, Record, RuleInfo, SCHEMA_VERSION},
     text::Text,
 };
-
-/// An alert: the rule, where it happened, and the events that made it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Alert {
-    /// The rule that fired.
-    pub rule: Arc<RuleInfo>,
-    /// For sequences: the step names, in order.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub steps: Vec<String>,
-    /// The container (`id: host` for the host).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container: Option<Arc<ContainerRef>>,
-    /// The process of the last event, with its ancestry.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub process: Option<Process>,
-    /// The rule's output fields, from the last event.
-    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
-    pub fields: serde_json::Map<String, serde_json::Value>,
-    /// Every event of the match, oldest first.
-    pub evidence: Vec<Record>,
-}
 
 /// Counters for what the engine dropped or could not track.
 #[derive(Debug, Default, Clone, Copy)]
@@ -88,8 +63,8 @@ pub struct Engine {
 impl Engine {
     /// Indexes a rule set.
     pub fn new(set: Arc<RuleSet>) -> Self {
-        let mut by_kind = vec![Vec::new(); KINDS.len()];
-        let mut seq_by_kind = vec![Vec::new(); KINDS.len()];
+        let mut by_kind = vec![Vec::new(); Kind::ALL.len()];
+        let mut seq_by_kind = vec![Vec::new(); Kind::ALL.len()];
         for (i, r) in set.rules.iter().enumerate() {
             let kinds = r.pred.kinds();
             for (k, list) in by_kind.iter_mut().enumerate() {
@@ -139,10 +114,11 @@ impl Engine {
 
     /// Evaluates one record; alerts go to `emit`.
     pub fn check(&mut self, rec: &Record, emit: &mut dyn FnMut(Record)) {
-        let Some(bit) = kind_bit(fields::kind_name(rec)) else {
+        let kind = rec.kind();
+        if !kind.ruled() {
             return; // loss records, alerts
-        };
-        let k = bit.trailing_zeros() as usize;
+        }
+        let (bit, k) = (kind.bit(), kind.index());
         self.stats.evaluated += 1;
         if self.by_kind[k].is_empty() && self.seq_by_kind[k].is_empty() {
             return;
@@ -181,7 +157,7 @@ impl Engine {
         let kinds = &self.step_kinds[i];
         let prepared = &self.prepared;
         let matches = |step: usize| kinds[step] & bit != 0 && seq.steps[step].1.eval(rec, prepared);
-        let key = fields::container_of(rec).map_or("unknown", |c| c.id.as_str());
+        let key = rec.container().map_or("unknown", |c| c.id.as_str());
         let within = seq.within.as_nanos() as u64;
         let table = &mut self.progress[i];
         if let Some(p) = table.get_mut(key) {
@@ -262,8 +238,8 @@ fn alert(
         body: Body::Alert(Box::new(Alert {
             rule: info.clone(),
             steps,
-            container: fields::container_of(last).map(|c| Arc::new(c.clone())),
-            process: fields::process_of(last).cloned(),
+            container: last.container().cloned(),
+            process: last.process().cloned(),
             fields: out,
             evidence,
         })),

@@ -1,11 +1,11 @@
 //! The fields conditions can test, and how each is read from a record
 //! without allocating: values are borrowed from the record, or from
 //! [`Prepared`], which joins command lines on first use per event.
-use std::{cell::OnceCell, net::IpAddr, sync::Arc};
+use std::{cell::OnceCell, net::IpAddr};
 
 use super::memo::ProcessMemo;
 use crate::{
-    event::{Body, Event, Process, Record},
+    event::{Body, Process, Record},
     process::{Ancestor, ExecImage},
     text::Text,
 };
@@ -158,7 +158,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// them. Also what the event's process decided before ([`ProcessMemo`]).
 #[derive(Default)]
 pub struct Prepared {
-    /// The event's kind bit (see `compile::KINDS`).
+    /// The event's kind bit ([`Kind::bit`](crate::event::Kind::bit)).
     kind: u32,
     cmdline: OnceCell<Vec<u8>>,
     pcmdline: OnceCell<Vec<u8>>,
@@ -227,67 +227,45 @@ impl Prepared {
     }
 }
 
-/// The `evt.type` of a record.
-pub fn kind_name(rec: &Record) -> &'static str {
-    match &rec.body {
-        Body::Exec(_) => "exec",
-        Body::Fork(_) => "fork",
-        Body::Exit(_) => "exit",
-        Body::Open(_) => "open",
-        Body::Connect(_) => "connect",
-        Body::CgroupMkdir(_) => "cgroup_mkdir",
-        Body::CgroupRmdir(_) => "cgroup_rmdir",
-        Body::Loss(_) => "loss",
-        Body::ContainerStart(_) => "container_start",
-        Body::ContainerStop(_) => "container_stop",
-        Body::Alert(_) => "alert",
-        Body::Egress(_) => "egress",
-        Body::RateLimited(_) => "rate_limited",
-    }
-}
-
-/// The acting process of a kernel event.
-pub fn process_of(rec: &Record) -> Option<&Process> {
-    fn p<T>(e: &Event<T>) -> Option<&Process> {
-        Some(&e.process)
-    }
-    match &rec.body {
-        Body::Exec(e) => p(e),
-        Body::Fork(e) => p(e),
-        Body::Exit(e) => p(e),
-        Body::Open(e) => p(e),
-        Body::Connect(e) => p(e),
-        Body::CgroupMkdir(e) | Body::CgroupRmdir(e) => p(e),
-        Body::RateLimited(e) => p(e),
-        Body::Loss(_)
-        | Body::ContainerStart(_)
-        | Body::ContainerStop(_)
-        | Body::Alert(_)
-        | Body::Egress(_) => None,
-    }
-}
-
-/// The container of a record.
-pub fn container_of(rec: &Record) -> Option<&crate::container::ContainerRef> {
-    container_entry(rec).map(|c| &**c)
-}
-
-/// The container of a record as the attribution shares it.
-pub fn container_entry(rec: &Record) -> Option<&Arc<crate::container::ContainerRef>> {
-    fn c<T>(e: &Event<T>) -> Option<&Arc<crate::container::ContainerRef>> {
-        e.container.as_ref()
-    }
-    match &rec.body {
-        Body::Exec(e) => c(e),
-        Body::Fork(e) => c(e),
-        Body::Exit(e) => c(e),
-        Body::Open(e) => c(e),
-        Body::Connect(e) => c(e),
-        Body::CgroupMkdir(e) | Body::CgroupRmdir(e) => c(e),
-        Body::RateLimited(e) => c(e),
-        Body::ContainerStart(l) | Body::ContainerStop(l) => Some(&l.container),
-        Body::Egress(e) => e.container.as_ref(),
-        Body::Loss(_) | Body::Alert(_) => None,
+impl Field {
+    /// Read only from the acting process (ids, comm, image, ancestry) and
+    /// its container, so [`ProcessMemo`] may reuse a result. A field not
+    /// listed here is read from the event itself.
+    pub fn of_process(self) -> bool {
+        use Field::*;
+        matches!(
+            self,
+            ProcPid
+                | ProcPpid
+                | ProcUid
+                | ProcComm
+                | ProcExe
+                | ProcName
+                | ProcExeName
+                | ProcScript
+                | ProcArgs
+                | ProcCmdline
+                | ParentExe
+                | ParentName
+                | ParentCmdline
+                | AncestorExe
+                | AncestorName
+                | AncestorCmdline
+                | ContainerId
+                | ContainerRuntime
+                | ContainerName
+                | ContainerImage
+                | ContainerPrivileged
+                | ContainerHostPid
+                | ContainerHostNetwork
+                | ContainerRuntimeSocket
+                | MountSource
+                | MountDestination
+                | MountRwSource
+                | K8sPod
+                | K8sNs
+                | K8sPodUid
+        )
     }
 }
 
@@ -355,15 +333,15 @@ impl Field {
     #[inline]
     pub fn any(self, rec: &Record, prep: &Prepared, f: &mut dyn FnMut(Val<'_>) -> bool) -> bool {
         use Field::*;
-        let proc_ = process_of(rec);
+        let proc_ = rec.process();
         let image = proc_.and_then(|p| p.image.as_deref());
         let parent = proc_.and_then(|p| p.ancestors.first());
-        let meta = container_of(rec).and_then(|c| c.meta.as_ref());
+        let meta = rec.container().and_then(|c| c.meta.as_ref());
         let s = |f: &mut dyn FnMut(Val<'_>) -> bool, v: Option<&[u8]>| {
             v.is_some_and(|v| f(Val::Str(v)))
         };
         match self {
-            EvtType => f(Val::Str(kind_name(rec).as_bytes())),
+            EvtType => f(Val::Str(rec.kind().name().as_bytes())),
             ProcPid => proc_.is_some_and(|p| f(Val::Int(p.pid.into()))),
             ProcPpid => proc_
                 .and_then(|p| p.ppid)
@@ -394,8 +372,8 @@ impl Field {
             AncestorCmdline => {
                 proc_.is_some_and(|p| prep.acmdlines(p).iter().any(|c| f(Val::Str(c))))
             }
-            ContainerId => s(f, container_of(rec).map(|c| c.id.as_bytes())),
-            ContainerRuntime => s(f, container_of(rec).map(|c| c.runtime.as_bytes())),
+            ContainerId => s(f, rec.container().map(|c| c.id.as_bytes())),
+            ContainerRuntime => s(f, rec.container().map(|c| c.runtime.as_bytes())),
             ContainerName => s(f, meta.and_then(|m| m.name.as_deref()).map(str::as_bytes)),
             ContainerImage => s(f, meta.and_then(|m| m.image.as_deref()).map(str::as_bytes)),
             ContainerPrivileged => meta.is_some_and(|m| f(Val::Bool(m.privileged))),
@@ -429,7 +407,7 @@ impl Field {
             ),
             K8sPodUid => s(
                 f,
-                container_of(rec)
+                rec.container()
                     .and_then(|c| c.pod_uid.as_deref())
                     .map(str::as_bytes),
             ),

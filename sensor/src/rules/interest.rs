@@ -25,10 +25,10 @@ use sensor_common::{INTEREST_NAMES, OpenInterest, connect_mode, name_key, open_m
 
 use super::{
     RuleSet,
-    compile::{Matcher, Pred, kind_bit},
+    compile::{Matcher, Pred},
     fields::Field,
 };
-use crate::event::OpenData;
+use crate::event::{Kind, OpenData};
 
 /// What the kernel can be told to keep of one record kind: an
 /// over-approximation of the records a condition can match, built from the
@@ -37,7 +37,7 @@ use crate::event::OpenData;
 /// everything: an extra record costs a little, a missing one an alert.
 pub trait KernelFilter: Sized {
     /// The record kind it filters.
-    const KIND: &'static str;
+    const KIND: Kind;
     /// Every record.
     fn all() -> Self;
     /// No record.
@@ -53,7 +53,7 @@ pub trait KernelFilter: Sized {
 
     /// What any rule or sequence step of `set` could match.
     fn of_rules(set: &RuleSet) -> Self {
-        let bit = kind_bit(Self::KIND).expect("a record kind");
+        let bit = Self::KIND.bit();
         set.conditions()
             .filter(|p| p.kinds() & bit != 0)
             .map(|p| of_pred(p, bit))
@@ -152,7 +152,7 @@ impl Reads {
 }
 
 impl KernelFilter for OpenFilter {
-    const KIND: &'static str = "open";
+    const KIND: Kind = Kind::Open;
 
     fn all() -> Self {
         Self {
@@ -299,7 +299,7 @@ pub struct ConnectFilter {
 }
 
 impl KernelFilter for ConnectFilter {
-    const KIND: &'static str = "connect";
+    const KIND: Kind = Kind::Connect;
 
     fn all() -> Self {
         Self {

@@ -1,5 +1,6 @@
 //! Results of subconditions that read only the acting process and its
-//! container, reused across that process's events.
+//! container, reused across that process's events (the subconditions are
+//! marked at compile time: `compile::memoize`).
 //!
 //! Exceptions (`backup_job`, `package_management`) test every ancestor's
 //! name against lists and the container image against a regex, and are
@@ -10,41 +11,11 @@
 //! so the key is a few compares.
 use std::{cell::Cell, sync::Arc};
 
-use super::{
-    compile::Pred,
-    fields::{Field, container_entry, process_of},
-};
 use crate::{
     container::ContainerRef,
     event::Record,
     process::{Ancestry, ExecImage},
 };
-
-/// Wraps each maximal subcondition of `p` that reads only the acting
-/// process and its container in [`Pred::Memo`], numbering the slots from
-/// `*next`.
-pub fn memoize(p: Pred, next: &mut usize) -> Pred {
-    if of_process(&p) {
-        let slot = *next;
-        *next += 1;
-        return Pred::Memo(slot, Box::new(p));
-    }
-    match p {
-        Pred::And(v) => Pred::And(v.into_iter().map(|x| memoize(x, next)).collect()),
-        Pred::Or(v) => Pred::Or(v.into_iter().map(|x| memoize(x, next)).collect()),
-        Pred::Not(x) => Pred::Not(Box::new(memoize(*x, next))),
-        other => other,
-    }
-}
-
-fn of_process(p: &Pred) -> bool {
-    match p {
-        Pred::And(v) | Pred::Or(v) => v.iter().all(of_process),
-        Pred::Not(x) | Pred::Memo(_, x) => of_process(x),
-        Pred::Test(f, _) => f.of_process(),
-        Pred::Kind(_) => false,
-    }
-}
 
 /// Slot values of the process the last event came from.
 #[derive(Default)]
@@ -94,7 +65,8 @@ impl ProcessMemo {
     }
 }
 
-/// What the process-scoped fields ([`Field::of_process`]) read. The key
+/// What the process-scoped fields
+/// ([`Field::of_process`](super::fields::Field::of_process)) read. The key
 /// holds the shared parts, so their addresses cannot be reused for others
 /// while it is kept.
 struct ProcessKey {
@@ -119,7 +91,7 @@ impl ProcessKey {
     /// most 15 bytes, a longer one (the polling collector's process names)
     /// is not kept.
     fn of(rec: &Record) -> Option<Self> {
-        let process = match process_of(rec) {
+        let process = match rec.process() {
             Some(p) => {
                 let name = p.comm.as_bytes();
                 let mut comm = [0; 16];
@@ -138,7 +110,7 @@ impl ProcessKey {
         };
         Some(Self {
             process,
-            container: container_entry(rec).cloned(),
+            container: rec.container().cloned(),
         })
     }
 
@@ -151,8 +123,8 @@ impl ProcessKey {
                 _ => false,
             }
         }
-        same(self.container.as_ref(), container_entry(rec))
-            && match (&self.process, process_of(rec)) {
+        same(self.container.as_ref(), rec.container())
+            && match (&self.process, rec.process()) {
                 (Some(k), Some(p)) => {
                     k.pid == p.pid
                         && k.ppid == p.ppid
@@ -164,47 +136,5 @@ impl ProcessKey {
                 (None, None) => true,
                 _ => false,
             }
-    }
-}
-
-impl Field {
-    /// Read only from the acting process (ids, comm, image, ancestry) and
-    /// its container, so [`ProcessMemo`] may reuse a result. A field not
-    /// listed here is read from the event itself.
-    pub fn of_process(self) -> bool {
-        use Field::*;
-        matches!(
-            self,
-            ProcPid
-                | ProcPpid
-                | ProcUid
-                | ProcComm
-                | ProcExe
-                | ProcName
-                | ProcExeName
-                | ProcScript
-                | ProcArgs
-                | ProcCmdline
-                | ParentExe
-                | ParentName
-                | ParentCmdline
-                | AncestorExe
-                | AncestorName
-                | AncestorCmdline
-                | ContainerId
-                | ContainerRuntime
-                | ContainerName
-                | ContainerImage
-                | ContainerPrivileged
-                | ContainerHostPid
-                | ContainerHostNetwork
-                | ContainerRuntimeSocket
-                | MountSource
-                | MountDestination
-                | MountRwSource
-                | K8sPod
-                | K8sNs
-                | K8sPodUid
-        )
     }
 }

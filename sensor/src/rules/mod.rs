@@ -7,56 +7,35 @@
 //! - `compile`: AST -> predicates (lists, macros, types, regexes, globs)
 //! - `fields`: what a field name reads from a record
 //! - `engine`: evaluation, sequences, alerts
-//! - `interest`: which opens the rules could match, for the kernel's filter
+//! - `interest`: which opens and connects the rules could match, for the
+//!   kernel's filters
+//! - `memo`: conditions on the acting process, evaluated once per process
+//! - `load`: the built-in set, rule files and directories -> a [`RuleSet`]
 pub mod compile;
 pub mod condition;
 pub mod engine;
 pub mod fields;
 pub mod interest;
+mod load;
 pub mod memo;
 pub mod source;
 #[cfg(test)]
 mod tests;
 
-use std::{
-    collections::{BTreeSet, HashMap},
-    fmt,
-    path::{Path, PathBuf},
-    sync::Arc,
-    time::Duration,
-};
+use std::{fmt, sync::Arc, time::Duration};
 
-use compile::{Failure, Pred, Scope};
+use compile::Pred;
 use fields::Field;
-use source::{CondText, FileDef};
-pub use source::{Severity, Technique};
+pub use load::{BUILTIN, RuleSource, compile_files};
 
-/// One problem in a rule file, where it is.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct RuleError {
-    /// File name as given.
-    pub file: String,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column.
-    pub col: usize,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for RuleError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.col, self.message
-        )
-    }
-}
+use crate::{
+    event::{RuleInfo, Technique},
+    located::LocatedError,
+};
 
 /// A rule set that failed to load: every error found, in file order.
 #[derive(Debug, Clone)]
-pub struct LoadErrors(pub Vec<RuleError>);
+pub struct LoadErrors(pub Vec<LocatedError>);
 
 impl fmt::Display for LoadErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -71,23 +50,6 @@ impl fmt::Display for LoadErrors {
 }
 
 impl std::error::Error for LoadErrors {}
-
-/// What an alert says about its rule.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct RuleInfo {
-    /// Rule id.
-    pub id: String,
-    /// One line.
-    pub title: String,
-    /// Severity.
-    pub severity: Severity,
-    /// Pack id.
-    pub pack: String,
-    /// MITRE technique.
-    pub technique: Technique,
-    /// What it means.
-    pub description: String,
-}
 
 /// A compiled single-event rule.
 pub struct Rule {
@@ -150,324 +112,4 @@ impl RuleSet {
                 .flat_map(|s| s.steps.iter().map(|(_, p)| p)),
         )
     }
-}
-
-/// Rule files compiled into the binary: the default set.
-pub const BUILTIN: &[(&str, &str)] = &[
-    (
-        "rules/common.yaml",
-        include_str!("../../../rules/common.yaml"),
-    ),
-    (
-        "rules/t1074.001-container-staging.yaml",
-        include_str!("../../../rules/t1074.001-container-staging.yaml"),
-    ),
-    (
-        "rules/t1560-archive-collected-data.yaml",
-        include_str!("../../../rules/t1560-archive-collected-data.yaml"),
-    ),
-    (
-        "rules/t1105-ingress-tool-transfer.yaml",
-        include_str!("../../../rules/t1105-ingress-tool-transfer.yaml"),
-    ),
-    (
-        "rules/t1114-email-collection.yaml",
-        include_str!("../../../rules/t1114-email-collection.yaml"),
-    ),
-    (
-        "rules/t1048.001-encrypted-exfiltration.yaml",
-        include_str!("../../../rules/t1048.001-encrypted-exfiltration.yaml"),
-    ),
-    (
-        "rules/t1562.006-sensor-flood.yaml",
-        include_str!("../../../rules/t1562.006-sensor-flood.yaml"),
-    ),
-];
-
-/// Where rules come from.
-#[derive(Debug, Clone)]
-pub enum RuleSource {
-    /// The set built into the binary.
-    Builtin,
-    /// Files and directories (every *.yaml / *.yml inside, sorted).
-    Paths(Vec<PathBuf>),
-}
-
-impl RuleSource {
-    /// Reads and compiles.
-    pub fn load(&self) -> Result<RuleSet, LoadErrors> {
-        match self {
-            Self::Builtin => compile_files(
-                BUILTIN
-                    .iter()
-                    .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
-                    .collect(),
-                "builtin",
-            ),
-            Self::Paths(paths) => {
-                let files = read_paths(paths)?;
-                let origin = paths
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                compile_files(files, &origin)
-            }
-        }
-    }
-}
-
-fn read_paths(paths: &[PathBuf]) -> Result<Vec<(String, String)>, LoadErrors> {
-    let mut files = Vec::new();
-    let mut errors = Vec::new();
-    let io_error = |p: &Path, e: std::io::Error| RuleError {
-        file: p.display().to_string(),
-        line: 0,
-        col: 0,
-        message: format!("cannot read: {e}"),
-    };
-    for p in paths {
-        if p.is_dir() {
-            let mut entries: Vec<PathBuf> = match std::fs::read_dir(p) {
-                Ok(rd) => rd
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|f| f.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-                    .collect(),
-                Err(e) => {
-                    errors.push(io_error(p, e));
-                    continue;
-                }
-            };
-            entries.sort();
-            if entries.is_empty() {
-                errors.push(RuleError {
-                    file: p.display().to_string(),
-                    line: 0,
-                    col: 0,
-                    message: "no *.yaml rule files in this directory".into(),
-                });
-            }
-            for f in entries {
-                match std::fs::read_to_string(&f) {
-                    Ok(t) => files.push((f.display().to_string(), t)),
-                    Err(e) => errors.push(io_error(&f, e)),
-                }
-            }
-        } else {
-            match std::fs::read_to_string(p) {
-                Ok(t) => files.push((p.display().to_string(), t)),
-                Err(e) => errors.push(io_error(p, e)),
-            }
-        }
-    }
-    if errors.is_empty() {
-        Ok(files)
-    } else {
-        Err(LoadErrors(errors))
-    }
-}
-
-/// Parses and compiles a set of (name, text) files as one rule set: lists
-/// and macros are shared across files.
-pub fn compile_files(files: Vec<(String, String)>, origin: &str) -> Result<RuleSet, LoadErrors> {
-    let mut errors = BTreeSet::new();
-    let mut defs: Vec<FileDef> = Vec::new();
-    for (name, text) in &files {
-        match source::parse_file(name, text) {
-            Ok(d) => defs.push(d),
-            Err(es) => errors.extend(es),
-        }
-    }
-
-    let mut lists: HashMap<String, Vec<String>> = HashMap::new();
-    let mut list_at: HashMap<String, RuleError> = HashMap::new();
-    for d in &defs {
-        for (name, values, at) in &d.lists {
-            if let Some(first) = list_at.get(name) {
-                errors.insert(RuleError {
-                    message: format!(
-                        "list '{name}' is already defined at {}:{}:{}",
-                        first.file, first.line, first.col
-                    ),
-                    ..at.clone()
-                });
-                continue;
-            }
-            list_at.insert(name.clone(), at.clone());
-            lists.insert(name.clone(), values.clone());
-        }
-    }
-
-    let mut macro_text: HashMap<String, CondText> = HashMap::new();
-    let mut macros = HashMap::new();
-    for d in &defs {
-        for (name, cond) in &d.macros {
-            if macro_text.contains_key(name) {
-                errors.insert(cond.error_at(0, format!("macro '{name}' is already defined")));
-                continue;
-            }
-            match condition::parse(&cond.text) {
-                Ok(e) => {
-                    macros.insert(name.clone(), e);
-                }
-                Err(e) => {
-                    errors.insert(cond.error_at(e.at, e.message));
-                }
-            }
-            macro_text.insert(name.clone(), cond.clone());
-        }
-    }
-    let scope = Scope {
-        lists: &lists,
-        macros: &macros,
-    };
-    // An error inside a macro is reported at the macro's text, with the
-    // same position and message from every rule that uses it (the set
-    // keeps one).
-    let report = |f: Failure, cond: &CondText, errors: &mut BTreeSet<RuleError>| match f {
-        Failure::Here(e) => {
-            errors.insert(cond.error_at(e.at, e.message));
-        }
-        Failure::InMacro { name, error } => {
-            if let Some(t) = macro_text.get(&name) {
-                errors.insert(t.error_at(error.at, error.message));
-            }
-        }
-    };
-    let compile_cond = |cond: &CondText, errors: &mut BTreeSet<RuleError>| -> Option<Pred> {
-        let expr = match condition::parse(&cond.text) {
-            Ok(e) => e,
-            Err(e) => {
-                errors.insert(cond.error_at(e.at, e.message));
-                return None;
-            }
-        };
-        compile::compile(&expr, &scope)
-            .map_err(|f| report(f, cond, errors))
-            .ok()
-    };
-    // Every macro compiles on its own, used or not.
-    let mut names: Vec<&String> = macros.keys().collect();
-    names.sort();
-    for name in names {
-        if let Err(f) = compile::compile_macro(name, &macros[name], &scope) {
-            report(f, &macro_text[name], &mut errors);
-        }
-    }
-
-    let mut set = RuleSet {
-        rules: Vec::new(),
-        sequences: Vec::new(),
-        packs: Vec::new(),
-        origin: origin.to_owned(),
-        memo_slots: 0,
-    };
-    let mut ids: HashMap<String, (String, usize, usize)> = HashMap::new();
-    for d in &defs {
-        let (Some(pack), Some(technique)) = (&d.pack, &d.technique) else {
-            continue;
-        };
-        set.packs.push(PackInfo {
-            id: pack.clone(),
-            technique: technique.clone(),
-            goal: d.goal.clone(),
-            blind_spots: d.blind_spots.clone(),
-            response: d.response.clone(),
-        });
-        for r in &d.rules {
-            if let Some((f, l, c)) = ids.get(&r.id) {
-                errors.insert(RuleError {
-                    file: r.at.0.clone(),
-                    line: r.at.1,
-                    col: r.at.2,
-                    message: format!("rule id '{}' is already used at {f}:{l}:{c}", r.id),
-                });
-                continue;
-            }
-            ids.insert(r.id.clone(), r.at.clone());
-            let output: Vec<(&'static str, Field)> = r
-                .output
-                .iter()
-                .filter_map(
-                    |(name, at)| match fields::CATALOG.iter().find(|(n, ..)| n == name) {
-                        Some((n, f, ..)) => Some((*n, *f)),
-                        None => {
-                            let hint = fields::closest(name)
-                                .map(|c| format!(" (did you mean {c}?)"))
-                                .unwrap_or_default();
-                            errors.insert(RuleError {
-                                message: format!("unknown output field '{name}'{hint}"),
-                                ..at.clone()
-                            });
-                            None
-                        }
-                    },
-                )
-                .collect();
-            let exceptions: Vec<Pred> = r
-                .exceptions
-                .iter()
-                .filter_map(|(_, c)| compile_cond(c, &mut errors))
-                .collect();
-            let info = Arc::new(RuleInfo {
-                id: r.id.clone(),
-                title: r.title.clone(),
-                severity: r.severity,
-                pack: pack.clone(),
-                technique: technique.clone(),
-                description: r.description.clone(),
-            });
-            // Memoized once for the rule: its steps share the slots.
-            let unless = (!exceptions.is_empty()).then(|| {
-                let none_of = Pred::Not(Box::new(Pred::Or(exceptions.clone())));
-                memo::memoize(none_of, &mut set.memo_slots)
-            });
-            let slots = &mut set.memo_slots;
-            let mut with_exceptions = |p: Pred| -> Pred {
-                let p = memo::memoize(p, slots);
-                match &unless {
-                    Some(u) => Pred::And(vec![p, u.clone()]),
-                    None => p,
-                }
-            };
-            if let Some(cond) = &r.condition {
-                if let Some(p) = compile_cond(cond, &mut errors)
-                    && r.enabled
-                    && exceptions.len() == r.exceptions.len()
-                {
-                    set.rules.push(Rule {
-                        info,
-                        pred: with_exceptions(p),
-                        output,
-                    });
-                }
-            } else if let Some(seq) = &r.sequence {
-                let steps: Vec<(String, Pred)> = seq
-                    .steps
-                    .iter()
-                    .filter_map(|s| {
-                        compile_cond(&s.condition, &mut errors).map(|p| (s.name.clone(), p))
-                    })
-                    .collect();
-                if r.enabled
-                    && steps.len() == seq.steps.len()
-                    && exceptions.len() == r.exceptions.len()
-                {
-                    set.sequences.push(Sequence {
-                        info,
-                        steps: steps
-                            .into_iter()
-                            .map(|(n, p)| (n, with_exceptions(p)))
-                            .collect(),
-                        within: seq.within,
-                        output,
-                    });
-                }
-            }
-        }
-    }
-    if !errors.is_empty() {
-        return Err(LoadErrors(errors.into_iter().collect()));
-    }
-    Ok(set)
 }

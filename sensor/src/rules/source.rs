@@ -7,38 +7,10 @@ use marked_yaml::{
     types::{MarkedMappingNode, MarkedScalarNode},
 };
 
-use super::RuleError;
-
-/// Rule severity, lowest first.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    /// Context only.
-    Info,
-    /// Worth a look.
-    Low,
-    /// Likely malicious in most fleets.
-    Medium,
-    /// Act now.
-    High,
-    /// Act now, widely.
-    Critical,
-}
-
-impl Severity {
-    /// The name rules and alerts use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Info => "info",
-            Self::Low => "low",
-            Self::Medium => "medium",
-            Self::High => "high",
-            Self::Critical => "critical",
-        }
-    }
-}
+use crate::{
+    event::{Severity, Technique},
+    located::{LocatedError, start},
+};
 
 /// A condition's text and where it sits in its file.
 #[derive(Debug, Clone)]
@@ -55,26 +27,15 @@ pub struct CondText {
 
 impl CondText {
     /// An error at byte `offset` of the condition text.
-    pub fn error_at(&self, offset: usize, message: impl Into<String>) -> RuleError {
+    pub fn error_at(&self, offset: usize, message: impl Into<String>) -> LocatedError {
         let (line, col) = position(&self.source, &self.start, &self.text, offset);
-        RuleError {
+        LocatedError {
             file: self.file.clone(),
             line,
             col,
             message: message.into(),
         }
     }
-}
-
-/// MITRE ATT&CK technique of a pack.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct Technique {
-    /// e.g. T1560
-    pub id: String,
-    /// e.g. Archive Collected Data
-    pub name: String,
-    /// e.g. collection
-    pub tactic: String,
 }
 
 /// One step of a sequence rule.
@@ -124,7 +85,7 @@ pub struct RuleDef {
     /// Named conditions that suppress the alert.
     pub exceptions: Vec<(String, CondText)>,
     /// Fields shown in the alert, with their positions.
-    pub output: Vec<(String, RuleError)>,
+    pub output: Vec<(String, LocatedError)>,
     /// Multi-event correlation.
     pub sequence: Option<SequenceDef>,
     /// false: loaded and checked, not evaluated.
@@ -145,7 +106,7 @@ pub struct FileDef {
     /// What to do when it fires.
     pub response: Option<String>,
     /// Named lists: name, values, where.
-    pub lists: Vec<(String, Vec<String>, RuleError)>,
+    pub lists: Vec<(String, Vec<String>, LocatedError)>,
     /// Macros: name, condition.
     pub macros: Vec<(String, CondText)>,
     /// Rules.
@@ -155,33 +116,16 @@ pub struct FileDef {
 struct Ctx<'a> {
     file: &'a str,
     source: std::sync::Arc<str>,
-    errors: Vec<RuleError>,
-}
-
-fn marker_of(n: &Node) -> Marker {
-    n.span()
-        .start()
-        .copied()
-        .unwrap_or_else(|| Marker::new(0, 0, 1, 1))
+    errors: Vec<LocatedError>,
 }
 
 impl Ctx<'_> {
     fn error(&mut self, at: Marker, message: impl Into<String>) {
-        self.errors.push(RuleError {
-            file: self.file.to_owned(),
-            line: at.line(),
-            col: at.column(),
-            message: message.into(),
-        });
+        self.errors.push(LocatedError::at(self.file, at, message));
     }
 
-    fn here(&self, at: Marker) -> RuleError {
-        RuleError {
-            file: self.file.to_owned(),
-            line: at.line(),
-            col: at.column(),
-            message: String::new(),
-        }
+    fn here(&self, at: Marker) -> LocatedError {
+        LocatedError::at(self.file, at, String::new())
     }
 
     /// Refuses keys outside `allowed`.
@@ -192,7 +136,7 @@ impl Ctx<'_> {
                     .span()
                     .start()
                     .copied()
-                    .unwrap_or_else(|| marker_of(&Node::from(m.clone())));
+                    .unwrap_or_else(|| start(Node::from(m.clone()).span()));
                 self.error(
                     at,
                     format!(
@@ -208,7 +152,7 @@ impl Ctx<'_> {
     fn scalar<'n>(&mut self, n: &'n Node, what: &str) -> Option<&'n MarkedScalarNode> {
         let s = n.as_scalar();
         if s.is_none() {
-            self.error(marker_of(n), format!("{what} must be a string"));
+            self.error(start(n.span()), format!("{what} must be a string"));
         }
         s
     }
@@ -238,14 +182,14 @@ impl Ctx<'_> {
         Some(CondText {
             text: s.as_str().to_owned(),
             file: self.file.to_owned(),
-            start: marker_of(n),
+            start: start(n.span()),
             source: self.source.clone(),
         })
     }
 
     fn strings(&mut self, n: &Node, what: &str) -> Vec<String> {
         let Some(seq) = n.as_sequence() else {
-            self.error(marker_of(n), format!("{what} must be a list"));
+            self.error(start(n.span()), format!("{what} must be a list"));
             return Vec::new();
         };
         seq.iter()
@@ -258,13 +202,13 @@ impl Ctx<'_> {
 }
 
 /// Parses one rule file. Errors are collected, not stopped at.
-pub fn parse_file(file: &str, text: &str) -> Result<FileDef, Vec<RuleError>> {
+pub fn parse_file(file: &str, text: &str) -> Result<FileDef, Vec<LocatedError>> {
     let opts = LoaderOptions::default()
         .error_on_duplicate_keys(true)
         .prevent_coercion(true);
     let root = match marked_yaml::parse_yaml_with_options(0, text, opts) {
         Ok(n) => n,
-        Err(e) => return Err(vec![load_error(file, &e)]),
+        Err(e) => return Err(vec![LocatedError::yaml(file, &e)]),
     };
     let mut cx = Ctx {
         file,
@@ -273,7 +217,7 @@ pub fn parse_file(file: &str, text: &str) -> Result<FileDef, Vec<RuleError>> {
     };
     let Some(top) = root.as_mapping() else {
         cx.error(
-            marker_of(&root),
+            start(root.span()),
             "a rule file is a mapping (pack, technique, lists, macros, rules)",
         );
         return Err(cx.errors);
@@ -303,7 +247,7 @@ pub fn parse_file(file: &str, text: &str) -> Result<FileDef, Vec<RuleError>> {
         match t.as_mapping() {
             Some(tm) => {
                 cx.keys(tm, "technique", &["id", "name", "tactic"]);
-                let at = marker_of(t);
+                let at = start(t.span());
                 out.technique = Some(Technique {
                     id: cx.required(tm, "id", "technique", at).unwrap_or_default(),
                     name: cx.required(tm, "name", "technique", at).unwrap_or_default(),
@@ -313,7 +257,7 @@ pub fn parse_file(file: &str, text: &str) -> Result<FileDef, Vec<RuleError>> {
                 });
             }
             None => cx.error(
-                marker_of(t),
+                start(t.span()),
                 "technique must be a mapping with id, name, tactic",
             ),
         }
@@ -323,11 +267,11 @@ pub fn parse_file(file: &str, text: &str) -> Result<FileDef, Vec<RuleError>> {
             Some(lm) => {
                 for (k, v) in lm.iter() {
                     let values = cx.strings(v, &format!("list '{}'", k.as_str()));
-                    let at = cx.here(k.span().start().copied().unwrap_or_else(|| marker_of(v)));
+                    let at = cx.here(k.span().start().copied().unwrap_or_else(|| start(v.span())));
                     out.lists.push((k.as_str().to_owned(), values, at));
                 }
             }
-            None => cx.error(marker_of(l), "lists must be a mapping of name: [values]"),
+            None => cx.error(start(l.span()), "lists must be a mapping of name: [values]"),
         }
     }
     if let Some(m) = top.get_node("macros") {
@@ -339,7 +283,10 @@ pub fn parse_file(file: &str, text: &str) -> Result<FileDef, Vec<RuleError>> {
                     }
                 }
             }
-            None => cx.error(marker_of(m), "macros must be a mapping of name: condition"),
+            None => cx.error(
+                start(m.span()),
+                "macros must be a mapping of name: condition",
+            ),
         }
     }
     if let Some(r) = top.get_node("rules") {
@@ -347,7 +294,7 @@ pub fn parse_file(file: &str, text: &str) -> Result<FileDef, Vec<RuleError>> {
             Some(seq) => {
                 if out.pack.is_none() || out.technique.is_none() {
                     cx.error(
-                        marker_of(r),
+                        start(r.span()),
                         "a file with rules needs 'pack' and 'technique'",
                     );
                 }
@@ -357,7 +304,7 @@ pub fn parse_file(file: &str, text: &str) -> Result<FileDef, Vec<RuleError>> {
                     }
                 }
             }
-            None => cx.error(marker_of(r), "rules must be a list"),
+            None => cx.error(start(r.span()), "rules must be a list"),
         }
     }
     if cx.errors.is_empty() {
@@ -381,7 +328,7 @@ const RULE_KEYS: &[&str] = &[
 ];
 
 fn parse_rule(cx: &mut Ctx<'_>, n: &Node) -> Option<RuleDef> {
-    let at = marker_of(n);
+    let at = start(n.span());
     let Some(m) = n.as_mapping() else {
         cx.error(
             at,
@@ -392,7 +339,7 @@ fn parse_rule(cx: &mut Ctx<'_>, n: &Node) -> Option<RuleDef> {
     cx.keys(m, "a rule", RULE_KEYS);
     let id = cx.required(m, "id", "a rule", at)?;
     let what = format!("rule '{id}'");
-    let id_at = m.get_node("id").map_or(at, marker_of);
+    let id_at = m.get_node("id").map_or(at, |n| start(n.span()));
     let title = cx.required(m, "title", &what, at).unwrap_or_default();
     let description = cx.required(m, "description", &what, at).unwrap_or_default();
     let severity = match m.get_node("severity") {
@@ -408,7 +355,7 @@ fn parse_rule(cx: &mut Ctx<'_>, n: &Node) -> Option<RuleDef> {
             Some("critical") => Severity::Critical,
             _ => {
                 cx.error(
-                    marker_of(s),
+                    start(s.span()),
                     "severity is one of info, low, medium, high, critical",
                 );
                 Severity::Medium
@@ -431,7 +378,7 @@ fn parse_rule(cx: &mut Ctx<'_>, n: &Node) -> Option<RuleDef> {
                         .filter_map(|e| named_condition(cx, e, "an exception")),
                 );
             }
-            None => cx.error(marker_of(ex), "exceptions must be a list"),
+            None => cx.error(start(ex.span()), "exceptions must be a list"),
         }
     }
     let output = match m.get_node("output") {
@@ -440,11 +387,11 @@ fn parse_rule(cx: &mut Ctx<'_>, n: &Node) -> Option<RuleDef> {
                 .iter()
                 .filter_map(|f| {
                     cx.scalar(f, "an output field")
-                        .map(|s| (s.as_str().to_owned(), cx.here(marker_of(f))))
+                        .map(|s| (s.as_str().to_owned(), cx.here(start(f.span()))))
                 })
                 .collect(),
             None => {
-                cx.error(marker_of(o), "output must be a list of field names");
+                cx.error(start(o.span()), "output must be a list of field names");
                 Vec::new()
             }
         },
@@ -456,7 +403,7 @@ fn parse_rule(cx: &mut Ctx<'_>, n: &Node) -> Option<RuleDef> {
             Some("true") => true,
             Some("false") => false,
             _ => {
-                cx.error(marker_of(e), "enabled is true or false");
+                cx.error(start(e.span()), "enabled is true or false");
                 true
             }
         },
@@ -486,7 +433,7 @@ fn parse_rule(cx: &mut Ctx<'_>, n: &Node) -> Option<RuleDef> {
 }
 
 fn parse_sequence(cx: &mut Ctx<'_>, n: &Node) -> Option<SequenceDef> {
-    let at = marker_of(n);
+    let at = start(n.span());
     let Some(m) = n.as_mapping() else {
         cx.error(at, "sequence is a mapping with by, within, steps");
         return None;
@@ -495,7 +442,7 @@ fn parse_sequence(cx: &mut Ctx<'_>, n: &Node) -> Option<SequenceDef> {
     let by = match cx.required(m, "by", "sequence", at).as_deref() {
         Some("container") => By::Container,
         Some(other) => {
-            let at = m.get_node("by").map_or(at, marker_of);
+            let at = m.get_node("by").map_or(at, |n| start(n.span()));
             cx.error(
                 at,
                 format!("sequence.by '{other}' is not supported (container)"),
@@ -508,7 +455,7 @@ fn parse_sequence(cx: &mut Ctx<'_>, n: &Node) -> Option<SequenceDef> {
     let within = match humantime::parse_duration(&within_text) {
         Ok(d) if !d.is_zero() => d,
         _ => {
-            let at = m.get_node("within").map_or(at, marker_of);
+            let at = m.get_node("within").map_or(at, |n| start(n.span()));
             cx.error(
                 at,
                 format!("within '{within_text}' is not a duration (e.g. 90s, 10m)"),
@@ -521,7 +468,7 @@ fn parse_sequence(cx: &mut Ctx<'_>, n: &Node) -> Option<SequenceDef> {
         return None;
     };
     let Some(seq) = steps_node.as_sequence() else {
-        cx.error(marker_of(steps_node), "steps must be a list");
+        cx.error(start(steps_node.span()), "steps must be a list");
         return None;
     };
     let steps: Vec<StepDef> = seq
@@ -530,7 +477,10 @@ fn parse_sequence(cx: &mut Ctx<'_>, n: &Node) -> Option<SequenceDef> {
         .map(|(name, condition)| StepDef { name, condition })
         .collect();
     if steps.len() < 2 {
-        cx.error(marker_of(steps_node), "a sequence needs at least two steps");
+        cx.error(
+            start(steps_node.span()),
+            "a sequence needs at least two steps",
+        );
         return None;
     }
     Some(SequenceDef { by, within, steps })
@@ -538,7 +488,7 @@ fn parse_sequence(cx: &mut Ctx<'_>, n: &Node) -> Option<SequenceDef> {
 
 /// `{name, condition}`: an exception or a sequence step.
 fn named_condition(cx: &mut Ctx<'_>, n: &Node, what: &str) -> Option<(String, CondText)> {
-    let at = marker_of(n);
+    let at = start(n.span());
     let Some(m) = n.as_mapping() else {
         cx.error(at, format!("{what} is a mapping with name and condition"));
         return None;
@@ -553,42 +503,6 @@ fn named_condition(cx: &mut Ctx<'_>, n: &Node, what: &str) -> Option<(String, Co
         }
     };
     Some((name?, cond?))
-}
-
-fn load_error(file: &str, e: &marked_yaml::LoadError) -> RuleError {
-    let (at, message) = yaml_error(e);
-    RuleError {
-        file: file.to_owned(),
-        line: at.line(),
-        col: at.column(),
-        message,
-    }
-}
-
-/// Where a YAML document failed to load, and why (rule and configuration
-/// files alike).
-pub(crate) fn yaml_error(e: &marked_yaml::LoadError) -> (Marker, String) {
-    use marked_yaml::LoadError as L;
-    match e {
-        L::TopLevelMustBeMapping(m) => (*m, "the file must be a mapping".to_owned()),
-        L::TopLevelMustBeSequence(m) => (*m, "expected a list".to_owned()),
-        L::UnexpectedAnchor(m) => (*m, "YAML anchors are not supported".to_owned()),
-        L::MappingKeyMustBeScalar(m) => (*m, "mapping keys must be strings".to_owned()),
-        L::UnexpectedTag(m) => (*m, "YAML tags are not supported".to_owned()),
-        L::ScanError(m, s) => (*m, format!("YAML syntax: {}", s.info())),
-        L::DuplicateKey(d) => (
-            d.key
-                .span()
-                .start()
-                .copied()
-                .unwrap_or_else(|| Marker::new(0, 0, 1, 1)),
-            format!(
-                "duplicate key '{}' (first at line {})",
-                d.key.as_str(),
-                d.prev_key.span().start().map_or(0, |m| m.line())
-            ),
-        ),
-    }
 }
 
 /// Line and column (1-based) of byte `offset` of a scalar's `value`, found
@@ -636,12 +550,12 @@ mod tests {
         let root = marked_yaml::parse_yaml(0, src).unwrap();
         let m = root.as_mapping().unwrap().get_mapping("a").unwrap();
         let c = m.get_node("condition").unwrap();
-        let at = marker_of(c);
+        let at = start(c.span());
         assert_eq!(position(src, &at, "proc.name = tar", 12), (2, 26));
         let q = m.get_node("q").unwrap();
-        assert_eq!(position(src, &marker_of(q), "x = 1", 4), (3, 11));
+        assert_eq!(position(src, &start(q.span()), "x = 1", 4), (3, 11));
         let b = m.get_node("b").unwrap();
-        assert_eq!(position(src, &marker_of(b), "one and\ntwo\n", 8), (6, 5));
+        assert_eq!(position(src, &start(b.span()), "one and\ntwo\n", 8), (6, 5));
     }
 
     #[test]

@@ -124,10 +124,7 @@ fn exceptions_suppress_and_rules_are_indexed_by_kind() {
         )
     );
     let set = Arc::new(set(&yaml).unwrap());
-    assert_eq!(
-        set.rules[0].pred.kinds(),
-        super::compile::kind_bit("exec").unwrap()
-    );
+    assert_eq!(set.rules[0].pred.kinds(), crate::event::Kind::Exec.bit());
     let mut engine = Engine::new(set);
     let alerts = run(
         &mut engine,
@@ -460,10 +457,7 @@ fn opens_passed_over_are_opens_no_shipped_condition_matches() {
             let crate::event::Body::Open(e) = &rec.body else {
                 unreachable!()
             };
-            prepared.reset(
-                super::compile::kind_bit(super::fields::kind_name(&rec)).unwrap_or(0),
-                &rec,
-            );
+            prepared.reset(rec.kind().bit(), &rec);
             let matches = conditions.iter().any(|p| p.eval(&rec, &prepared));
             let kept = filter.keeps(&e.data.open);
             assert!(

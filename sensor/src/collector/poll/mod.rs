@@ -19,11 +19,12 @@ use self::{
     containers::Containers, files::FileWatcher, normalise::Normaliser, processes::ProcessPoller,
     sockets::SocketPoller,
 };
-use super::{Detection, RunStats};
+use super::RunStats;
 use crate::{
     clock::BootClock,
     event::{Body, Loss, LossData, Record},
     output::Sink,
+    pipeline::{Detection, write_and_detect},
 };
 
 /// Default polling period: a process must live this long to be seen for
@@ -216,11 +217,8 @@ impl PollCollector {
     }
 
     fn emit(&mut self, sink: &mut dyn Sink, record: &Record) -> anyhow::Result<()> {
-        sink.write(record).context("writing an event")?;
+        self.stats.alerts += write_and_detect(sink, self.detection.as_mut(), record)?;
         self.stats.events += 1;
-        if let Some(d) = &mut self.detection {
-            self.stats.alerts += d.check(sink, record)?;
-        }
         Ok(())
     }
 

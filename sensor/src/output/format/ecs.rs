@@ -11,8 +11,7 @@ use serde_with::skip_serializing_none;
 use super::{Exact, Name, Native, ProcessView, base_name, command_line, container, directory};
 use crate::{
     container::ContainerRef,
-    event::{Body, Record, Source},
-    rules::source::Severity,
+    event::{Body, Record, Severity, Source},
 };
 
 /// The ECS release whose field set this follows.
@@ -231,7 +230,7 @@ struct Custom<'a> {
 pub(super) fn document<'a>(record: &'a Record, node: &'a str) -> impl Serialize + 'a {
     let mut exact = Exact::default();
     let (kind, category, types, outcome) = classify(record);
-    let action = crate::rules::fields::kind_name(record);
+    let action = record.kind().name();
     let event = EventFields {
         kind,
         category,

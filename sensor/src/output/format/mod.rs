@@ -219,7 +219,7 @@ struct ProcessView<'a> {
 
 impl<'a> ProcessView<'a> {
     fn of(record: &'a Record) -> Option<Self> {
-        let process = crate::rules::fields::process_of(record)?;
+        let process = record.process()?;
         Some(Self::new(process, record))
     }
 

@@ -15,8 +15,7 @@ use super::{
 };
 use crate::{
     container::ContainerRef,
-    event::{Body, Record, Source},
-    rules::source::Severity,
+    event::{Body, Record, Severity, Source},
 };
 
 /// The OCSF release whose classes this follows.
@@ -238,7 +237,7 @@ struct Unmapped<'a> {
 /// One OCSF event.
 pub(super) fn event<'a>(record: &'a Record, node: &'a str) -> impl Serialize + 'a {
     let mut exact = Exact::default();
-    let kind = crate::rules::fields::kind_name(record);
+    let kind = record.kind().name();
     let view = ProcessView::of(record);
     let mut ev = Event {
         class_uid: 0,

@@ -2,12 +2,18 @@
 //! the long options with `_` for `-` (`ring_bytes: 16777216`,
 //! `hooks: [exec, open]`, `no_rules: true`). Read with positions
 //! (marked-yaml), so every error names file:line:col. Which keys exist and
-//! how each is parsed comes from the command line's own definition (the
-//! binary passes [`OptionSpec`]s): a key is exactly what its flag would be,
-//! and the flags and the environment override the file.
+//! how each is parsed comes from the command line's own definition
+//! (`merge`, given the binary's `clap::Command`): a key is exactly what its
+//! flag would be, and the flags and the environment override the file.
+mod merge;
+
 use std::path::Path;
 
 use marked_yaml::{LoaderOptions, Marker, Node};
+
+pub use merge::{checked, merged_argv, options};
+
+use crate::located::start;
 
 /// One option the file may set.
 #[derive(Clone, Debug)]
@@ -37,7 +43,7 @@ pub struct Setting {
 
 /// A configuration error at a position: the rule files' error type, so
 /// both print as `file:line:col: message`.
-pub use crate::rules::RuleError as ConfigError;
+pub use crate::located::LocatedError as ConfigError;
 
 /// Reads `path` into the settings it makes and the errors it has: keys and
 /// value shapes are checked here, the values themselves by the option
@@ -49,39 +55,26 @@ pub fn load(path: &Path, options: &[OptionSpec]) -> (Vec<Setting>, Vec<ConfigErr
         Ok(text) => parse(&file, &text, options),
         Err(e) => (
             Vec::new(),
-            vec![ConfigError {
-                file,
-                line: 0,
-                col: 0,
-                message: format!("cannot read: {e}"),
-            }],
+            vec![ConfigError::file(&file, format!("cannot read: {e}"))],
         ),
     }
 }
 
 /// [`load`] on text.
 pub fn parse(file: &str, text: &str, options: &[OptionSpec]) -> (Vec<Setting>, Vec<ConfigError>) {
-    let err = |at: Marker, message: String| ConfigError {
-        file: file.to_owned(),
-        line: at.line(),
-        col: at.column(),
-        message,
-    };
+    let err = |at: Marker, message: String| ConfigError::at(file, at, message);
     let opts = LoaderOptions::default()
         .error_on_duplicate_keys(true)
         .prevent_coercion(true);
     let root = match marked_yaml::parse_yaml_with_options(0, text, opts) {
         Ok(root) => root,
-        Err(e) => {
-            let (at, message) = crate::rules::source::yaml_error(&e);
-            return (Vec::new(), vec![err(at, message)]);
-        }
+        Err(e) => return (Vec::new(), vec![ConfigError::yaml(file, &e)]),
     };
     let Some(top) = root.as_mapping() else {
         return (
             Vec::new(),
             vec![err(
-                start(&root),
+                start(root.span()),
                 "a configuration file is a mapping of option names to values".into(),
             )],
         );
@@ -89,11 +82,7 @@ pub fn parse(file: &str, text: &str, options: &[OptionSpec]) -> (Vec<Setting>, V
     let mut settings = Vec::new();
     let mut errors = Vec::new();
     for (key, value) in top.iter() {
-        let at = key
-            .span()
-            .start()
-            .copied()
-            .unwrap_or_else(|| Marker::new(0, 0, 1, 1));
+        let at = start(key.span());
         let long = key.as_str().replace('_', "-");
         let Some(spec) = options.iter().find(|o| o.long == long) else {
             let mut known: Vec<String> = options.iter().map(|o| o.long.replace('-', "_")).collect();
@@ -115,7 +104,10 @@ pub fn parse(file: &str, text: &str, options: &[OptionSpec]) -> (Vec<Setting>, V
                 line: at.line(),
                 col: at.column(),
             }),
-            Err(message) => errors.push(err(start(value), format!("{}: {message}", key.as_str()))),
+            Err(message) => errors.push(err(
+                start(value.span()),
+                format!("{}: {message}", key.as_str()),
+            )),
         }
     }
     (settings, errors)
@@ -160,11 +152,4 @@ fn words(spec: &OptionSpec, value: &Node) -> Result<Vec<String>, String> {
         Node::Sequence(_) => Err("takes one value, not a list".into()),
         Node::Mapping(_) => Err("takes a value, not a mapping".into()),
     }
-}
-
-fn start(node: &Node) -> Marker {
-    node.span()
-        .start()
-        .copied()
-        .unwrap_or_else(|| Marker::new(0, 0, 1, 1))
 }
