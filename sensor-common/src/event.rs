@@ -16,10 +16,35 @@ pub const COMM_LEN: usize = 16;
 /// Path component depth the kernel walk follows before flagging truncation.
 pub const PATH_DEPTH_MAX: u32 = 48;
 
-/// What a record is. Fixed ids: they are the wire format.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventKind {
+/// Defines [`EventKind`] and its `TryFrom<u32>` from one list of ids.
+macro_rules! event_kinds {
+    ($($(#[doc = $doc:literal])* $kind:ident = $id:literal,)+) => {
+        /// What a record is. Fixed ids: they are the wire format.
+        #[repr(u32)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum EventKind {
+            $($(#[doc = $doc])* $kind = $id,)+
+        }
+
+        impl TryFrom<u32> for EventKind {
+            type Error = u32;
+            fn try_from(v: u32) -> Result<Self, u32> {
+                match v {
+                    $($id => Ok(Self::$kind),)+
+                    other => Err(other),
+                }
+            }
+        }
+
+        /// Every id is below [`EVENT_KIND_SLOTS`], so arrays indexed by
+        /// kind (the loss counters) have a slot for each.
+        const _: () = {
+            $(assert!(($id as usize) < EVENT_KIND_SLOTS, "a kind id outside the slots");)+
+        };
+    };
+}
+
+event_kinds! {
     /// A successful execve/execveat.
     Exec = 1,
     /// A new process (not a new thread).
@@ -43,22 +68,7 @@ pub enum EventKind {
 /// of two so that a mask bounds the index for the verifier.
 pub const EVENT_KIND_SLOTS: usize = 16;
 
-impl TryFrom<u32> for EventKind {
-    type Error = u32;
-    fn try_from(v: u32) -> Result<Self, u32> {
-        Ok(match v {
-            1 => Self::Exec,
-            2 => Self::Fork,
-            3 => Self::Exit,
-            4 => Self::Open,
-            5 => Self::Connect,
-            6 => Self::CgroupMkdir,
-            7 => Self::CgroupRmdir,
-            8 => Self::RateLimited,
-            other => return Err(other),
-        })
-    }
-}
+const _: () = assert!(EVENT_KIND_SLOTS.is_power_of_two());
 
 /// Common to every record: who did it, where, when.
 #[repr(C)]
