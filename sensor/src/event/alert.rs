@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Process, Record};
+use super::{Attributed, Process, Record};
 use crate::container::ContainerRef;
 
 /// An alert: the rule, where it happened, and the events that made it.
@@ -27,6 +27,14 @@ pub struct Alert {
     pub fields: serde_json::Map<String, serde_json::Value>,
     /// Every event of the match, oldest first.
     pub evidence: Vec<Record>,
+}
+
+/// An alert is about its container; its process is the evidence's, written
+/// under the alert's own `process`, not an acting process of the alert.
+impl Attributed for Box<Alert> {
+    fn container(&self) -> Option<&Arc<ContainerRef>> {
+        self.container.as_ref()
+    }
 }
 
 /// What an alert says about its rule.

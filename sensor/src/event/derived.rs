@@ -4,7 +4,7 @@ use std::{net::IpAddr, sync::Arc};
 
 use serde::{Deserialize, Serialize};
 
-use super::{CgroupRef, is_zero};
+use super::{Attributed, CgroupRef, is_zero};
 use crate::container::ContainerRef;
 
 /// `egress` fields: kernel byte accounting per (cgroup, destination), read
@@ -116,3 +116,18 @@ fn number_keyed<'de, D: serde::Deserializer<'de>>(
         })
         .collect()
 }
+
+impl Attributed for EgressRecord {
+    fn container(&self) -> Option<&Arc<ContainerRef>> {
+        self.container.as_ref()
+    }
+}
+
+impl Attributed for ContainerLifecycle {
+    fn container(&self) -> Option<&Arc<ContainerRef>> {
+        Some(&self.container)
+    }
+}
+
+/// Loss is the sensor's own: no process, no container.
+impl Attributed for Loss {}

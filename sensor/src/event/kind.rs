@@ -5,13 +5,16 @@
 //! kinds elsewhere derive from the table, so adding a kind is one row here
 //! plus what is new about it: its payload, its decoding, its rule fields and
 //! its ECS/OCSF mapping.
+use std::sync::Arc;
+
 use sensor_common::EventKind;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Alert, Cgroup, Connect, ContainerLifecycle, EgressRecord, Event, Exec, Exit, Fork, Loss, Open,
-    RateLimited,
+    Alert, Attributed, Cgroup, Connect, ContainerLifecycle, EgressRecord, Event, Exec, Exit, Fork,
+    Loss, Open, Process, RateLimited,
 };
+use crate::container::ContainerRef;
 
 macro_rules! kinds {
     ($(
@@ -63,6 +66,20 @@ macro_rules! kinds {
             pub const fn kind(&self) -> Kind {
                 match self {
                     $(Body::$kind(_) => Kind::$kind,)+
+                }
+            }
+        }
+
+        impl Attributed for Body {
+            fn process(&self) -> Option<&Process> {
+                match self {
+                    $(Body::$kind(fields) => fields.process(),)+
+                }
+            }
+
+            fn container(&self) -> Option<&Arc<ContainerRef>> {
+                match self {
+                    $(Body::$kind(fields) => fields.container(),)+
                 }
             }
         }

@@ -76,42 +76,12 @@ impl Record {
 
     /// The process that acted, for the events processes cause.
     pub fn process(&self) -> Option<&Process> {
-        fn p<T>(e: &Event<T>) -> Option<&Process> {
-            Some(&e.process)
-        }
-        match &self.body {
-            Body::Exec(e) => p(e),
-            Body::Fork(e) => p(e),
-            Body::Exit(e) => p(e),
-            Body::Open(e) => p(e),
-            Body::Connect(e) => p(e),
-            Body::CgroupMkdir(e) | Body::CgroupRmdir(e) => p(e),
-            Body::RateLimited(e) => p(e),
-            Body::Loss(_)
-            | Body::ContainerStart(_)
-            | Body::ContainerStop(_)
-            | Body::Alert(_)
-            | Body::Egress(_) => None,
-        }
+        self.body.process()
     }
 
-    /// The container it happened in, as attribution shares it.
+    /// The container it is about, as attribution shares it.
     pub fn container(&self) -> Option<&Arc<ContainerRef>> {
-        fn c<T>(e: &Event<T>) -> Option<&Arc<ContainerRef>> {
-            e.container.as_ref()
-        }
-        match &self.body {
-            Body::Exec(e) => c(e),
-            Body::Fork(e) => c(e),
-            Body::Exit(e) => c(e),
-            Body::Open(e) => c(e),
-            Body::Connect(e) => c(e),
-            Body::CgroupMkdir(e) | Body::CgroupRmdir(e) => c(e),
-            Body::RateLimited(e) => c(e),
-            Body::ContainerStart(l) | Body::ContainerStop(l) => Some(&l.container),
-            Body::Egress(e) => e.container.as_ref(),
-            Body::Loss(_) | Body::Alert(_) => None,
-        }
+        self.body.container()
     }
 }
 
@@ -133,6 +103,31 @@ pub struct Event<T> {
     /// Kind-specific fields, under the kind's name in JSON.
     #[serde(flatten)]
     pub data: T,
+}
+
+/// What a record is attributed to. Every kind's fields answer ([`Body`]
+/// asks them), and [`Event`] answers for all the events processes cause,
+/// so a new kind of those needs nothing here.
+pub trait Attributed {
+    /// The process that acted.
+    fn process(&self) -> Option<&Process> {
+        None
+    }
+
+    /// The container it happened in or is about.
+    fn container(&self) -> Option<&Arc<ContainerRef>> {
+        None
+    }
+}
+
+impl<T> Attributed for Event<T> {
+    fn process(&self) -> Option<&Process> {
+        Some(&self.process)
+    }
+
+    fn container(&self) -> Option<&Arc<ContainerRef>> {
+        self.container.as_ref()
+    }
 }
 
 /// The acting process as the header describes it.

@@ -308,20 +308,7 @@ fn directory(path: &str) -> Option<&str> {
 
 /// The container of a record, unless the host.
 fn container(record: &Record) -> Option<&Arc<ContainerRef>> {
-    let c = match &record.body {
-        Body::Exec(e) => e.container.as_ref(),
-        Body::Fork(e) => e.container.as_ref(),
-        Body::Exit(e) => e.container.as_ref(),
-        Body::Open(e) => e.container.as_ref(),
-        Body::Connect(e) => e.container.as_ref(),
-        Body::CgroupMkdir(e) | Body::CgroupRmdir(e) => e.container.as_ref(),
-        Body::RateLimited(e) => e.container.as_ref(),
-        Body::ContainerStart(c) | Body::ContainerStop(c) => Some(&c.container),
-        Body::Alert(a) => a.container.as_ref(),
-        Body::Egress(e) => e.container.as_ref(),
-        Body::Loss(_) => None,
-    }?;
-    (c.id != "host").then_some(c)
+    record.container().filter(|c| c.id != "host")
 }
 
 /// Milliseconds since the epoch of an RFC 3339 time.
