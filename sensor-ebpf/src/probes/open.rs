@@ -3,10 +3,10 @@
 use aya_ebpf::helpers::generated::{bpf_d_path, bpf_probe_read_user_str};
 use sensor_common::{EventKind, OpenEvent, OpenSyscall, PATH_MAX, flags, open_mode, open_writes};
 
-use super::syscall::Args;
 use crate::{
     globals::off,
     helpers::{
+        args::Args,
         emit::{HEADER, count_filtered, count_read_error, header, payload, scratch, submit},
         path::{file_parts, path_at, write_path, write_path_matching},
         read::{Direct, Mem, kread, uread},
