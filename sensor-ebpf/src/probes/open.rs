@@ -133,6 +133,8 @@ pub fn on_exit<M: Mem>(syscall: OpenSyscall, args: &Args, ret: i64) {
         if n > 1 {
             rel_len = (n - 1) as usize & (PATH_MAX - 1);
         }
+        // SAFETY: `s` is this CPU's scratch value, and TAIL is a constant
+        // index inside `buf` (bounds-checked like any array index).
         let absolute = rel_len > 0 && unsafe { (*s).buf[TAIL] } == b'/';
         if rel_len == 0 || absolute {
             (0, 0)
