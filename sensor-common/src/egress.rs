@@ -41,8 +41,10 @@ pub struct EgressCount {
 const _: () = assert!(core::mem::size_of::<EgressKey>() == 32);
 
 #[cfg(all(feature = "user", target_os = "linux"))]
-// SAFETY: repr(C) integers only, padding explicit.
+// SAFETY: repr(C) integers and a byte array only; the padding is the `_pad`
+// field (size asserted above), so every byte is initialised and any bit
+// pattern is a valid key.
 unsafe impl aya::Pod for EgressKey {}
 #[cfg(all(feature = "user", target_os = "linux"))]
-// SAFETY: repr(C) integers only.
+// SAFETY: repr(C) of two u64: no padding, any bit pattern is a valid value.
 unsafe impl aya::Pod for EgressCount {}

@@ -402,7 +402,7 @@ pub struct Scratch {
 
 #[cfg(all(feature = "user", target_os = "linux"))]
 mod pod {
-    // SAFETY: plain-old-data, repr(C), no padding holes the kernel could leave
-    // uninitialised that userspace would read as meaningful.
+    // SAFETY: repr(C) of u64 arrays only: no padding holes the kernel could
+    // leave uninitialised, and any bit pattern is a valid value.
     unsafe impl aya::Pod for super::LossCounters {}
 }

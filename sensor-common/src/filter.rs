@@ -56,11 +56,13 @@ pub struct RateWindow {
 }
 
 #[cfg(all(feature = "user", target_os = "linux"))]
-// SAFETY: repr(C) integers only.
+// SAFETY: repr(C) of u64, u32, u32: no padding, and any bit pattern is a
+// valid value, so it can be read from and written to map bytes (aya::Pod).
 unsafe impl aya::Pod for RateWindow {}
 
 #[cfg(all(feature = "user", target_os = "linux"))]
-// SAFETY: repr(C) integers only.
+// SAFETY: repr(C) integers only, laid out without implicit padding (`_pad`
+// is a field), so every byte is initialised and any bit pattern is valid.
 unsafe impl aya::Pod for FilterConfig {}
 
 /// Most path component names the `OPEN_NAMES` map holds.
@@ -285,7 +287,8 @@ fn any_of<const N: usize>(count: u32, test: impl Fn(usize) -> bool) -> bool {
 }
 
 #[cfg(all(feature = "user", target_os = "linux"))]
-// SAFETY: repr(C) integers only.
+// SAFETY: repr(C) of two u32 then u64 arrays: no padding, and any bit
+// pattern is a valid value, so it can be copied to and from map bytes.
 unsafe impl aya::Pod for OpenInterest {}
 
 #[cfg(test)]

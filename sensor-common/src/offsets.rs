@@ -166,5 +166,6 @@ pub struct KernelOffsets {
 pub const UNAVAILABLE: u32 = u32::MAX;
 
 #[cfg(all(feature = "user", target_os = "linux"))]
-// SAFETY: repr(C) integers only.
+// SAFETY: repr(C) of u32 fields only: no padding, and any bit pattern is a
+// valid value, so it can be written into the object's global as bytes.
 unsafe impl aya::Pod for KernelOffsets {}

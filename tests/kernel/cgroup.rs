@@ -116,6 +116,8 @@ fn clone3(args: &CloneArgs) -> i32 {
         )
     };
     if pid == 0 {
+        // SAFETY: in the child: _exit(2) is async-signal-safe and runs no
+        // destructors or atexit handlers of the parent's copied state.
         unsafe { libc::_exit(0) };
     }
     assert!(pid > 0, "clone3: {}", std::io::Error::last_os_error());
@@ -138,7 +140,8 @@ fn fork_reports_the_childs_own_cgroup_and_parent() {
         cgroup: cg.as_raw_fd() as u64,
         ..Default::default()
     });
-    // SAFETY: our child.
+    // SAFETY: waitpid(2) on our own child; a NULL status pointer is allowed
+    // and means no status is written.
     unsafe { libc::waitpid(into, std::ptr::null_mut(), 0) };
     // Its parent becomes ours (the test runner). clone3 refuses an exit
     // signal with CLONE_PARENT; the legacy clone(2) takes one, like fork.
@@ -154,6 +157,7 @@ fn fork_reports_the_childs_own_cgroup_and_parent() {
         )
     } as i32;
     if sibling == 0 {
+        // SAFETY: as in clone3() above.
         unsafe { libc::_exit(0) };
     }
     assert!(sibling > 0);
@@ -166,8 +170,11 @@ fn fork_reports_the_childs_own_cgroup_and_parent() {
     let fork = sensor.expect_one("fork", "the CLONE_PARENT child", |r| {
         r["process"]["pid"] == sibling
     });
-    // SAFETY: getppid cannot fail.
-    assert_eq!(fork["fork"]["ppid"], unsafe { libc::getppid() }, "{fork}");
-    assert_eq!(fork["fork"]["parent_tid"], unsafe { libc::gettid() });
+    // SAFETY: getppid(2) takes no arguments and cannot fail.
+    let ppid = unsafe { libc::getppid() };
+    assert_eq!(fork["fork"]["ppid"], ppid, "{fork}");
+    // SAFETY: gettid(2) takes no arguments and cannot fail.
+    let tid = unsafe { libc::gettid() };
+    assert_eq!(fork["fork"]["parent_tid"], tid);
     fs::remove_dir(&dir).unwrap();
 }

@@ -17,7 +17,8 @@ struct LowPage(*mut u8);
 
 impl LowPage {
     fn new() -> Self {
-        // SAFETY: anonymous private mapping, checked below.
+        // SAFETY: a new anonymous private mapping takes no pointer from us
+        // (addr NULL, fd -1) and replaces nothing; MAP_FAILED is checked below.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -35,7 +36,8 @@ impl LowPage {
     /// Copies `bytes` to `offset` and returns their 32-bit address.
     fn put(&self, offset: usize, bytes: &[u8]) -> u32 {
         assert!(offset + bytes.len() <= 4096);
-        // SAFETY: inside the mapping.
+        // SAFETY: offset + len <= 4096 (asserted above), so the destination
+        // lies inside the page this LowPage owns; `bytes` cannot overlap it.
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.0.add(offset), bytes.len()) };
         (self.0 as usize + offset) as u32
     }
@@ -43,7 +45,8 @@ impl LowPage {
 
 impl Drop for LowPage {
     fn drop(&mut self) {
-        // SAFETY: the mapping made in new().
+        // SAFETY: unmaps the page mapped in new(), owned by this value and
+        // not referenced once it is dropped.
         unsafe { libc::munmap(self.0.cast(), 4096) };
     }
 }
@@ -52,7 +55,9 @@ impl Drop for LowPage {
 /// it is swapped in and out; the gate clobbers r8-r11.
 fn int80(nr: u32, a: u32, b: u32, c: u32) -> i32 {
     let ret: u64;
-    // SAFETY: the caller passes arguments valid for `nr`.
+    // SAFETY: the asm restores rbx and declares every other register the
+    // gate writes (rax, r8-r11); the kernel validates the syscall's
+    // arguments, and the callers pass only addresses in a live LowPage.
     unsafe {
         std::arch::asm!(
             "xchg {a}, rbx",
@@ -77,7 +82,7 @@ fn sockaddr_in(port: u16) -> [u8; 16] {
 }
 
 fn tcp_socket() -> i32 {
-    // SAFETY: plain socket(2).
+    // SAFETY: socket(2) takes no pointers; the caller closes the fd.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
     assert!(fd >= 0);
     fd
@@ -130,7 +135,7 @@ fn ia32_connect_and_socketcall_connect_are_reported() {
         assert_eq!(c["connect"]["port"], port);
         assert_eq!(c["connect"]["address"], "127.0.0.1");
         assert_eq!(c["connect"]["protocol"], "tcp");
-        // SAFETY: our own sockets.
+        // SAFETY: close(2) of a socket made by tcp_socket(), closed once.
         unsafe { libc::close(fd) };
     }
 }

@@ -188,15 +188,18 @@ fn rules_decide_which_connects_reach_userspace() {
 
 #[test]
 fn failed_connect_on_a_non_socket_reads_no_socket_fields() {
-    // SAFETY: eventfd(2); its private_data is not a struct socket.
+    // SAFETY: eventfd(2) takes no pointers; the fd (whose private_data is
+    // not a struct socket) is closed once below.
     let efd = unsafe { libc::eventfd(0, 0) };
     assert!(efd >= 0);
+    // SAFETY: sockaddr_in is integers only, so all-zero bytes are valid.
     let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
     sa.sin_family = libc::AF_INET as u16;
     sa.sin_port = 9u16.to_be();
     let mut sensor = Sensor::start(&["--hooks", "connect", "--capture-connects", "all"]);
     // An oversized address length fails before the socket check.
-    // SAFETY: valid pointer; the length is wrong on purpose.
+    // SAFETY: `sa` is live; the length is wrong on purpose, and the kernel
+    // rejects a length above sizeof(sockaddr_storage) before reading any.
     let r = unsafe { libc::connect(efd, (&raw const sa).cast(), 4096) };
     assert_eq!(r, -1);
     let c = sensor.expect_one("connect", "connect on an eventfd", |r| {
@@ -205,7 +208,7 @@ fn failed_connect_on_a_non_socket_reads_no_socket_fields() {
     assert_eq!(c["connect"]["error"], "EINVAL");
     assert!(c["connect"].get("sock_type").is_none(), "{c}");
     assert!(c["connect"].get("protocol").is_none(), "{c}");
-    // SAFETY: our eventfd.
+    // SAFETY: close(2) of the eventfd made above, closed only here.
     unsafe { libc::close(efd) };
 }
 

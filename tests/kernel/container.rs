@@ -323,7 +323,7 @@ fn docker_container_carries_name_and_image() {
 
 #[test]
 fn podman_container_carries_name_and_image() {
-    // Flags that work on these hybrid-cgroup hosts (PLATFORM.md).
+    // Flags that work on hybrid-cgroup hosts (docs/PLATFORMS.md).
     let podman = |args: &[&str]| {
         std::process::Command::new("podman")
             .args([

@@ -70,7 +70,9 @@ fn only(keep: &[String]) -> impl FnOnce(&mut Command) {
         })
         .collect();
     move |command| {
-        // SAFETY: prctl only, between fork and exec.
+        // SAFETY: pre_exec runs the closure in the child between fork and
+        // exec, where only async-signal-safe calls are sound: it calls
+        // prctl(2) and reads `keep` (moved in), allocating nothing.
         unsafe {
             command.pre_exec(move || {
                 for cap in 0..64u32 {
@@ -241,7 +243,8 @@ fn sensor_install_places_a_host_install_that_runs() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    // SAFETY: signalling our own child.
+    // SAFETY: kill(2) takes no pointers; the pid is our own unreaped
+    // child's, so it cannot have been reused for another process.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert!(child.wait().unwrap().success());
     let log = fs::read_to_string(dir.path().join("log")).unwrap();

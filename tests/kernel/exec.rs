@@ -94,11 +94,13 @@ fn exit_reports_signal() {
 #[test]
 fn fileless_exec_from_memfd_names_the_memfd() {
     let name = c"payload-memfd";
-    // SAFETY: memfd_create(2); the fd is inherited by the child on purpose.
+    // SAFETY: `name` is a NUL-terminated C string literal that outlives the
+    // call; the fd is inherited by the child on purpose.
     let fd = unsafe { libc::memfd_create(name.as_ptr(), 0) };
     assert!(fd >= 0);
     let image = std::fs::read("/bin/true").unwrap();
-    // SAFETY: writing our own buffer to our own fd.
+    // SAFETY: write(2) reads `image.len()` bytes from `image`, a live Vec of
+    // exactly that length, into the memfd opened above.
     let n = unsafe { libc::write(fd, image.as_ptr().cast(), image.len()) };
     assert_eq!(n as usize, image.len());
     let mut sensor = Sensor::start(&["--hooks", "exec"]);
@@ -114,6 +116,6 @@ fn fileless_exec_from_memfd_names_the_memfd() {
     });
     assert_eq!(exec["exec"]["path"], "memfd:payload-memfd", "{exec}");
     assert_eq!(exec["exec"]["path_pseudo"], true);
-    // SAFETY: our memfd.
+    // SAFETY: close(2) of the memfd opened above, closed only here.
     unsafe { libc::close(fd) };
 }

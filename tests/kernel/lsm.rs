@@ -41,7 +41,8 @@ struct RacySockaddrIn {
 }
 
 fn peer_port(fd: i32) -> u16 {
-    // SAFETY: plain getpeername into a sockaddr_in-sized buffer.
+    // SAFETY: an all-zero sockaddr_in is valid (integers only); getpeername
+    // writes at most `len` bytes, the size of that local buffer.
     unsafe {
         let mut sa: libc::sockaddr_in = std::mem::zeroed();
         let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
@@ -83,12 +84,13 @@ fn connect_reports_the_address_the_kernel_used() {
             }
         })
     };
-    // SAFETY: gettid has no preconditions.
+    // SAFETY: gettid(2) takes no arguments and cannot fail.
     let tid = unsafe { libc::gettid() };
     let mut actual = Vec::with_capacity(CONNECTS);
     for _ in 0..CONNECTS {
-        // SAFETY: a fresh socket, connected with a live sockaddr_in-shaped
-        // buffer of the right length, then closed.
+        // SAFETY: a fresh socket, connected with a pointer to a live
+        // sockaddr_in-shaped buffer (held by the Arc) of the length given,
+        // then closed once.
         unsafe {
             let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
             assert!(fd >= 0, "socket");
@@ -146,15 +148,16 @@ fn io_uring_opens_and_connects() {
         .mode(0o600)
         .build()
         .user_data(1);
-    // SAFETY: the path outlives the wait below.
+    // SAFETY: the entry points at `cpath`, which outlives the
+    // submit_and_wait below that completes it.
     unsafe { ring.submission().push(&open).unwrap() };
     ring.submit_and_wait(1).unwrap();
     let fd = ring.completion().next().unwrap().result();
     assert!(fd >= 0, "io_uring openat: {fd}");
-    // SAFETY: the descriptor io_uring returned.
+    // SAFETY: close(2) of the fd io_uring just opened for us, closed once.
     unsafe { libc::close(fd) };
 
-    // SAFETY: plain socket(2).
+    // SAFETY: socket(2) takes no pointers; the fd is closed once below.
     let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
     let sa = libc::sockaddr_in {
         sin_family: libc::AF_INET as u16,
@@ -171,7 +174,8 @@ fn io_uring_opens_and_connects() {
     )
     .build()
     .user_data(2);
-    // SAFETY: the address outlives the wait below.
+    // SAFETY: the entry points at `sa`, which outlives the submit_and_wait
+    // below that completes it.
     unsafe { ring.submission().push(&connect).unwrap() };
     ring.submit_and_wait(1).unwrap();
     assert_eq!(
@@ -179,7 +183,7 @@ fn io_uring_opens_and_connects() {
         0,
         "io_uring connect"
     );
-    // SAFETY: our socket.
+    // SAFETY: close(2) of the socket made above, closed only here.
     unsafe { libc::close(sock) };
 
     let is_path = |r: &serde_json::Value| {

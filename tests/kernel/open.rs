@@ -46,7 +46,9 @@ fn raw_open_openat2_and_creat_syscalls_are_seen() {
     let created = dir.path().join("created.txt");
     let c_created = CString::new(created.as_os_str().as_bytes()).unwrap();
     let mut sensor = Sensor::start(&["--hooks", "open", "--capture-opens", "all"]);
-    // SAFETY: raw syscalls with valid NUL-terminated paths; fds closed below.
+    // SAFETY: raw syscalls whose pointers are `CString`s (NUL-terminated)
+    // and a local `open_how`, all alive across the calls; each fd they
+    // return is closed once below.
     unsafe {
         let fd = libc::syscall(libc::SYS_open, c.as_ptr(), libc::O_RDONLY) as i32;
         assert!(fd >= 0);

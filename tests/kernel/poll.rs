@@ -219,7 +219,8 @@ struct KillOnDrop(u32);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        // SAFETY: a pid this test started; ESRCH once it has exited.
+        // SAFETY: kill(2) takes no pointers; the pid is one this test
+        // started (ESRCH once it has exited).
         unsafe { libc::kill(self.0 as i32, libc::SIGKILL) };
     }
 }
@@ -267,7 +268,8 @@ fn auto_falls_back_to_polling_and_says_why() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    // SAFETY: signalling our own child.
+    // SAFETY: kill(2) takes no pointers; the pid is our own unreaped
+    // child's, so it cannot have been reused for another process.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

@@ -50,7 +50,7 @@ pub fn linger() -> String {
 
 /// Fails the test with a clear reason unless running as root.
 pub fn require_root() {
-    // SAFETY: trivial libc call.
+    // SAFETY: geteuid(2) takes no arguments and cannot fail.
     let euid = unsafe { libc::geteuid() };
     assert_eq!(
         euid, 0,
@@ -213,7 +213,8 @@ impl Sensor {
 
     /// Sends `signal` to the running sensor.
     pub fn signal(&self, signal: i32) {
-        // SAFETY: signalling our own child.
+        // SAFETY: kill(2) takes no pointers; the pid is our own unreaped
+        // child's, so it cannot have been reused for another process.
         unsafe { libc::kill(self.child.id() as i32, signal) };
     }
 
@@ -265,7 +266,8 @@ impl Sensor {
     /// Each line must be a complete JSON object.
     pub fn stop(&mut self) -> &[Value] {
         if self.stopped.is_none() {
-            // SAFETY: signalling our own child.
+            // SAFETY: kill(2) takes no pointers; the pid is our own unreaped
+            // child's, so it cannot have been reused for another process.
             unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
             let status = self.child.wait().expect("wait sensor");
             assert!(
@@ -706,7 +708,8 @@ impl Drop for Containerd {
 
 /// SIGTERM, a grace period, then SIGKILL.
 fn stop_daemon(child: &mut Child, grace: Duration) {
-    // SAFETY: signalling our own child.
+    // SAFETY: kill(2) takes no pointers; the pid is our own unreaped
+    // child's, so it cannot have been reused for another process.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let deadline = Instant::now() + grace;
     while Instant::now() < deadline {

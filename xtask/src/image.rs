@@ -74,7 +74,7 @@ pub fn build_static(env: &setup::Env, out: &Path) -> Result<()> {
 
 fn podman() -> Command {
     let mut c = Command::new("podman");
-    // What works here (shared/PLATFORM.md): runc on hybrid cgroups.
+    // What works on hybrid-cgroup hosts (docs/PLATFORMS.md): runc.
     c.args([
         "--runtime=runc",
         "--cgroup-manager=cgroupfs",

@@ -110,6 +110,10 @@ pub fn write_path_matching(
             core::ptr::read_volatile(&raw const (*s).leaf_len) as usize & NAME_MAX,
         )
     };
+    // SAFETY: `s` is this CPU's scratch value and `base` is the open
+    // record's TAIL: a header and a payload into `buf`, whose size leaves
+    // more than PATH_MAX + NAME_MAX bytes after that (MAX_RECORD + NAME_MAX
+    // < SCRATCH_SIZE, asserted in sensor-common), so `leaf` is inside `buf`.
     let leaf = unsafe { (*s).buf.as_ptr().add(base) };
     let end8 = if leaf_len >= 8 {
         // SAFETY: base + NAME_MAX + 8 lies inside scratch.
@@ -232,12 +236,16 @@ fn walk_path(
             break;
         }
         on_name(dst, (n - 1) as usize & NAME_MAX, len == 0);
+        // SAFETY: `cursor` is a field of this CPU's scratch value, which
+        // nothing else writes while this program runs (see emit::header).
         unsafe { core::ptr::write_volatile(&raw mut (*s).cursor, (len + n as usize) as u64) };
         if detached {
             break;
         }
         dentry = parent;
     }
+    // SAFETY: as above; the cursor was zeroed before the loop, so it is
+    // initialised even when the walk stopped at once.
     let len = unsafe { core::ptr::read_volatile(&raw const (*s).cursor) } as usize;
     (len, result)
 }

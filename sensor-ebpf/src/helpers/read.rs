@@ -50,7 +50,9 @@ impl Mem for Direct {
 
     #[inline(always)]
     fn current() -> u64 {
-        // SAFETY: helper without arguments (kernel >= 5.11).
+        // SAFETY: the helper takes no arguments, so there is no pointer
+        // contract to meet; it exists on the kernels that run this tier
+        // (>= 5.11) and returns the current task.
         unsafe { aya_ebpf::helpers::generated::bpf_get_current_task_btf() as u64 }
     }
 }
@@ -63,7 +65,8 @@ impl Mem for Probe {
 
     #[inline(always)]
     fn current() -> u64 {
-        // SAFETY: helper without arguments.
+        // SAFETY: the helper takes no arguments, so there is no pointer
+        // contract to meet; it returns the current task as a number.
         unsafe { aya_ebpf::helpers::generated::bpf_get_current_task() }
     }
 }

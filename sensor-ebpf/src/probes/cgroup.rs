@@ -67,6 +67,8 @@ fn emit<M: Mem>(ctx: *const u64, kind: EventKind) {
     } else {
         0
     };
+    // SAFETY: `e` is the payload of this CPU's scratch value (`payload`
+    // keeps it inside `buf`), which nothing else writes meanwhile.
     unsafe {
         (*e).id = id.unwrap_or(0);
         (*e).hierarchy_id = hierarchy.unwrap_or(-1) as u32;

@@ -15,10 +15,10 @@ use sensor_common::{
     UNIX_PATH_MAX, connect_drop_bits, flags,
 };
 
-use super::syscall::Args;
 use crate::{
     globals::off,
     helpers::{
+        args::Args,
         emit::{HEADER, count_filtered, count_read_error, header, payload, scratch, submit},
         read::{Mem, Probe, ReadError, kptr, kread, uread},
         task,

@@ -3,10 +3,10 @@
 use aya_ebpf::helpers::generated::{bpf_d_path, bpf_probe_read_user_str};
 use sensor_common::{EventKind, OpenEvent, OpenSyscall, PATH_MAX, flags, open_mode, open_writes};
 
-use super::syscall::Args;
 use crate::{
     globals::off,
     helpers::{
+        args::Args,
         emit::{HEADER, count_filtered, count_read_error, header, payload, scratch, submit},
         path::{file_parts, path_at, write_path, write_path_matching},
         read::{Direct, Mem, kread, uread},
@@ -133,6 +133,8 @@ pub fn on_exit<M: Mem>(syscall: OpenSyscall, args: &Args, ret: i64) {
         if n > 1 {
             rel_len = (n - 1) as usize & (PATH_MAX - 1);
         }
+        // SAFETY: `s` is this CPU's scratch value, and TAIL is a constant
+        // index inside `buf` (bounds-checked like any array index).
         let absolute = rel_len > 0 && unsafe { (*s).buf[TAIL] } == b'/';
         if rel_len == 0 || absolute {
             (0, 0)

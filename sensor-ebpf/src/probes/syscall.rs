@@ -13,7 +13,7 @@ use sensor_common::{OpenSyscall, UNAVAILABLE, hook_bits};
 use super::{arg, connect, open, tiered};
 use crate::{
     globals::{filter, off},
-    helpers::read::{Mem, uread},
+    helpers::{args::Args, read::Mem},
 };
 
 tiered!("sys_exit", tp_btf_sys_exit, raw_tp_sys_exit, sys_exit);
@@ -105,51 +105,6 @@ mod abi {
     }
 }
 
-/// Syscall arguments: saved registers, or for socketcall(2) the caller's
-/// array of 32-bit words.
-pub struct Args {
-    regs: u64,
-    compat: bool,
-    socketcall_args: u64,
-}
-
-impl Args {
-    /// Argument `i` (0..4).
-    #[inline(always)]
-    pub fn get<M: Mem>(&self, i: usize) -> u64 {
-        if self.socketcall_args != 0 {
-            return uread::<u32>(self.socketcall_args + 4 * i as u64).unwrap_or(0) as u64;
-        }
-        if self.compat {
-            let o = match i {
-                0 => off!(regs_compat_arg0),
-                1 => off!(regs_compat_arg1),
-                2 => off!(regs_compat_arg2),
-                _ => off!(regs_compat_arg3),
-            };
-            // The ia32 entry truncates every argument to 32 bits.
-            return M::read::<u64>(self.regs, o).unwrap_or(0) as u32 as u64;
-        }
-        let o = match i {
-            0 => off!(regs_arg0),
-            1 => off!(regs_arg1),
-            2 => off!(regs_arg2),
-            _ => off!(regs_arg3),
-        };
-        M::read(self.regs, o).unwrap_or(0)
-    }
-
-    /// [`sensor_common::flags::COMPAT_SYSCALL`] when the call was 32-bit.
-    #[inline(always)]
-    pub fn flags(&self) -> u32 {
-        if self.compat {
-            sensor_common::flags::COMPAT_SYSCALL
-        } else {
-            0
-        }
-    }
-}
-
 /// The syscall whose saved registers are `regs`, when it is one this
 /// module knows, and whether it came through the compat entry.
 #[inline(always)]
@@ -193,19 +148,15 @@ fn sys_exit<M: Mem>(ctx: *const u64) {
     if pid == filter!(self_pid) {
         return;
     }
-    let mut args = Args {
-        regs,
-        compat,
-        socketcall_args: 0,
-    };
+    let mut args = Args::new(regs, compat);
     match call {
         Call::Open(syscall) => open::on_exit::<M>(syscall, &args, ret),
         Call::Connect => connect::on_exit::<M>(&args, ret),
         Call::Socketcall => {
             const SYS_CONNECT: u64 = 3;
             if args.get::<M>(0) == SYS_CONNECT {
-                args.socketcall_args = args.get::<M>(1);
-                if args.socketcall_args != 0 {
+                let array = args.get::<M>(1);
+                if args.use_socketcall_array(array) {
                     connect::on_exit::<M>(&args, ret);
                 }
             }

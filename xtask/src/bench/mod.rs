@@ -123,6 +123,7 @@ fn median(v: &mut [Duration]) -> Duration {
 
 /// Runs every workload and prints Markdown tables.
 pub fn run(o: &Options) -> Result<()> {
+    // SAFETY: geteuid(2) takes no arguments and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         bail!("the benchmark attaches the sensor and needs root");
     }
