@@ -42,7 +42,9 @@ fn main() -> anyhow::Result<()> {
             let path = env::var_os("PATH").unwrap_or_default();
             let mut paths = vec![bin];
             paths.extend(env::split_paths(&path));
-            // SAFETY: build scripts are single-threaded here.
+            // SAFETY: set_var is unsound only while another thread reads or
+            // writes the environment; this build script starts none before
+            // aya_build runs, after this.
             unsafe { env::set_var("PATH", env::join_paths(paths)?) };
         }
     }

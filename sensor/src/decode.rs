@@ -492,9 +492,12 @@ pub mod fixture {
         }
     }
 
-    /// The bytes of a repr(C) value.
+    /// The bytes of a kernel record (a sensor-common header or payload).
     pub fn bytes_of<T: Copy>(v: &T) -> Vec<u8> {
-        // SAFETY: reading a repr(C) value as bytes.
+        // SAFETY: `v` is a live reference, so size_of::<T>() bytes from it
+        // are readable; the callers pass sensor-common records, repr(C)
+        // integers whose padding is spelt out as fields (their sizes are
+        // asserted there), so every one of those bytes is initialised.
         unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()).to_vec() }
     }
 

@@ -19,7 +19,7 @@ const CAP_BPF: u32 = 39;
 pub enum PreflightError {
     /// Capabilities missing.
     #[error(
-        "missing privileges: loading eBPF programs needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN); effective capabilities are {0:#x}. Run as root or grant them (see docs/DEPLOY.md)"
+        "missing privileges: loading eBPF programs needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN); effective capabilities are {0:#x}. Run as root or grant them (see docs/OPERATIONS.md)"
     )]
     Privileges(u64),
     /// No kernel BTF.
@@ -56,7 +56,8 @@ pub fn check() -> Result<(), PreflightError> {
         rlim_cur: libc::RLIM_INFINITY,
         rlim_max: libc::RLIM_INFINITY,
     };
-    // SAFETY: plain syscall with a valid pointer.
+    // SAFETY: setrlimit(2) only reads the rlimit it is given, a live local of
+    // the right type; a failure is its return value, checked here.
     if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
         tracing::debug!("could not raise RLIMIT_MEMLOCK (fine on kernels with memcg accounting)");
     }
