@@ -9,7 +9,7 @@ use crate::{
         cgroups::{CgroupIndex, CgroupMounts},
         metadata,
     },
-    event::{Body, ContainerLifecycle, Event, Record},
+    event::{Attributed as _, Body, ContainerLifecycle, Record, Subject},
     metrics::CacheStats,
     process::{ExecImage, ProcessInfo, ProcessTable, proc_scan},
     text::Text,
@@ -181,7 +181,7 @@ impl Enricher {
                     )),
                     container: Some(container),
                 });
-                self.fill(e);
+                self.fill(e.subject());
             }
             Body::Fork(e) => {
                 self.proc_misses.remove(&e.process.pid);
@@ -191,23 +191,20 @@ impl Enricher {
                 let ticks = self.ticks(e.data.fork.start_boottime_ns);
                 self.table
                     .fork(e.process.pid, e.data.fork.ppid, ticks, Some(container));
-                self.fill(e);
+                self.fill(e.subject());
             }
             Body::Exit(e) => {
-                self.fill(e);
+                self.fill(e.subject());
                 self.table.remove(e.process.pid);
             }
-            Body::Open(e) => self.fill(e),
-            Body::Connect(e) => self.fill(e),
-            Body::RateLimited(e) => self.fill(e),
             Body::CgroupMkdir(e) => {
                 let d = &e.data.cgroup_dir;
                 self.containers
                     .on_mkdir(d.hierarchy_id, d.id, &d.path.lossy());
-                self.fill(e);
+                self.fill(e.subject());
             }
             Body::CgroupRmdir(e) => {
-                self.fill(e);
+                self.fill(e.subject());
                 let d = &e.data.cgroup_dir;
                 // Both hierarchies of a hybrid host remove the directory; the
                 // first removal ends the container.
@@ -225,7 +222,13 @@ impl Enricher {
             Body::Egress(e) => {
                 e.container = Some(self.containers.resolve(e.cgroup.id, 0, false));
             }
-            Body::Loss(_) | Body::ContainerStart(_) | Body::ContainerStop(_) | Body::Alert(_) => {}
+            // Every other event processes cause (opens, connects, ...)
+            // needs only its context; the sensor's own records have it.
+            body => {
+                if let Some(subject) = body.subject_mut() {
+                    self.fill(subject);
+                }
+            }
         }
         lifecycle.map(|body| Record {
             schema: record.schema,
@@ -236,7 +239,7 @@ impl Enricher {
         })
     }
 
-    fn fill<T>(&mut self, e: &mut Event<T>) {
+    fn fill(&mut self, e: Subject<'_>) {
         let pid = e.process.pid;
         // The event's own cgroup is authoritative at the time of the event;
         // on hybrid hosts where a runtime manages only v1 controllers the
@@ -276,6 +279,6 @@ impl Enricher {
             }
             e.process.ancestors = self.table.ancestors(pid);
         }
-        e.container = Some(container);
+        *e.container = Some(container);
     }
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Alert, Attributed, Cgroup, Connect, ContainerLifecycle, EgressRecord, Event, Exec, Exit, Fork,
-    Loss, Open, Process, RateLimited,
+    Loss, Open, Process, RateLimited, Subject,
 };
 use crate::container::ContainerRef;
 
@@ -80,6 +80,12 @@ macro_rules! kinds {
             fn container(&self) -> Option<&Arc<ContainerRef>> {
                 match self {
                     $(Body::$kind(fields) => fields.container(),)+
+                }
+            }
+
+            fn subject_mut(&mut self) -> Option<Subject<'_>> {
+                match self {
+                    $(Body::$kind(fields) => fields.subject_mut(),)+
                 }
             }
         }

@@ -118,6 +118,33 @@ pub trait Attributed {
     fn container(&self) -> Option<&Arc<ContainerRef>> {
         None
     }
+
+    /// What enrichment fills in, for the events processes cause.
+    fn subject_mut(&mut self) -> Option<Subject<'_>> {
+        None
+    }
+}
+
+/// The parts of an event that attribution reads (the kernel's pid and
+/// cgroup) and completes (the process's context and the container).
+pub struct Subject<'a> {
+    /// The acting process: ppid, start, image and ancestry are filled in.
+    pub process: &'a mut Process,
+    /// Its cgroups, as the kernel reported them.
+    pub cgroup: &'a CgroupRef,
+    /// Set from the cgroup and the process table.
+    pub container: &'a mut Option<Arc<ContainerRef>>,
+}
+
+impl<T> Event<T> {
+    /// What enrichment fills in.
+    pub fn subject(&mut self) -> Subject<'_> {
+        Subject {
+            process: &mut self.process,
+            cgroup: &self.cgroup,
+            container: &mut self.container,
+        }
+    }
 }
 
 impl<T> Attributed for Event<T> {
@@ -127,6 +154,10 @@ impl<T> Attributed for Event<T> {
 
     fn container(&self) -> Option<&Arc<ContainerRef>> {
         self.container.as_ref()
+    }
+
+    fn subject_mut(&mut self) -> Option<Subject<'_>> {
+        Some(self.subject())
     }
 }
 
