@@ -63,7 +63,7 @@ enum Task {
 
 /// Lints the kernel crate for its real target (the host build of it is
 /// only a stub for cargo's dependency tracking).
-fn clippy_ebpf(env: &setup::Env) -> Result<()> {
+fn clippy_ebpf(env: &cmd::Env) -> Result<()> {
     let mut env = env.clone();
     let arch = std::env::consts::ARCH;
     env.vars.push((
@@ -92,7 +92,7 @@ fn clippy_ebpf(env: &setup::Env) -> Result<()> {
 
 /// Lints the sensor for the systems only the polling collector serves: a
 /// check build (no linker or SDK needed), so it runs on this host.
-fn clippy_cross(env: &setup::Env) -> Result<()> {
+fn clippy_cross(env: &cmd::Env) -> Result<()> {
     setup::ensure_targets(setup::CROSS_TARGETS)?;
     for target in setup::CROSS_TARGETS {
         cmd::cargo(

@@ -15,19 +15,10 @@ use std::{
 
 use anyhow::{Context as _, Result, anyhow, bail};
 
-use crate::cmd;
+use crate::cmd::{self, Env};
 
 /// bpf-linker release; its `llvm-<major>` feature must match the nightly.
 const BPF_LINKER_VERSION: &str = "0.13.0";
-
-/// Environment for later commands.
-#[derive(Clone)]
-pub struct Env {
-    /// PATH with bpf-linker first.
-    pub path: OsString,
-    /// Extra variables.
-    pub vars: Vec<(OsString, OsString)>,
-}
 
 /// The eBPF nightly channel.
 pub fn nightly() -> Result<String> {

@@ -83,7 +83,7 @@ struct Outcome {
     elapsed: Duration,
 }
 
-pub fn run(env: &setup::Env, opts: &Options) -> Result<()> {
+pub fn run(env: &cmd::Env, opts: &Options) -> Result<()> {
     let specs = kernel::select(&opts.kernel)?;
     setup::ensure_packages(PACKAGES)?;
     let machine = qemu::Machine {
@@ -142,7 +142,7 @@ pub fn run(env: &setup::Env, opts: &Options) -> Result<()> {
 }
 
 /// Builds the privileged test binary and returns its path.
-fn kernel_test_binary(env: &setup::Env) -> Result<PathBuf> {
+fn kernel_test_binary(env: &cmd::Env) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = cmd::output(
         Command::new(cargo)
