@@ -23,6 +23,16 @@ const CONTAINERFILE: &str = "deploy/container/Containerfile";
 /// The DaemonSet's capabilities (deploy/kubernetes/daemonset.yaml).
 const CAPABILITIES: &str = "BPF,PERFMON,NET_ADMIN,SYS_RESOURCE,SYS_PTRACE";
 
+/// `cargo xtask static --out <dir>`.
+pub fn static_task(out: &Path) -> Result<()> {
+    build_static(&setup::ensure()?, out)
+}
+
+/// `cargo xtask image`.
+pub fn task() -> Result<()> {
+    build_and_check(&setup::ensure()?)
+}
+
 fn musl_target() -> String {
     format!("{}-unknown-linux-musl", std::env::consts::ARCH)
 }

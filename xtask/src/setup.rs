@@ -102,14 +102,6 @@ pub fn ensure_packages(packages: &[&str]) -> Result<()> {
     )
 }
 
-/// Systems the `sensor` crate also builds for, with the eBPF parts gated
-/// off (the polling collector); `cargo xtask test` lints each.
-pub const CROSS_TARGETS: &[&str] = &[
-    "x86_64-pc-windows-gnu",
-    "x86_64-apple-darwin",
-    "aarch64-apple-darwin",
-];
-
 /// Adds the standard libraries of `targets` to the pinned stable toolchain
 /// (the project's own, from rust-toolchain.toml).
 pub fn ensure_targets(targets: &[&str]) -> Result<()> {

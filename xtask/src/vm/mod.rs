@@ -83,6 +83,13 @@ struct Outcome {
     elapsed: Duration,
 }
 
+/// `cargo xtask vm-test`: sets up, then [`run`].
+pub fn task(opts: &Options) -> Result<()> {
+    run(&setup::ensure()?, opts)
+}
+
+/// Boots a guest per kernel asked for and runs the kernel tests in it;
+/// `env` comes from the caller's setup (`test` or [`task`]).
 pub fn run(env: &cmd::Env, opts: &Options) -> Result<()> {
     let specs = kernel::select(&opts.kernel)?;
     setup::ensure_packages(PACKAGES)?;
