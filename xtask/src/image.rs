@@ -25,12 +25,12 @@ const CAPABILITIES: &str = "BPF,PERFMON,NET_ADMIN,SYS_RESOURCE,SYS_PTRACE";
 
 /// `cargo xtask static --out <dir>`.
 pub fn static_task(out: &Path) -> Result<()> {
-    build_static(&setup::ensure()?, out)
+    build_static(&setup::ensure_build_tools()?, out)
 }
 
 /// `cargo xtask image`.
 pub fn task() -> Result<()> {
-    build_and_check(&setup::ensure()?)
+    build_and_check(&setup::ensure_build_tools()?)
 }
 
 fn musl_target() -> String {

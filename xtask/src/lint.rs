@@ -27,6 +27,9 @@ pub fn all(env: &Env) -> Result<()> {
 /// Lints the kernel crate for its real target (the host build of it is
 /// only a stub for cargo's dependency tracking).
 fn clippy_ebpf(env: &Env) -> Result<()> {
+    // Only this lint needs clippy on the nightly; the build tools leave it
+    // out so that `run` does not download it.
+    setup::ensure_nightly_clippy()?;
     let mut env = env.clone();
     let arch = std::env::consts::ARCH;
     env.vars.push((

@@ -1,6 +1,7 @@
 //! `cargo xtask <task>`: everything a new machine needs, from toolchains to
 //! benchmarks, one module per task. This file only parses the command line
-//! and hands each task to its module.
+//! and hands each task to its module; each task installs what it needs
+//! (see `setup`).
 //!
 //! The modules stand on each other one way only: tasks (`run`, `test`,
 //! `bench`, `vm`, `image`, `deploy`, `lint`) on `setup`, and everything on
@@ -27,19 +28,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Install the eBPF nightly, rust-src and a matching bpf-linker (idempotent).
-    Setup,
-    /// Set up, build the release sensor and run it with the given arguments
-    /// (default `run`: every hook, JSON to stdout). Needs root.
+    /// Install the build tools (idempotent): the eBPF nightly with rust-src
+    /// and a matching bpf-linker. No Debian packages unless --tests.
+    Setup(setup::Options),
+    /// Install the build tools, build the release sensor and run it with the
+    /// given arguments (default `run`: every hook, JSON to stdout). Needs
+    /// root.
     Run {
         /// Arguments for the sensor binary.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Set up, check formatting and lints (for Linux, BPF, Windows and
-    /// macOS), validate the deployment files, build and run the container
-    /// image, then run every test, the kernel tests included (as root), on
-    /// this kernel and in one guest kernel.
+    /// Install the build tools and the test packages, check formatting and
+    /// lints (for Linux, BPF, Windows and macOS), validate the deployment
+    /// files, build and run the container image, then run every test, the
+    /// kernel tests included (as root), on this kernel and in one guest
+    /// kernel.
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -71,7 +75,7 @@ enum Task {
 
 fn main() -> Result<()> {
     match Cli::parse().task {
-        Task::Setup => setup::ensure().map(drop),
+        Task::Setup(opts) => setup::task(&opts),
         Task::Run { args } => run::task(args),
         Task::Test { args } => test::task(&args),
         Task::VmTest(opts) => vm::task(&opts),

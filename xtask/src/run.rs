@@ -1,4 +1,5 @@
-//! `cargo xtask run`: builds the release sensor and becomes it.
+//! `cargo xtask run`: builds the release sensor and becomes it. Needs the
+//! build tools only; no Debian package is installed for it.
 use anyhow::Result;
 
 use crate::{cmd, setup};
@@ -6,7 +7,7 @@ use crate::{cmd, setup};
 /// Builds the release sensor and replaces this process with it (signals go
 /// straight to the sensor), passing `args` on.
 pub fn task(args: Vec<String>) -> Result<()> {
-    let env = setup::ensure()?;
+    let env = setup::ensure_build_tools()?;
     cmd::cargo(&env, &["build", "--release", "--package", "sensor"])?;
     cmd::exec(
         cmd::root().join("target/release/sensor"),

@@ -1,4 +1,4 @@
-//! `cargo xtask test`: the whole suite, cheapest first: the lints, the
+//! `cargo xtask test`: the whole suite, cheapest first. The lints, the
 //! deployment files and the container image before the test suite (a
 //! broken image fails fast), the kernel tests in both program tiers on this
 //! kernel, then once more in a guest on another kernel.
@@ -6,9 +6,13 @@ use anyhow::Result;
 
 use crate::{cmd, deploy, image, lint, setup, vm};
 
-/// Sets up, then runs every stage; stops at the first that fails. `args` go to the test binaries (e.g. a test name filter).
+/// Installs what the tests need, then runs every stage; stops at the first
+/// that fails. `args` go to the test binaries (e.g. a test name filter).
 pub fn task(args: &[String]) -> Result<()> {
-    let env = setup::ensure()?;
+    // The only task besides `vm-test` that needs the container runtimes and
+    // the tools the detection tests run.
+    setup::ensure_test_packages()?;
+    let env = setup::ensure_build_tools()?;
     lint::all(&env)?;
     // The kernel tests run the sensor binary; cargo test does not build it for them.
     cmd::cargo(&env, &["build", "--package", "sensor"])?;

@@ -127,7 +127,7 @@ fn median(v: &mut [Duration]) -> Duration {
 /// watchers and workloads run, then the benchmarks asked for, and last (for
 /// the whole set) criterion's userspace benchmarks.
 pub fn task(opts: &Options) -> Result<()> {
-    let env = setup::ensure()?;
+    let env = setup::ensure_build_tools()?;
     cmd::cargo(&env, &["build", "--release", "--package", "sensor"])?;
     // What the comparison, the mixed workload and the memory
     // bench's containers run.

@@ -83,9 +83,12 @@ struct Outcome {
     elapsed: Duration,
 }
 
-/// `cargo xtask vm-test`: sets up, then [`run`].
+/// `cargo xtask vm-test`: installs what the guests run, then [`run`].
 pub fn task(opts: &Options) -> Result<()> {
-    run(&setup::ensure()?, opts)
+    // The guests mount the host's root and run its container runtimes and
+    // tools, so the host needs the test packages as for `test`.
+    setup::ensure_test_packages()?;
+    run(&setup::ensure_build_tools()?, opts)
 }
 
 /// Boots a guest per kernel asked for and runs the kernel tests in it;
