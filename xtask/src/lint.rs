@@ -1,10 +1,11 @@
-//! The lint stage of `cargo xtask test`: formatting and clippy for every target the project builds for. Cheaper than anything
+//! The lint stage of `cargo xtask test`: formatting, the module graph and
+//! clippy for every target the project builds for. Cheaper than anything
 //! after it, so a slip fails within minutes, not after the kernel tests.
 use anyhow::Result;
 
 use crate::{
     cmd::{self, Env},
-    setup,
+    modules, setup,
 };
 
 /// Systems the `sensor` crate also builds for, with the eBPF parts gated
@@ -15,10 +16,11 @@ pub const CROSS_TARGETS: &[&str] = &[
     "aarch64-apple-darwin",
 ];
 
-/// Every lint, in order: rustfmt, clippy on the host, for BPF and for the
-/// polling-only systems.
+/// Every lint, in order: rustfmt, module cycles (milliseconds, before any
+/// compiling), clippy on the host, for BPF and for the polling-only systems.
 pub fn all(env: &Env) -> Result<()> {
     cmd::cargo(env, &["fmt", "--all", "--", "--check"])?;
+    modules::check(&cmd::root())?;
     cmd::cargo(env, &["clippy", "--all-targets", "--", "-D", "warnings"])?;
     clippy_ebpf(env)?;
     clippy_cross(env)

@@ -11,6 +11,7 @@ mod cmd;
 mod deploy;
 mod image;
 mod lint;
+mod modules;
 mod run;
 mod setup;
 mod test;
@@ -66,6 +67,9 @@ enum Task {
     /// Build the container image offline (podman) and run it against this
     /// kernel with the DaemonSet's capabilities (as root; `test` does this).
     Image,
+    /// Check that no crate's modules import each other in a loop (also the
+    /// second step of `test`).
+    Modules(modules::Options),
     /// Kernel overhead benchmarks: workloads bare and with the sensor.
     Bench(bench::Options),
     /// The kernel tests inside qemu guests running Debian's 5.10, 6.1 and
@@ -83,6 +87,7 @@ fn main() -> Result<()> {
         Task::Image => image::task(),
         Task::Manifests { check: false } => deploy::generate(),
         Task::Manifests { check: true } => deploy::check(),
+        Task::Modules(opts) => modules::task(&opts),
         Task::Bench(opts) => bench::task(&opts),
     }
 }
