@@ -84,7 +84,7 @@ pub fn build_static(env: &cmd::Env, out: &Path) -> Result<()> {
 
 fn podman() -> Command {
     let mut c = Command::new("podman");
-    // What works here (shared/PLATFORM.md): runc on hybrid cgroups.
+    // What works here: runc on hybrid cgroups.
     c.args([
         "--runtime=runc",
         "--cgroup-manager=cgroupfs",
