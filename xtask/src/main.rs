@@ -3,9 +3,10 @@
 //! and hands each task to its module; each task installs what it needs
 //! (see `setup`).
 //!
-//! The modules stand on each other one way only: tasks (`run`, `test`,
-//! `bench`, `vm`, `image`, `deploy`, `lint`) on `setup`, and everything on
-//! `cmd`, which imports none of them.
+//! The modules stand on each other one way only: `test` on the stages it
+//! runs (`lint`, `deploy`, `image`, `vm`), `lint` on `modules`, every task
+//! that installs something on `setup`, and everything on `cmd`, which
+//! imports none of them. `cargo xtask modules` checks that it stays so.
 mod bench;
 mod cmd;
 mod deploy;
@@ -67,8 +68,8 @@ enum Task {
     /// Build the container image offline (podman) and run it against this
     /// kernel with the DaemonSet's capabilities (as root; `test` does this).
     Image,
-    /// Check that no crate's modules import each other in a loop (also the
-    /// second step of `test`).
+    /// Check that no crate's modules import each other in a loop (`test`
+    /// runs this right after rustfmt).
     Modules(modules::Options),
     /// Kernel overhead benchmarks: workloads bare and with the sensor.
     Bench(bench::Options),

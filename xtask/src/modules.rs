@@ -3,8 +3,9 @@
 //! A loop (`a` uses `b` and `b` uses `a`, directly or around several
 //! modules) means none of its modules can be read, tested or moved without
 //! the others: the split into modules is only on the surface. `cargo xtask
-//! test` runs this check in its lint stage, before anything compiles; `cargo
-//! xtask modules` runs it alone (`--edges` also lists every edge).
+//! test` runs this check in its lint stage, right after rustfmt and before
+//! clippy or any build; `cargo xtask modules` runs it alone (`--edges` also
+//! lists every edge).
 //!
 //! The graph, one per crate (the `src` directory of every workspace member):
 //!
