@@ -77,8 +77,9 @@ const TEST_PACKAGES: &[&str] = &[
 /// `cargo xtask setup` options.
 #[derive(clap::Args)]
 pub struct Options {
-    /// Also what `test` installs besides: the Debian packages the tests use
-    /// and clippy for the eBPF nightly.
+    /// Also install the Debian packages the tests use and clippy for the
+    /// eBPF nightly. (The image's, the guest's and the lint targets' own
+    /// needs are still installed by the `test` stages that use them.)
     #[arg(long)]
     tests: bool,
 }
