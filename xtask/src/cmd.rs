@@ -1,6 +1,8 @@
-//! Running commands with a clear error when one fails.
+//! Running commands with a clear error when one fails, and the environment
+//! they run in. Every other module stands on this one; it imports none of
+//! them, so the module graph has no loop through it.
 use std::{
-    ffi::OsStr,
+    ffi::{OsStr, OsString},
     os::unix::process::CommandExt as _,
     path::{Path, PathBuf},
     process::Command,
@@ -8,7 +10,14 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::setup::Env;
+/// Environment for later commands: what `setup` found or installed.
+#[derive(Clone)]
+pub struct Env {
+    /// PATH with bpf-linker first.
+    pub path: OsString,
+    /// Extra variables.
+    pub vars: Vec<(OsString, OsString)>,
+}
 
 /// The repository root.
 pub fn root() -> PathBuf {

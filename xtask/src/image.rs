@@ -23,13 +23,23 @@ const CONTAINERFILE: &str = "deploy/container/Containerfile";
 /// The DaemonSet's capabilities (deploy/kubernetes/daemonset.yaml).
 const CAPABILITIES: &str = "BPF,PERFMON,NET_ADMIN,SYS_RESOURCE,SYS_PTRACE";
 
+/// `cargo xtask static --out <dir>`.
+pub fn static_task(out: &Path) -> Result<()> {
+    build_static(&setup::ensure_build_tools()?, out)
+}
+
+/// `cargo xtask image`.
+pub fn task() -> Result<()> {
+    build_and_check(&setup::ensure_build_tools()?)
+}
+
 fn musl_target() -> String {
     format!("{}-unknown-linux-musl", std::env::consts::ARCH)
 }
 
 /// Builds the static sensor and lays out the image's tree under `out`:
 /// `usr/local/bin/sensor` and `etc/runtime-sensor/rules/`.
-pub fn build_static(env: &setup::Env, out: &Path) -> Result<()> {
+pub fn build_static(env: &cmd::Env, out: &Path) -> Result<()> {
     // musl-gcc for the C in ring (the webhook's TLS).
     setup::ensure_packages(&["musl-tools"])?;
     let target = musl_target();
@@ -98,7 +108,7 @@ fn podman_run() -> Command {
 }
 
 /// Builds the image and runs it against this kernel.
-pub fn build_and_check(env: &setup::Env) -> Result<()> {
+pub fn build_and_check(env: &cmd::Env) -> Result<()> {
     setup::ensure_packages(&["podman", "runc", "file"])?;
     let stage = cmd::root().join("target/image/build");
     build_static(env, &stage.join("out"))?;

@@ -1,8 +1,23 @@
-//! Installs what building and testing need, once per machine:
-//! - Debian packages the kernel tests use (runc, busybox-static, docker.io, podman);
-//! - the nightly pinned in sensor-ebpf/rust-toolchain.toml, with rust-src;
-//! - bpf-linker built against that nightly's own libLLVM, so no LLVM package
-//!   is needed and the versions cannot drift apart.
+//! `cargo xtask setup`, and what every other task installs through it: each
+//! task installs what it needs, no more.
+//!
+//! - Build tools, for every task that builds the sensor (`run`, `static`,
+//!   `image`, `bench`, `test`, `vm-test`, `setup`): the nightly pinned in
+//!   sensor-ebpf/rust-toolchain.toml with rust-src, and bpf-linker built
+//!   against that nightly's own libLLVM, so no LLVM package is needed and the
+//!   versions cannot drift apart. No Debian package: `./x run` on a fresh
+//!   machine installs nothing with apt. (The pinned stable toolchain is
+//!   `./x`'s job, before this program is even built.)
+//! - Test packages, only for `test` and `vm-test` (and `setup --tests`): the
+//!   Debian packages the kernel tests use (runc, busybox-static, docker.io,
+//!   podman, ...). The guests of `vm-test` mount the host's root, so they
+//!   use the host's.
+//! - Clippy for the nightly, only for the lints of `test` (and `setup
+//!   --tests`): building the kernel crate needs rust-src alone.
+//!
+//! The tasks with packages of their own (`image`, `static`, `bench`,
+//! `vm-test`, `manifests --check`) install them where they run, through
+//! [`ensure_packages`].
 //!
 //! Tools go under `$SENSOR_TOOLS_DIR` (default ~/.cache/sensor-tools), keyed
 //! by the nightly, where sensor/build.rs also looks.
@@ -15,19 +30,10 @@ use std::{
 
 use anyhow::{Context as _, Result, anyhow, bail};
 
-use crate::cmd;
+use crate::cmd::{self, Env};
 
 /// bpf-linker release; its `llvm-<major>` feature must match the nightly.
 const BPF_LINKER_VERSION: &str = "0.13.0";
-
-/// Environment for later commands.
-#[derive(Clone)]
-pub struct Env {
-    /// PATH with bpf-linker first.
-    pub path: OsString,
-    /// Extra variables.
-    pub vars: Vec<(OsString, OsString)>,
-}
 
 /// The eBPF nightly channel.
 pub fn nightly() -> Result<String> {
@@ -68,11 +74,41 @@ const TEST_PACKAGES: &[&str] = &[
     "rsyslog",
 ];
 
-/// Makes sure every tool is present; quick when they are.
-pub fn ensure() -> Result<Env> {
+/// `cargo xtask setup` options.
+#[derive(clap::Args)]
+pub struct Options {
+    /// Also install the Debian packages the tests use and clippy for the
+    /// eBPF nightly. (The image's, the guest's and the lint targets' own
+    /// needs are still installed by the `test` stages that use them.)
+    #[arg(long)]
+    tests: bool,
+}
+
+/// `cargo xtask setup`: the build tools, and with `--tests` what the tests
+/// add (everything plain `setup` installed before the two were split).
+pub fn task(opts: &Options) -> Result<()> {
+    if opts.tests {
+        ensure_test_packages()?;
+    }
+    ensure_build_tools()?;
+    if opts.tests {
+        ensure_nightly_clippy()?;
+    }
+    Ok(())
+}
+
+/// Installs the Debian packages the kernel tests use (for `test` and
+/// `vm-test`); quick when they are present.
+pub fn ensure_test_packages() -> Result<()> {
+    ensure_packages(TEST_PACKAGES)
+}
+
+/// Makes sure the tools that build the sensor are present (the eBPF nightly
+/// with rust-src, bpf-linker) and returns the environment that finds them;
+/// quick when they are. Installs no Debian package.
+pub fn ensure_build_tools() -> Result<Env> {
     let nightly = nightly()?;
-    ensure_packages(TEST_PACKAGES)?;
-    ensure_nightly(&nightly)?;
+    ensure_nightly(&nightly, BUILD_COMPONENTS)?;
     let linker_bin = ensure_bpf_linker(&nightly)?;
     let mut paths = vec![linker_bin];
     paths.extend(std::env::split_paths(
@@ -111,14 +147,6 @@ pub fn ensure_packages(packages: &[&str]) -> Result<()> {
     )
 }
 
-/// Systems the `sensor` crate also builds for, with the eBPF parts gated
-/// off (the polling collector); `cargo xtask test` lints each.
-pub const CROSS_TARGETS: &[&str] = &[
-    "x86_64-pc-windows-gnu",
-    "x86_64-apple-darwin",
-    "aarch64-apple-darwin",
-];
-
 /// Adds the standard libraries of `targets` to the pinned stable toolchain
 /// (the project's own, from rust-toolchain.toml).
 pub fn ensure_targets(targets: &[&str]) -> Result<()> {
@@ -148,13 +176,24 @@ fn rustup() -> Command {
     Command::new("rustup")
 }
 
-fn ensure_nightly(nightly: &str) -> Result<()> {
+/// What building the kernel crate needs besides the nightly's minimal
+/// profile: `-Z build-std=core` compiles core from source.
+const BUILD_COMPONENTS: &[&str] = &["rust-src"];
+
+/// Adds clippy to the eBPF nightly, for the kernel crate's lint (`test`).
+/// Building needs none of it, so `run` does not download it.
+pub fn ensure_nightly_clippy() -> Result<()> {
+    ensure_nightly(&nightly()?, &["clippy"])
+}
+
+/// Installs `nightly` (minimal profile) if missing, and `components` on it.
+fn ensure_nightly(nightly: &str, components: &[&str]) -> Result<()> {
     let installed = rustup()
         .args(["run", nightly, "rustc", "--version"])
         .output()
         .is_ok_and(|o| o.status.success());
     if !installed {
-        eprintln!("xtask: installing {nightly} with rust-src");
+        eprintln!("xtask: installing {nightly} with {}", components.join(", "));
         cmd::run(rustup().args([
             "toolchain",
             "install",
@@ -162,14 +201,14 @@ fn ensure_nightly(nightly: &str) -> Result<()> {
             "--profile",
             "minimal",
             "--component",
-            "rust-src,clippy",
+            &components.join(","),
             "--no-self-update",
         ]))?;
     }
-    let components =
+    let installed =
         cmd::output(rustup().args(["component", "list", "--installed", "--toolchain", nightly]))?;
-    for component in ["rust-src", "clippy"] {
-        if !components.lines().any(|l| l.starts_with(component)) {
+    for &component in components {
+        if !installed.lines().any(|l| l.starts_with(component)) {
             cmd::run(rustup().args(["component", "add", component, "--toolchain", nightly]))?;
         }
     }

@@ -19,6 +19,8 @@ use anyhow::{Result, bail};
 use watcher::{Counts, Watcher};
 use workload::Workload;
 
+use crate::{cmd, setup};
+
 /// `cargo xtask bench` options.
 #[derive(clap::Args)]
 pub struct Options {
@@ -121,8 +123,28 @@ fn median(v: &mut [Duration]) -> Duration {
     v[v.len() / 2]
 }
 
+/// `cargo xtask bench`: builds the release sensor, installs what the
+/// watchers and workloads run, then the benchmarks asked for, and last (for
+/// the whole set) criterion's userspace benchmarks.
+pub fn task(opts: &Options) -> Result<()> {
+    let env = setup::ensure_build_tools()?;
+    cmd::cargo(&env, &["build", "--release", "--package", "sensor"])?;
+    // What the comparison, the mixed workload and the memory
+    // bench's containers run.
+    setup::ensure_packages(&["auditd", "bpftrace", "gcc", "tar", "runc", "busybox-static"])?;
+    run(opts)?;
+    if opts.one_part() {
+        return Ok(());
+    }
+    // Userspace cost per event (criterion).
+    cmd::cargo(
+        &env,
+        &["bench", "--package", "sensor", "--bench", "pipeline"],
+    )
+}
+
 /// Runs every workload and prints Markdown tables.
-pub fn run(o: &Options) -> Result<()> {
+fn run(o: &Options) -> Result<()> {
     // SAFETY: geteuid(2) takes no arguments and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         bail!("the benchmark attaches the sensor and needs root");

@@ -83,7 +83,17 @@ struct Outcome {
     elapsed: Duration,
 }
 
-pub fn run(env: &setup::Env, opts: &Options) -> Result<()> {
+/// `cargo xtask vm-test`: installs what the guests run, then [`run`].
+pub fn task(opts: &Options) -> Result<()> {
+    // The guests mount the host's root and run its container runtimes and
+    // tools, so the host needs the test packages as for `test`.
+    setup::ensure_test_packages()?;
+    run(&setup::ensure_build_tools()?, opts)
+}
+
+/// Boots a guest per kernel asked for and runs the kernel tests in it;
+/// `env` comes from the caller's setup (`test` or [`task`]).
+pub fn run(env: &cmd::Env, opts: &Options) -> Result<()> {
     let specs = kernel::select(&opts.kernel)?;
     setup::ensure_packages(PACKAGES)?;
     let machine = qemu::Machine {
@@ -142,7 +152,7 @@ pub fn run(env: &setup::Env, opts: &Options) -> Result<()> {
 }
 
 /// Builds the privileged test binary and returns its path.
-fn kernel_test_binary(env: &setup::Env) -> Result<PathBuf> {
+fn kernel_test_binary(env: &cmd::Env) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = cmd::output(
         Command::new(cargo)
