@@ -29,9 +29,12 @@
 //!
 //! Not handled: `#[path = ".."]` on a `mod` (no crate here uses one; such a
 //! file would count under the name its location gives it), `#[cfg(test)]`
-//! on statements and expressions (only on items), `src/bin/*.rs` as crate
-//! roots of their own (there are none), and targets outside `src` (the
-//! integration tests under tests/kernel and tests/replay).
+//! on statements and expressions (only on items), and targets outside
+//! `src` (the integration tests under tests/kernel and tests/replay).
+//! A binary with a crate root of its own, `src/bin/<name>/main.rs` and the
+//! files beside it, is read as a graph of its own (its `crate::` is not the
+//! library's); single-file `src/bin/<name>.rs` ones cannot loop and are
+//! left out.
 use std::{
     collections::BTreeMap,
     fs,
@@ -88,22 +91,39 @@ pub fn check(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The `src` directories of the workspace's members, sorted.
+/// The source directories of the workspace's crates, sorted: each
+/// member's `src`, and each binary of its own under `src/bin/<name>/`.
 fn crate_src_dirs(root: &Path) -> Result<Vec<PathBuf>> {
     let metadata = cargo_metadata::MetadataCommand::new()
         .no_deps()
         .current_dir(root)
         .exec()
         .context("cargo metadata")?;
-    let mut dirs: Vec<PathBuf> = metadata
-        .workspace_packages()
-        .iter()
-        .filter_map(|p| Some(p.manifest_path.parent()?.join("src").into_std_path_buf()))
-        .filter(|d| d.is_dir())
-        .collect();
+    let mut dirs = Vec::new();
+    for package in metadata.workspace_packages() {
+        let Some(dir) = package.manifest_path.parent() else {
+            continue;
+        };
+        let src = dir.join("src").into_std_path_buf();
+        if !src.is_dir() {
+            continue;
+        }
+        if let Ok(bins) = fs::read_dir(src.join(BIN)) {
+            for bin in bins {
+                let bin = bin?.path();
+                if bin.join("main.rs").is_file() {
+                    dirs.push(bin);
+                }
+            }
+        }
+        dirs.push(src);
+    }
     dirs.sort();
     Ok(dirs)
 }
+
+/// Where cargo looks for binaries with crate roots of their own.
+const BIN: &str = "bin";
 
 /// `sensor/src` for `<root>/sensor/src`.
 fn label(root: &Path, src: &Path) -> String {
@@ -306,7 +326,10 @@ impl Tarjan<'_> {
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
         let path = entry?.path();
-        if path.is_dir() {
+        // `src/bin/<name>/` is a crate of its own, read on its own.
+        let other_crate = path.file_name() == Some(BIN.as_ref())
+            && path.parent().is_some_and(|p| p.ends_with("src"));
+        if path.is_dir() && !other_crate {
             rust_files(&path, out)?;
         } else if path.extension().is_some_and(|e| e == "rs") {
             out.push(path);
@@ -607,6 +630,31 @@ mod tests {
         assert_eq!(module_of(src, Path::new("/s/a.rs")), m("a"));
         assert_eq!(module_of(src, Path::new("/s/a/b.rs")), m("a::b"));
         assert_eq!(module_of(src, Path::new("/s/a/b/mod.rs")), m("a::b"));
+    }
+
+    #[test]
+    fn a_binary_under_src_bin_is_a_crate_of_its_own() {
+        let dir = tree(&[
+            ("src/lib.rs", "pub mod a; pub mod b;"),
+            ("src/a.rs", "use crate::b::B; pub struct A;"),
+            ("src/b.rs", "pub struct B;"),
+            // The binary's `crate::` is its own root: a loop inside it,
+            // and nothing of the library's.
+            ("src/bin/tool/main.rs", "mod a; mod b; fn main() {}"),
+            ("src/bin/tool/a.rs", "pub fn h() { crate::b::g() }"),
+            ("src/bin/tool/b.rs", "pub fn g() { crate::a::h() }"),
+        ]);
+        let lib = Graph::read(&dir.path().join("src")).unwrap();
+        assert!(lib.cycles().is_empty());
+        let lib_edges: Vec<_> = lib.edges().map(|(f, t, _)| (name(f), name(t))).collect();
+        assert_eq!(lib_edges, pairs(&[("a", "b")]));
+        let bin = Graph::read(&dir.path().join("src/bin/tool")).unwrap();
+        let found: Vec<Vec<String>> = bin
+            .cycles()
+            .iter()
+            .map(|c| c.iter().map(name).collect())
+            .collect();
+        assert_eq!(found, [["a", "b"]]);
     }
 
     #[test]

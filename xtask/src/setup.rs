@@ -276,6 +276,13 @@ fn ensure_bpf_linker(nightly: &str) -> Result<PathBuf> {
             .args(["--features", &format!("llvm-{major}"), "--root"])
             .arg(&root)
             .env("LLVM_PREFIX", &prefix)
+            // The linking is LLVM's (the nightly's own library, already
+            // optimised); bpf-linker's Rust around it gains nothing from
+            // opt-level 3 and debug info, which cost a third of its build
+            // (51 -> 32 s here) and leave the eBPF object byte for byte
+            // the same.
+            .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "1")
+            .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
             .current_dir(std::env::temp_dir()),
     )?;
     check_runs(&bin_dir.join("bpf-linker"))?;
