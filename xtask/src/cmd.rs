@@ -69,6 +69,25 @@ pub fn cargo_nightly(env: &Env, nightly: &str, args: &[&str]) -> Result<()> {
         .envs(env.vars.iter().map(|(k, v)| (k, v))))
 }
 
+/// Replaces this process with the same xtask command line, built and run
+/// as a release build.
+pub fn exec_release_xtask() -> Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest = root().join("Cargo.toml");
+    let mut args = vec![
+        "run".to_owned(),
+        "--quiet".to_owned(),
+        "--release".to_owned(),
+        "--package".to_owned(),
+        "xtask".to_owned(),
+        "--manifest-path".to_owned(),
+        manifest.display().to_string(),
+        "--".to_owned(),
+    ];
+    args.extend(std::env::args().skip(1));
+    exec(cargo, &args)
+}
+
 /// Replaces this process with `program` (signals go straight to it).
 pub fn exec(program: impl AsRef<OsStr>, args: &[String]) -> Result<()> {
     let err = Command::new(program.as_ref()).args(args).exec();
