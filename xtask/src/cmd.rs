@@ -69,23 +69,16 @@ pub fn cargo_nightly(env: &Env, nightly: &str, args: &[&str]) -> Result<()> {
         .envs(env.vars.iter().map(|(k, v)| (k, v))))
 }
 
-/// Replaces this process with the same xtask command line, built and run
-/// as a release build.
+/// Replaces this process with the same xtask command line in a release
+/// build of xtask. Run directly, not through `cargo run`, whose library
+/// path would grow again: every program the bench starts would search it.
 pub fn exec_release_xtask() -> Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let manifest = root().join("Cargo.toml");
-    let mut args = vec![
-        "run".to_owned(),
-        "--quiet".to_owned(),
-        "--release".to_owned(),
-        "--package".to_owned(),
-        "xtask".to_owned(),
-        "--manifest-path".to_owned(),
-        manifest.display().to_string(),
-        "--".to_owned(),
-    ];
-    args.extend(std::env::args().skip(1));
-    exec(cargo, &args)
+    run(Command::new(cargo)
+        .args(["build", "--quiet", "--release", "--package", "xtask"])
+        .current_dir(root()))?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    exec(root().join("target/release/xtask"), &args)
 }
 
 /// Replaces this process with `program` (signals go straight to it).
