@@ -260,7 +260,7 @@ fn ensure_bpf_linker(nightly: &str) -> Result<PathBuf> {
             .with_context(|| format!("linking {}", link.display()))?;
     }
     eprintln!(
-        "xtask: building bpf-linker {BPF_LINKER_VERSION} against LLVM {major} of {nightly} (about a minute)"
+        "xtask: building bpf-linker {BPF_LINKER_VERSION} against LLVM {major} of {nightly} (under a minute)"
     );
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     cmd::run(
