@@ -2,11 +2,15 @@
 //!
 //! Data flows one way: `loader` puts the eBPF programs in the kernel,
 //! `collector` drains their ring buffer, `decode` turns records into typed
-//! [`event::Event`]s, `enrich` attaches process and container context,
-//! `rules` raises alerts, and `output` writes both (stdout, files, syslog,
-//! webhooks; native, ECS or OCSF). `install` places it on a host. On other
-//! systems (and Linux without eBPF) `collector::poll` takes the place of
-//! the first four; the eBPF modules are built on Linux only.
+//! [`event::Record`]s, `enrich` attaches process and container context,
+//! and `pipeline` writes each record to `output` (stdout, files, syslog,
+//! webhooks; native, ECS or OCSF), runs `rules` on it and writes the
+//! alerts. `install` places it on a host. On other systems (and Linux
+//! without eBPF) `collector::poll` takes the place of the first four; the
+//! eBPF modules are built on Linux only.
+//!
+//! Everything stands on `event`, the schema; docs/ARCHITECTURE.md lists
+//! what each module may import.
 #![deny(missing_docs)]
 
 pub mod clock;
