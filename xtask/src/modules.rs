@@ -664,7 +664,7 @@ mod tests {
             ("a.rs", "use crate::b::B; pub struct A(B);"),
             (
                 "b.rs",
-                "pub struct B; pub fn f() -> crate::a::A { todo!() }",
+                "pub struct B; pub fn f(a: crate::a::A) -> crate::a::A { a }",
             ),
         ]);
         assert_eq!(found, [["a", "b"]]);
