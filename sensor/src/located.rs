@@ -73,11 +73,33 @@ fn first_char() -> Marker {
 }
 
 impl fmt::Display for LocatedError {
+    /// `file:line:col: message`, or `file: message` for the file as a
+    /// whole: the forms editors and CI annotators jump to.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            return write!(f, "{}: {}", self.file, self.message);
+        }
         write!(
             f,
             "{}:{}:{}: {}",
             self.file, self.line, self.col, self.message
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_file_errors_have_no_position() {
+        assert_eq!(
+            LocatedError::file("r.yaml", "cannot read: denied").to_string(),
+            "r.yaml: cannot read: denied"
+        );
+        assert_eq!(
+            LocatedError::at("r.yaml", Marker::new(0, 0, 2, 3), "bad").to_string(),
+            "r.yaml:2:3: bad"
+        );
     }
 }

@@ -88,6 +88,7 @@ impl Detection {
             sequences = set.sequences.len(),
             "rules reloaded"
         );
+        set.warn_if_empty();
         self.engine.replace(set);
     }
 

@@ -434,11 +434,32 @@ fn sighup_reloads_rules_and_refuses_a_bad_set() {
         a["rule"]["id"] == "marker-one"
     });
 
-    // A broken set is refused; the running one stays.
-    std::fs::write(&file, "rules: [\n").unwrap();
-    sensor.signal(libc::SIGHUP);
-    sensor.wait_log("rule reload refused");
-    assert!(sensor.log().contains("local.yaml:2:1"), "{}", sensor.log());
+    // Broken sets are refused; the running one stays. A condition nested
+    // 100,000 deep once overflowed the stack and killed the sensor here.
+    let deep = marker_rule("marker-deep", "reload-marker-1").replace(
+        "condition: evt.type",
+        &format!("condition: {}evt.type", "not ".repeat(100_000)),
+    );
+    for (i, (text, error)) in [
+        ("rules: [\n".to_owned(), "local.yaml:2:1"),
+        (deep, "nest deeper than 64 levels"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        std::fs::write(&file, text).unwrap();
+        sensor.signal(libc::SIGHUP);
+        let deadline = std::time::Instant::now() + sensor_tests::patience(10);
+        while sensor.log().matches("rule reload refused").count() <= i {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "reload {i} not refused:\n{}",
+                sensor.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(sensor.log().contains(error), "{}", sensor.log());
+    }
     std::fs::write(&file, marker_rule("marker-two", "reload-marker-2")).unwrap();
     run_marker("reload-marker-1");
     // Evaluated under the kept set before the next reload is asked for.

@@ -201,6 +201,40 @@ fn rule_errors_name_file_line_and_column() {
             rule("    condition: evt.type = execve\n"),
             "kind.yaml:8:27: unknown evt.type 'execve'",
         ),
+        // Once a stack overflow (exit 134), from ~7,500 levels.
+        (
+            "deep.yaml",
+            rule(&format!(
+                "    condition: '{}proc.name = x{}'\n",
+                "(".repeat(10_000),
+                ")".repeat(10_000)
+            )),
+            "deep.yaml:8:81: 'not' and parentheses nest deeper than 64 levels",
+        ),
+        (
+            "nots.yaml",
+            rule(&format!(
+                "    condition: {}proc.name = x\n",
+                "not ".repeat(30_000)
+            )),
+            "nots.yaml:8:272: 'not' and parentheses nest deeper than 64 levels",
+        ),
+        // Detection off by accident: refused, not loaded as 0 rules.
+        (
+            "empty.yaml",
+            String::new(),
+            "empty.yaml: no rules are defined",
+        ),
+        (
+            "lists.yaml",
+            "lists:\n  a: [x]\n".into(),
+            "lists.yaml: no rules are defined",
+        ),
+        (
+            "disabled.yaml",
+            rule("    condition: proc.name = x\n    enabled: false\n"),
+            "disabled.yaml: all 1 rules are disabled",
+        ),
     ];
     for (name, yaml, want) in cases {
         let (ok, stderr) = check(name, yaml);
@@ -208,6 +242,33 @@ fn rule_errors_name_file_line_and_column() {
         assert!(
             stderr.lines().any(|l| l.starts_with(want)),
             "{name}: want {want:?}, got:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn an_explicitly_empty_set_is_accepted_with_a_warning() {
+    let (ok, stderr) = check("none.yaml", "rules: []\n");
+    assert!(ok, "{stderr}");
+    assert!(stderr.starts_with("warning: the set is empty"), "{stderr}");
+}
+
+#[test]
+fn unreadable_rule_and_config_files_are_named_without_a_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.yaml");
+    for args in [&["rules", "check"][..], &["config", "check"][..]] {
+        let out = Command::new(sensor_bin())
+            .args(args)
+            .arg(&missing)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        let want = format!("{}: cannot read: ", missing.display());
+        assert!(
+            stderr.starts_with(&want),
+            "{args:?}: want {want:?}, got:\n{stderr}"
         );
     }
 }

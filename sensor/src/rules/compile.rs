@@ -261,97 +261,186 @@ fn fail(at: usize, message: impl Into<String>) -> Failure {
     })
 }
 
+/// How deep a compiled condition may be once macros are expanded: each
+/// condition text is bounded by [`super::condition::MAX_NESTING`], but a
+/// chain of macros stacks them. Recursion over [`Pred`] (evaluation,
+/// memoizing, interest) stays bounded by this.
+pub const MAX_DEPTH: usize = 512;
+
+/// How many nodes a condition may expand to: macros used twice by macros
+/// used twice... grow exponentially, and a rule file must not be able to
+/// hang or exhaust the sensor that loads it.
+pub const MAX_NODES: usize = 1 << 16;
+
 /// Compiles a parsed condition.
 pub fn compile(e: &Expr, scope: &Scope<'_>) -> Result<Pred, Failure> {
-    compile_in(e, scope, &mut Vec::new())
+    Expansion::new(scope, None).compile(e, 0)
 }
 
 /// Compiles macro `name`'s own condition, so that its errors (a reference
 /// to itself included) are reported in its text even when no rule uses it.
 pub fn compile_macro(name: &str, e: &Expr, scope: &Scope<'_>) -> Result<Pred, Failure> {
-    compile_in(e, scope, &mut vec![name.to_owned()])
+    Expansion::new(scope, Some(name)).compile(e, 0)
 }
 
-fn compile_in(e: &Expr, scope: &Scope<'_>, stack: &mut Vec<String>) -> Result<Pred, Failure> {
-    Ok(match e {
-        Expr::And(v) => Pred::And(
-            v.iter()
-                .map(|x| compile_in(x, scope, stack))
-                .collect::<Result<_, _>>()?,
-        ),
-        Expr::Or(v) => Pred::Or(
-            v.iter()
-                .map(|x| compile_in(x, scope, stack))
-                .collect::<Result<_, _>>()?,
-        ),
-        Expr::Not(x) => Pred::Not(Box::new(compile_in(x, scope, stack)?)),
-        Expr::Exists(f) => Pred::Test(field(f)?.0, Matcher::Exists),
-        Expr::Macro(name) => {
-            let Some(body) = scope.macros.get(&name.text) else {
-                let hint = if name.text.contains('.') {
-                    fields::closest(&name.text)
-                        .map(|c| format!(" (a field test needs an operator; did you mean {c}?)"))
-                        .unwrap_or_else(|| " (a field test needs an operator)".into())
-                } else {
-                    String::new()
-                };
-                return Err(fail(
-                    name.at,
-                    format!("unknown macro '{}'{hint}", name.text),
-                ));
-            };
-            if stack.contains(&name.text) {
-                return Err(fail(
-                    name.at,
-                    format!(
-                        "macro '{}' uses itself (through {})",
-                        name.text,
-                        stack.join(" -> ")
-                    ),
-                ));
-            }
-            stack.push(name.text.clone());
-            let r = compile_in(body, scope, stack);
-            stack.pop();
-            r.map_err(|f| match f {
-                Failure::Here(error) => Failure::InMacro {
-                    name: name.text.clone(),
-                    error,
-                },
-                inner => inner,
-            })?
+/// Where `e` starts: its leftmost word.
+fn start_of(mut e: &Expr) -> usize {
+    loop {
+        match e {
+            Expr::And(v) | Expr::Or(v) => match v.first() {
+                Some(x) => e = x,
+                None => return 0,
+            },
+            Expr::Not(x) => e = x,
+            Expr::Test { field: w, .. } | Expr::Exists(w) | Expr::Macro(w) => return w.at,
         }
-        Expr::Test {
-            field: f,
-            op,
-            op_at,
-            operand,
-        } => {
-            let (fld, ty) = field(f)?;
-            let values = expand(operand, scope);
-            if *op != Op::In && matches!(operand, Operand::List(_)) && !list_ok(*op) {
-                return Err(fail(
-                    *op_at,
-                    format!("operator {op} takes one value, not a list"),
-                ));
-            }
-            if *op == Op::In
-                && matches!(operand, Operand::Value(v) if v.quoted || !scope.lists.contains_key(&v.text))
-            {
-                return Err(fail(
-                    *op_at,
-                    "'in' takes a list: (a, b) or the name of a list",
-                ));
-            }
-            if *op == Op::Ne {
-                Pred::Not(Box::new(test(
-                    fld,
-                    matcher(f, ty, Op::Eq, *op_at, &values)?,
-                )))
+    }
+}
+
+/// One condition being compiled, with the macros it is inside of.
+struct Expansion<'a, 's> {
+    scope: &'a Scope<'s>,
+    /// Macros being expanded, outermost first.
+    stack: Vec<&'a str>,
+    /// The same, to look up.
+    on_stack: HashSet<&'a str>,
+    /// Nodes compiled so far.
+    nodes: usize,
+}
+
+impl<'a, 's> Expansion<'a, 's> {
+    fn new(scope: &'a Scope<'s>, inside: Option<&'a str>) -> Self {
+        Self {
+            scope,
+            stack: inside.into_iter().collect(),
+            on_stack: inside.into_iter().collect(),
+            nodes: 0,
+        }
+    }
+
+    /// The macros being expanded, for an error message: the ends of a
+    /// long chain.
+    fn chain(&self) -> String {
+        let s = &self.stack;
+        if s.len() <= 6 {
+            return s.join(" -> ");
+        }
+        format!(
+            "{} -> ... -> {}",
+            s[..3].join(" -> "),
+            s[s.len() - 3..].join(" -> ")
+        )
+    }
+
+    fn compile(&mut self, e: &'a Expr, depth: usize) -> Result<Pred, Failure> {
+        self.nodes += 1;
+        if depth == MAX_DEPTH || self.nodes > MAX_NODES {
+            let what = if depth == MAX_DEPTH {
+                format!("nests deeper than {MAX_DEPTH} levels")
             } else {
-                test(fld, matcher(f, ty, *op, *op_at, &values)?)
-            }
+                format!("grows past {MAX_NODES} tests and operators")
+            };
+            return Err(fail(
+                start_of(e),
+                format!(
+                    "the condition {what} once macros are expanded (through {})",
+                    self.chain()
+                ),
+            ));
         }
+        let depth = depth + 1;
+        Ok(match e {
+            Expr::And(v) => Pred::And(
+                v.iter()
+                    .map(|x| self.compile(x, depth))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Expr::Or(v) => Pred::Or(
+                v.iter()
+                    .map(|x| self.compile(x, depth))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Expr::Not(x) => Pred::Not(Box::new(self.compile(x, depth)?)),
+            Expr::Exists(f) => Pred::Test(field(f)?.0, Matcher::Exists),
+            Expr::Macro(name) => self.expand(name, depth)?,
+            Expr::Test {
+                field,
+                op,
+                op_at,
+                operand,
+            } => compile_test(field, *op, *op_at, operand, self.scope)?,
+        })
+    }
+
+    fn expand(&mut self, name: &'a Spanned, depth: usize) -> Result<Pred, Failure> {
+        let Some(body) = self.scope.macros.get(&name.text) else {
+            return Err(unknown_macro(name));
+        };
+        if self.on_stack.contains(name.text.as_str()) {
+            return Err(fail(
+                name.at,
+                format!(
+                    "macro '{}' uses itself (through {})",
+                    name.text,
+                    self.chain()
+                ),
+            ));
+        }
+        self.stack.push(&name.text);
+        self.on_stack.insert(&name.text);
+        let r = self.compile(body, depth);
+        self.stack.pop();
+        self.on_stack.remove(name.text.as_str());
+        r.map_err(|f| match f {
+            Failure::Here(error) => Failure::InMacro {
+                name: name.text.clone(),
+                error,
+            },
+            inner => inner,
+        })
+    }
+}
+
+fn unknown_macro(name: &Spanned) -> Failure {
+    let hint = if name.text.contains('.') {
+        fields::closest(&name.text)
+            .map(|c| format!(" (a field test needs an operator; did you mean {c}?)"))
+            .unwrap_or_else(|| " (a field test needs an operator)".into())
+    } else {
+        String::new()
+    };
+    fail(name.at, format!("unknown macro '{}'{hint}", name.text))
+}
+
+/// `field op operand`: apart from [`Expansion::compile`], whose frame is one level
+/// of a recursion that must stay small.
+fn compile_test(
+    f: &Spanned,
+    op: Op,
+    op_at: usize,
+    operand: &Operand,
+    scope: &Scope<'_>,
+) -> Result<Pred, Failure> {
+    let (fld, ty) = field(f)?;
+    let values = expand(operand, scope);
+    if op != Op::In && matches!(operand, Operand::List(_)) && !list_ok(op) {
+        return Err(fail(
+            op_at,
+            format!("operator {op} takes one value, not a list"),
+        ));
+    }
+    if op == Op::In
+        && matches!(operand, Operand::Value(v) if v.quoted || !scope.lists.contains_key(&v.text))
+    {
+        return Err(fail(
+            op_at,
+            "'in' takes a list: (a, b) or the name of a list",
+        ));
+    }
+    Ok(if op == Op::Ne {
+        Pred::Not(Box::new(test(fld, matcher(f, ty, Op::Eq, op_at, &values)?)))
+    } else {
+        test(fld, matcher(f, ty, op, op_at, &values)?)
     })
 }
 

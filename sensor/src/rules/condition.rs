@@ -13,7 +13,14 @@
 //!
 //! Hand-written: a recursive-descent parser over a dozen tokens is shorter
 //! than a grammar for a parser generator, and yields the offsets we need.
+//! Its recursion is bounded by [`MAX_NESTING`], so no text can exhaust the
+//! stack (rule files arrive by SIGHUP into a running sensor).
 use std::fmt;
+
+/// How deep `not` and parentheses may nest in one condition. Real rules
+/// use a handful of levels; the bound keeps recursion over the tree (here,
+/// when compiling and when evaluating) far from the stack's end.
+pub const MAX_NESTING: usize = 64;
 
 /// A parse error at a byte offset of the condition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,6 +257,8 @@ struct Parser<'s> {
     toks: Vec<(Tok, usize)>,
     pos: usize,
     end: usize,
+    /// `not`s and open parentheses around the current position.
+    depth: usize,
     _src: &'s str,
 }
 
@@ -266,6 +275,7 @@ pub fn parse(src: &str) -> Result<Expr, SyntaxError> {
         toks,
         pos: 0,
         end: src.len(),
+        depth: 0,
         _src: src,
     };
     let e = p.or()?;
@@ -331,6 +341,24 @@ impl Parser<'_> {
         })
     }
 
+    /// One level deeper for `f`, refused past [`MAX_NESTING`].
+    fn nested<T>(
+        &mut self,
+        at: usize,
+        f: impl FnOnce(&mut Self) -> Result<T, SyntaxError>,
+    ) -> Result<T, SyntaxError> {
+        if self.depth == MAX_NESTING {
+            return Err(SyntaxError {
+                at,
+                message: format!("'not' and parentheses nest deeper than {MAX_NESTING} levels"),
+            });
+        }
+        self.depth += 1;
+        let r = f(self);
+        self.depth -= 1;
+        r
+    }
+
     fn unary(&mut self) -> Result<Expr, SyntaxError> {
         let at = self.at();
         match self.toks.get(self.pos).cloned() {
@@ -340,11 +368,11 @@ impl Parser<'_> {
             }),
             Some((Tok::Word(w), _)) if w == "not" => {
                 self.pos += 1;
-                Ok(Expr::Not(Box::new(self.unary()?)))
+                Ok(Expr::Not(Box::new(self.nested(at, Self::unary)?)))
             }
             Some((Tok::LParen, _)) => {
                 self.pos += 1;
-                let e = self.or()?;
+                let e = self.nested(at, Self::or)?;
                 match self.peek() {
                     Some(Tok::RParen) => {
                         self.pos += 1;

@@ -84,11 +84,28 @@ impl RuleSource {
             origin = %set.origin,
             "rules loaded"
         );
+        set.warn_if_empty();
         Ok(Engine::new(Arc::new(set)))
     }
 
-    /// Reads and compiles.
+    /// Reads and compiles. A panic while compiling (a bug, not a bad
+    /// file) refuses the set like any error, so a reload cannot take the
+    /// running sensor down with it.
     pub fn load(&self) -> Result<RuleSet, LoadErrors> {
+        std::panic::catch_unwind(|| self.load_unguarded()).unwrap_or_else(|panic| {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(LoadErrors(vec![LocatedError::file(
+                &self.to_string(),
+                format!("internal error while compiling these rules: {why}"),
+            )]))
+        })
+    }
+
+    fn load_unguarded(&self) -> Result<RuleSet, LoadErrors> {
         match self {
             Self::Builtin => compile_files(
                 BUILTIN
@@ -97,14 +114,23 @@ impl RuleSource {
                     .collect(),
                 "builtin",
             ),
+            Self::Paths(paths) => compile_files(read_paths(paths)?, &self.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for RuleSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Builtin => f.write_str("builtin"),
             Self::Paths(paths) => {
-                let files = read_paths(paths)?;
-                let origin = paths
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                compile_files(files, &origin)
+                for (i, p) in paths.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{}", p.display())?;
+                }
+                Ok(())
             }
         }
     }
@@ -353,6 +379,22 @@ pub fn compile_files(files: Vec<(String, String)>, origin: &str) -> Result<RuleS
                 }
             }
         }
+    }
+    // A set that detects nothing must say so: an empty file (or a
+    // directory of lists) would otherwise turn detection off silently.
+    if errors.is_empty() && set.is_empty() && !defs.iter().any(|d| d.no_rules) {
+        let defined: usize = defs.iter().map(|d| d.rules.len()).sum();
+        let why = if defined == 0 {
+            "no rules are defined".to_owned()
+        } else {
+            format!("all {defined} rules are disabled")
+        };
+        errors.insert(LocatedError::file(
+            origin,
+            format!(
+                "{why}, so nothing would be detected; write `rules: []` in a file, or run with --no-rules, to mean it"
+            ),
+        ));
     }
     if !errors.is_empty() {
         return Err(LoadErrors(errors.into_iter().collect()));

@@ -37,13 +37,23 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct LoadErrors(pub Vec<LocatedError>);
 
+/// How many errors a refused set shows in a log line; `sensor rules check`
+/// lists them all.
+const SHOWN_ERRORS: usize = 100;
+
 impl fmt::Display for LoadErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
+        for (i, e) in self.0.iter().take(SHOWN_ERRORS).enumerate() {
             if i > 0 {
                 writeln!(f)?;
             }
             write!(f, "{e}")?;
+        }
+        if let Some(more) = self.0.len().checked_sub(SHOWN_ERRORS).filter(|n| *n > 0) {
+            write!(
+                f,
+                "\n... and {more} more (`sensor rules check` lists them all)"
+            )?;
         }
         Ok(())
     }
@@ -103,6 +113,18 @@ pub struct RuleSet {
 }
 
 impl RuleSet {
+    /// Nothing to detect: only loaded when a file says `rules: []`.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty() && self.sequences.is_empty()
+    }
+
+    /// Says so in the log when the set detects nothing.
+    pub fn warn_if_empty(&self) {
+        if self.is_empty() {
+            tracing::warn!(origin = %self.origin, "the rule set is empty (`rules: []`): nothing will be detected");
+        }
+    }
+
     /// Every condition a record is tested against: each rule's, then each
     /// sequence step's.
     pub fn conditions(&self) -> impl Iterator<Item = &compile::Pred> {

@@ -111,6 +111,8 @@ pub struct FileDef {
     pub macros: Vec<(String, CondText)>,
     /// Rules.
     pub rules: Vec<RuleDef>,
+    /// The file says `rules: []`: no rules, on purpose.
+    pub no_rules: bool,
 }
 
 struct Ctx<'a> {
@@ -291,6 +293,7 @@ pub fn parse_file(file: &str, text: &str) -> Result<FileDef, Vec<LocatedError>> 
     }
     if let Some(r) = top.get_node("rules") {
         match r.as_sequence() {
+            Some(seq) if seq.is_empty() => out.no_rules = true,
             Some(seq) => {
                 if out.pack.is_none() || out.technique.is_none() {
                     cx.error(

@@ -493,3 +493,90 @@ fn opens_passed_over_are_opens_no_shipped_condition_matches() {
     assert!(!mail.is_empty(), "a mailbox read by sh must alert");
     assert_eq!(engine.stats.opens_passed_over, 1);
 }
+
+/// Conditions nested past the limits are refused where they pass it,
+/// however deep the text goes: the old recursive parser overflowed the
+/// stack (and took a running sensor down on SIGHUP) from ~7,500 levels.
+#[test]
+fn deep_nesting_is_refused_with_its_position_not_a_stack_overflow() {
+    use super::{
+        compile::{MAX_DEPTH, MAX_NODES},
+        condition::MAX_NESTING,
+    };
+    let one = |cond: String| {
+        format!(
+            "{HEAD}rules:\n{}",
+            rule("r", &format!("    condition: '{cond}'\n"))
+        )
+    };
+    let deep = 100_000;
+    for cond in [
+        format!("{}proc.name = x{}", "(".repeat(deep), ")".repeat(deep)),
+        format!("{}proc.name = x", "not ".repeat(deep)),
+        format!("{}proc.name = x", "not (".repeat(deep)),
+    ] {
+        let e = errors(&one(cond));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains(&format!("nest deeper than {MAX_NESTING} levels")),
+            "{e:?}"
+        );
+    }
+    // The position is the first '(' past the limit: line 8, after the
+    // quote that opens the condition at column 16.
+    let e = errors(&one(format!(
+        "{}proc.name = x{}",
+        "(".repeat(MAX_NESTING + 1),
+        ")".repeat(MAX_NESTING + 1)
+    )));
+    assert!(
+        e[0].starts_with(&format!("r.yaml:8:{}:", 17 + MAX_NESTING)),
+        "{e:?}"
+    );
+    assert!(
+        set(&one(format!(
+            "{}proc.name = x{}",
+            "(".repeat(MAX_NESTING),
+            ")".repeat(MAX_NESTING)
+        )))
+        .is_ok()
+    );
+
+    // A chain of macros stacks nesting that each text keeps within limits.
+    let chain = |n: usize| {
+        let macros: String = (0..n)
+            .map(|i| {
+                let next = if i + 1 == n {
+                    "proc.name = x".into()
+                } else {
+                    format!("m{}", i + 1)
+                };
+                format!("  m{i}: not {next}\n")
+            })
+            .collect();
+        format!("macros:\n{macros}{}", one("m0".into()))
+    };
+    // Each macro deep enough in the chain is refused on its own.
+    let e = errors(&chain(1_000));
+    assert_eq!(e.len(), 1_000 - MAX_DEPTH / 2 + 1, "{:?}", &e[..3]);
+    assert!(
+        e[0].contains(&format!("deeper than {MAX_DEPTH} levels once macros are expanded (through m0 -> m1 -> m2 -> ... ->")),
+        "{e:?}"
+    );
+    assert!(set(&chain(MAX_DEPTH / 3)).is_ok());
+
+    // Macros that each use the next one twice double at every step.
+    let macros: String = (0..20)
+        .map(|i| format!("  m{i}: m{} or not m{}\n", i + 1, i + 1))
+        .collect();
+    let e = errors(&format!(
+        "macros:\n{macros}  m20: proc.name = x\n{}",
+        one("m0".into())
+    ));
+    assert!(
+        e.iter()
+            .all(|m| m.contains(&format!("grows past {MAX_NODES} tests"))),
+        "{:?}",
+        &e[..3]
+    );
+}

@@ -20,10 +20,17 @@ pub(crate) fn rules(paths: Vec<PathBuf>) -> ExitCode {
                 set.packs.len(),
                 set.origin
             );
+            if set.is_empty() {
+                eprintln!(
+                    "warning: the set is empty (`rules: []`): a sensor running it detects nothing"
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => {
-            eprintln!("{errors}");
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
             eprintln!("{} error(s)", errors.0.len());
             ExitCode::FAILURE
         }

@@ -98,7 +98,17 @@ fn reload_on_sighup(
     if let Some(source) = source {
         tokio::spawn(async move {
             while sighup.recv().await.is_some() {
-                match source.load() {
+                // Compiling is CPU work: off the runtime's worker threads.
+                let compiling = source.clone();
+                let loaded = match tokio::task::spawn_blocking(move || compiling.load()).await {
+                    Ok(loaded) => loaded,
+                    Err(e) => {
+                        metrics.rule_reload(false);
+                        error!("rule reload failed; the previous rules stay active: {e}");
+                        continue;
+                    }
+                };
+                match loaded {
                     Ok(set) => {
                         metrics.rule_reload(true);
                         metrics.rules_active(set.rules.len() + set.sequences.len());
