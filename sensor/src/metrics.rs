@@ -181,7 +181,7 @@ impl Metrics {
         );
         registry.register(
             "output_dropped",
-            "Records a network output dropped, by reason (queue_full, rejected, too_large, shutdown, worker_stopped)",
+            "Records an output dropped, by reason (network: queue_full, rejected, too_large, shutdown, worker_stopped; file and stdout: disk_full, output_closed, write_error, torn_tail)",
             outputs.dropped.clone(),
         );
         let attribution = Family::default();
@@ -304,6 +304,24 @@ impl Metrics {
             .clone()
     }
 
+    /// `n` records a local output (file, stdout) could not write.
+    pub fn output_dropped(
+        &self,
+        output: &'static str,
+        destination: &str,
+        reason: &'static str,
+        n: u64,
+    ) {
+        self.outputs
+            .dropped
+            .get_or_create(&OutputDropLabels {
+                output,
+                destination: destination.to_owned(),
+                reason,
+            })
+            .inc_by(n);
+    }
+
     /// A record an output refused.
     pub fn output_error(&self) {
         self.output_errors.inc();
@@ -345,6 +363,13 @@ impl Metrics {
                 lost("process_table_evicted", "", l.process_table_evicted);
                 lost("poll_missed_parent", "exec", l.poll_missed_parents);
                 lost("file_notify_error", "open", l.file_notify_errors);
+                for (reason, n) in &l.output_dropped {
+                    let reason = crate::output::lines::reason::ALL
+                        .into_iter()
+                        .find(|r| r == reason)
+                        .unwrap_or("output_other");
+                    lost(reason, "", *n);
+                }
                 for (cpu, n) in &l.ring_full_by_cpu {
                     self.ring_full_by_cpu
                         .get_or_create(&CpuLabels { cpu: *cpu })

@@ -542,6 +542,141 @@ fn files_rotate_by_size_and_keep_a_bounded_number() {
     assert!(!first, "the oldest records went with the oldest file");
 }
 
+/// A tmpfs of `size`, mounted for one test.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Self {
+        let dir = unique_dir("tmpfs");
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mounting a tmpfs");
+        Self(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.0.path()).status();
+    }
+}
+
+/// Every line of `path` parses and ends with a newline; returns them.
+fn whole_lines(path: &std::path::Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(
+        text.is_empty() || text.ends_with('\n'),
+        "torn last line in {}",
+        path.display()
+    );
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+fn has_marker(records: &[Value], marker: &str) -> bool {
+    records
+        .iter()
+        .any(|r| r["kind"] == "exec" && r["exec"]["args"][1] == marker)
+}
+
+#[test]
+fn a_full_disk_pauses_the_file_output_counts_drops_and_resumes_with_whole_lines() {
+    let fs = Tmpfs::mount("256k");
+    let file = fs.0.path().join("events.json");
+    // Fill the disk, then leave 8 KiB: a few records fit, the next is cut
+    // short by ENOSPC.
+    let filler = fs.0.path().join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let block = [0u8; 4096];
+    while f.write_all(&block).is_ok() {}
+    let full = f.metadata().unwrap().len();
+    f.set_len(full - 8192).unwrap();
+    drop(f);
+
+    let mut sensor = Sensor::start(&[
+        "--hooks",
+        "exec",
+        "--no-rules",
+        "--output",
+        file.to_str().unwrap(),
+    ]);
+    for n in 0..100 {
+        run_marker(&format!("disk-full-{n}"));
+    }
+    // Counted in loss records (the harness's own file has room) and
+    // metrics; the sensor runs on.
+    sensor.wait_for("loss", "disk_full in a loss record", |r| {
+        r["loss"]["output_dropped"]["disk_full"].as_u64() > Some(0)
+    });
+    let series = format!(
+        "sensor_output_dropped_total{{output=\"file\",destination=\"{}\",reason=\"disk_full\"}}",
+        file.display()
+    );
+    assert!(sensor.metric(&series) > 0.0, "{series}");
+    let before = whole_lines(&file);
+    assert!(!before.is_empty(), "the first records fit");
+
+    // Space returns: the output resumes.
+    std::fs::remove_file(&filler).unwrap();
+    wait_until("writing resumed", 20, || {
+        run_marker("disk-back");
+        has_marker(&whole_lines(&file), "disk-back")
+    });
+    sensor.wait_log("resumed");
+    sensor.stop();
+    whole_lines(&file);
+}
+
+#[test]
+fn a_restart_after_a_torn_record_starts_a_new_line_and_counts_it() {
+    let dir = unique_dir("torn");
+    let file = dir.path().join("events.json");
+    std::fs::write(&file, "{\"whole\":1}\n{\"schema\":1,\"ti").unwrap();
+    let mut sensor = Sensor::start(&[
+        "--hooks",
+        "exec",
+        "--no-rules",
+        "--output",
+        file.to_str().unwrap(),
+    ]);
+    sensor.wait_for("loss", "the torn tail counted", |r| {
+        r["loss"]["output_dropped"]["torn_tail"] == 1
+    });
+    run_marker("after-torn");
+    sensor.wait_for("exec", "the marker", |r| {
+        r["exec"]["args"][1] == "after-torn"
+    });
+    sensor.stop();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("{\"whole\":1}"));
+    assert_eq!(lines.next(), Some("{\"schema\":1,\"ti"));
+    let rest: Vec<Value> = lines.map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(has_marker(&rest, "after-torn"));
+}
+
+#[test]
+fn a_closed_stdout_is_counted_and_the_sensor_runs_on() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let sensor = Sensor::start_with(&["--hooks", "exec", "--no-rules", "--output", "-"], |c| {
+        c.stdout(writer);
+    });
+    run_marker("stdout-closed");
+    sensor.wait_for("loss", "output_closed in a loss record", |r| {
+        r["loss"]["output_dropped"]["output_closed"].as_u64() > Some(0)
+    });
+    run_marker("still-running");
+    sensor.wait_for("exec", "an exec after stdout closed", |r| {
+        r["exec"]["args"][1] == "still-running"
+    });
+}
+
 #[test]
 fn ocsf_and_ecs_encode_the_live_stream() {
     let mut ocsf = Sensor::start(&["--hooks", "exec", "--no-rules", "--format", "ocsf"]);

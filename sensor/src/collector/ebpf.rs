@@ -15,7 +15,7 @@ use tracing::{error, info, warn};
 use super::{
     RunStats,
     egress::EgressReader,
-    losses::{LossTracker, sum},
+    losses::{LossTracker, sum, with_output_dropped},
 };
 use crate::{
     clock::BootClock,
@@ -392,9 +392,10 @@ impl EbpfCollector {
         } else {
             None
         };
-        if let Some(loss) =
-            self.tracker
-                .update(&snapshot, by_pid.as_deref(), self.enricher.evicted())
+        let loss = self
+            .tracker
+            .update(&snapshot, by_pid.as_deref(), self.enricher.evicted());
+        if let Some(loss) = with_output_dropped(loss, sink.take_dropped(), &mut self.tracker.total)
         {
             warn!(
                 ring_full = sum(&loss.ring_full),
@@ -402,6 +403,7 @@ impl EbpfCollector {
                 rate_limited = sum(&loss.rate_limited),
                 rate_limited_pids = ?loss.rate_limited_by_pid.keys().collect::<Vec<_>>(),
                 malformed = loss.malformed,
+                output_dropped = ?loss.output_dropped,
                 total = loss.total_since_start,
                 "events lost"
             );

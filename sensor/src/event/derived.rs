@@ -99,6 +99,10 @@ pub struct LossData {
     /// events lost.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub file_notify_errors: u64,
+    /// Records a file or stdout output could not write (a full disk, a
+    /// closed pipe), by reason.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub output_dropped: std::collections::BTreeMap<String, u64>,
 }
 
 /// JSON object keys are strings; inside the internally tagged [`Body`]

@@ -69,6 +69,10 @@ impl<S: Sink + ?Sized> Sink for MeteredSink<Box<S>> {
             self.metrics.output_error();
         })
     }
+
+    fn take_dropped(&mut self) -> std::collections::BTreeMap<&'static str, u64> {
+        self.inner.take_dropped()
+    }
 }
 
 #[cfg(test)]
@@ -93,7 +97,7 @@ mod tests {
             "loss": {"ring_full": {"open": 5, "exec": 1}, "kernel_error": {"open": 2},
                      "ring_full_by_cpu": {"1": 6}, "rate_limited": {"connect": 7},
                      "rate_limited_by_pid": {"42": 7}, "malformed": 3, "total_since_start": 18,
-                     "poll_missed_parents": 4}
+                     "poll_missed_parents": 4, "output_dropped": {"disk_full": 4}}
         }));
         sink.write(&loss).unwrap();
         sink.write(&loss).unwrap();
@@ -107,6 +111,7 @@ mod tests {
             "sensor_events_lost_total{reason=\"malformed\",kind=\"\"} 6",
             "sensor_events_lost_total{reason=\"poll_missed_parent\",kind=\"exec\"} 8",
             "sensor_ring_full_by_cpu_total{cpu=\"1\"} 12",
+            "sensor_events_lost_total{reason=\"disk_full\",kind=\"\"} 8",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} not in:\n{text}");
         }

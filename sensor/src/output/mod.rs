@@ -4,8 +4,9 @@
 //! ([`queue`]) so a slow receiver never stalls the collector, and what they
 //! cannot take is counted. Sinks know nothing of collectors.
 use std::{
+    collections::BTreeMap,
     fmt,
-    io::{self, BufWriter, Write},
+    io::{self, Write},
     path::PathBuf,
     str::FromStr,
     time::Duration,
@@ -15,6 +16,7 @@ use crate::{event::Record, metrics::Metrics};
 
 pub mod file;
 pub mod format;
+pub mod lines;
 mod metered;
 pub mod queue;
 pub mod syslog;
@@ -32,6 +34,11 @@ pub trait Sink {
     fn write(&mut self, record: &Record) -> io::Result<()>;
     /// Pushes buffered records out.
     fn flush(&mut self) -> io::Result<()>;
+    /// Records accepted but not delivered since the last call, by reason
+    /// ([`lines::reason`]): for loss records.
+    fn take_dropped(&mut self) -> BTreeMap<&'static str, u64> {
+        BTreeMap::new()
+    }
 }
 
 /// One `--output`.
@@ -117,7 +124,7 @@ pub struct OutputOptions {
 }
 
 enum Destination {
-    Stream(BufWriter<Box<dyn Write + Send>>),
+    Stream(lines::Lines<lines::Stream>),
     File(file::RotatingFile),
     Syslog(Framer, Queued, Protocol),
     Webhook(Queued),
@@ -129,6 +136,8 @@ pub struct Outputs {
     destinations: Vec<Destination>,
     /// The record being written, newline-terminated.
     line: Vec<u8>,
+    /// Where local outputs' drops are counted by destination.
+    metrics: Option<Metrics>,
 }
 
 impl Outputs {
@@ -143,7 +152,7 @@ impl Outputs {
         for target in targets {
             let name = target.to_string();
             destinations.push(match target {
-                Target::Stdout => Destination::Stream(stream(Box::new(io::stdout()))),
+                Target::Stdout => Destination::Stream(stream(Box::new(io::stdout()), name)),
                 Target::File(path) => {
                     Destination::File(file::RotatingFile::open(path, options.rotation).map_err(
                         |e| io::Error::new(e.kind(), format!("{}: {e}", path.display())),
@@ -181,6 +190,7 @@ impl Outputs {
             encoder: Encoder::new(options.format, &options.node),
             destinations,
             line: Vec::new(),
+            metrics: Some(metrics.clone()),
         })
     }
 
@@ -188,14 +198,15 @@ impl Outputs {
     pub fn writer(out: Box<dyn Write + Send>, encoder: Encoder) -> Self {
         Self {
             encoder,
-            destinations: vec![Destination::Stream(stream(out))],
+            destinations: vec![Destination::Stream(stream(out, "stream".into()))],
             line: Vec::new(),
+            metrics: None,
         }
     }
 }
 
-fn stream(out: Box<dyn Write + Send>) -> BufWriter<Box<dyn Write + Send>> {
-    BufWriter::with_capacity(256 << 10, out)
+fn stream(out: Box<dyn Write + Send>, name: String) -> lines::Lines<lines::Stream> {
+    lines::Lines::new(lines::Stream(out), name, 0)
 }
 
 impl Sink for Outputs {
@@ -206,8 +217,8 @@ impl Sink for Outputs {
         let json = &self.line[..self.line.len() - 1];
         for d in &mut self.destinations {
             match d {
-                Destination::Stream(w) => w.write_all(&self.line)?,
-                Destination::File(f) => f.write_line(&self.line)?,
+                Destination::Stream(w) => w.push(&self.line),
+                Destination::File(f) => f.write_line(&self.line),
                 Destination::Syslog(framer, queue, protocol) => {
                     let frame = framer.frame(record, json);
                     if *protocol == Protocol::Udp && frame.len() > syslog::UDP_MAX {
@@ -225,13 +236,33 @@ impl Sink for Outputs {
     fn flush(&mut self) -> io::Result<()> {
         for d in &mut self.destinations {
             match d {
-                Destination::Stream(w) => w.flush()?,
-                Destination::File(f) => f.flush()?,
+                Destination::Stream(w) => w.flush(),
+                Destination::File(f) => f.flush(),
                 // Their workers send on their own schedule.
                 Destination::Syslog(..) | Destination::Webhook(_) => {}
             }
         }
         Ok(())
+    }
+
+    /// Local outputs' drops; network outputs count theirs in metrics as
+    /// they happen (`sensor_output_dropped_total`).
+    fn take_dropped(&mut self) -> BTreeMap<&'static str, u64> {
+        let mut all = BTreeMap::new();
+        for d in &mut self.destinations {
+            let (output, name, dropped) = match d {
+                Destination::Stream(w) => ("stdout", w.name().to_owned(), w.take_dropped()),
+                Destination::File(f) => ("file", f.name().to_owned(), f.take_dropped()),
+                Destination::Syslog(..) | Destination::Webhook(_) => continue,
+            };
+            for (reason, n) in dropped {
+                if let Some(m) = &self.metrics {
+                    m.output_dropped(output, &name, reason, n);
+                }
+                *all.entry(reason).or_default() += n;
+            }
+        }
+        all
     }
 }
 

@@ -19,7 +19,7 @@ use self::{
     containers::Containers, files::FileWatcher, normalise::Normaliser, processes::ProcessPoller,
     sockets::SocketPoller,
 };
-use super::RunStats;
+use super::{RunStats, losses::with_output_dropped};
 use crate::{
     clock::BootClock,
     event::{Body, Loss, LossData, Record},
@@ -75,6 +75,8 @@ pub struct PollCollector {
     detection: Option<Detection>,
     missed_parents: u64,
     reported: (u64, u64),
+    /// Everything lost since start: gaps and what outputs dropped.
+    lost_total: u64,
     containers: Containers,
     stats: RunStats,
 }
@@ -95,6 +97,7 @@ impl PollCollector {
             detection: None,
             missed_parents: 0,
             reported: (0, 0),
+            lost_total: 0,
             containers: Containers::new(),
             stats: RunStats::default(),
         })
@@ -197,19 +200,22 @@ impl PollCollector {
     /// A `loss` record when a gap it can detect grew.
     fn report_gaps(&mut self, sink: &mut dyn Sink) -> anyhow::Result<()> {
         let now = (self.missed_parents, self.files.errors);
-        if now == self.reported {
-            return Ok(());
-        }
-        let data = LossData {
+        let gaps = (now != self.reported).then(|| LossData {
             poll_missed_parents: now.0 - self.reported.0,
             file_notify_errors: now.1 - self.reported.1,
-            total_since_start: now.0 + now.1,
             ..LossData::default()
-        };
+        });
+        self.lost_total += (now.0 - self.reported.0) + (now.1 - self.reported.1);
         self.reported = now;
+        let total = &mut self.lost_total;
+        let Some(mut data) = with_output_dropped(gaps, sink.take_dropped(), total) else {
+            return Ok(());
+        };
+        data.total_since_start = self.lost_total;
         warn!(
             missed_parents = data.poll_missed_parents,
             file_notify_errors = data.file_notify_errors,
+            output_dropped = ?data.output_dropped,
             "polling gaps detected"
         );
         let record = self.norm().record(Body::Loss(Loss { loss: data }));
