@@ -15,13 +15,13 @@ use tracing::{error, info, warn};
 use super::{
     RunStats,
     egress::EgressReader,
-    losses::{LossTracker, sum, with_output_dropped},
+    losses::{LossTracker, sum},
 };
 use crate::{
     clock::BootClock,
     decode::decode,
     enrich::Enricher,
-    event::{Body, Loss, Record, SCHEMA_VERSION, Source},
+    event::{Body, Loss, LossData, Record, SCHEMA_VERSION, Source},
     loader::Loaded,
     metrics::Metrics,
     output::Sink,
@@ -395,7 +395,8 @@ impl EbpfCollector {
         let loss = self
             .tracker
             .update(&snapshot, by_pid.as_deref(), self.enricher.evicted());
-        if let Some(loss) = with_output_dropped(loss, sink.take_dropped(), &mut self.tracker.total)
+        if let Some(loss) =
+            LossData::with_output_dropped(loss, sink.take_dropped(), &mut self.tracker.total)
         {
             warn!(
                 ring_full = sum(&loss.ring_full),

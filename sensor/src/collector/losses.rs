@@ -108,25 +108,6 @@ impl LossTracker {
     }
 }
 
-/// Adds what the outputs dropped (`Sink::take_dropped`) to `loss`, or
-/// makes a loss record of it; `total` is everything lost since start.
-pub fn with_output_dropped(
-    loss: Option<LossData>,
-    dropped: BTreeMap<&'static str, u64>,
-    total: &mut u64,
-) -> Option<LossData> {
-    if dropped.is_empty() {
-        return loss;
-    }
-    let mut d = loss.unwrap_or_default();
-    for (reason, n) in dropped {
-        *total += n;
-        d.output_dropped.insert(reason.to_owned(), n);
-    }
-    d.total_since_start = *total;
-    Some(d)
-}
-
 /// Sums a map of counts.
 pub fn sum(m: &BTreeMap<String, u64>) -> u64 {
     m.values().sum()

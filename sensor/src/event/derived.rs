@@ -105,6 +105,27 @@ pub struct LossData {
     pub output_dropped: std::collections::BTreeMap<String, u64>,
 }
 
+impl LossData {
+    /// Adds what the outputs dropped (`Sink::take_dropped`) to `loss`, or
+    /// makes a loss record of it; `total` is everything lost since start.
+    pub fn with_output_dropped(
+        loss: Option<Self>,
+        dropped: std::collections::BTreeMap<&'static str, u64>,
+        total: &mut u64,
+    ) -> Option<Self> {
+        if dropped.is_empty() {
+            return loss;
+        }
+        let mut d = loss.unwrap_or_default();
+        for (reason, n) in dropped {
+            *total += n;
+            d.output_dropped.insert(reason.to_owned(), n);
+        }
+        d.total_since_start = *total;
+        Some(d)
+    }
+}
+
 /// JSON object keys are strings; inside the internally tagged [`Body`]
 /// serde hands them over as such, and a `u32` key would refuse them.
 fn number_keyed<'de, D: serde::Deserializer<'de>>(

@@ -19,7 +19,7 @@ use self::{
     containers::Containers, files::FileWatcher, normalise::Normaliser, processes::ProcessPoller,
     sockets::SocketPoller,
 };
-use super::{RunStats, losses::with_output_dropped};
+use super::RunStats;
 use crate::{
     clock::BootClock,
     event::{Body, Loss, LossData, Record},
@@ -208,7 +208,7 @@ impl PollCollector {
         self.lost_total += (now.0 - self.reported.0) + (now.1 - self.reported.1);
         self.reported = now;
         let total = &mut self.lost_total;
-        let Some(mut data) = with_output_dropped(gaps, sink.take_dropped(), total) else {
+        let Some(mut data) = LossData::with_output_dropped(gaps, sink.take_dropped(), total) else {
             return Ok(());
         };
         data.total_since_start = self.lost_total;
