@@ -2,6 +2,12 @@
 //! collector loop is turning) and `/readyz` (every source is in place).
 //! It runs on a thread of its own so that scrapes never wait on the event
 //! loop, and so that a stuck event loop shows in `/healthz`.
+//!
+//! Anyone who can reach the port can open connections and send nothing.
+//! So that they cannot starve the kubelet's probes, the listener never
+//! stops accepting: past [`MAX_CONNECTIONS`] the oldest connection is
+//! closed to make room. A client holding hundreds of idle sockets only
+//! evicts its own, and a probe, which asks at once, is answered first.
 use std::{convert::Infallible, net::SocketAddr, time::Duration};
 
 use bytes::Bytes;
@@ -17,7 +23,7 @@ use crate::metrics::Metrics;
 
 /// Connections served at once: scrapers and probes need a few; more would
 /// only take file descriptors from the collector.
-const MAX_CONNECTIONS: usize = 64;
+pub const MAX_CONNECTIONS: usize = 64;
 
 /// A client that sends no complete request in this time is dropped.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
@@ -56,13 +62,10 @@ async fn serve(listener: std::net::TcpListener, metrics: Metrics, stall: Duratio
         Ok(l) => l,
         Err(e) => return error!(error = %e, "endpoint: cannot listen"),
     };
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    // Oldest first.
+    let mut live: std::collections::VecDeque<tokio::task::AbortHandle> =
+        std::collections::VecDeque::with_capacity(MAX_CONNECTIONS);
     loop {
-        // Waits for a free slot before accepting: excess clients queue in
-        // the kernel's backlog instead of holding descriptors here.
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
@@ -71,8 +74,15 @@ async fn serve(listener: std::net::TcpListener, metrics: Metrics, stall: Duratio
                 continue;
             }
         };
+        live.retain(|c| !c.is_finished());
+        if live.len() >= MAX_CONNECTIONS
+            && let Some(oldest) = live.pop_front()
+        {
+            debug!("endpoint: at its connection limit, closing the oldest");
+            oldest.abort();
+        }
         let metrics = metrics.clone();
-        tokio::spawn(async move {
+        let connection = tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let response = respond(&req, &metrics, stall);
                 async move { Ok::<_, Infallible>(response) }
@@ -87,8 +97,8 @@ async fn serve(listener: std::net::TcpListener, metrics: Metrics, stall: Duratio
                 Err(_) => debug!("endpoint: connection timed out"),
                 Ok(Ok(())) => {}
             }
-            drop(slot);
         });
+        live.push_back(connection.abort_handle());
     }
 }
 
@@ -130,4 +140,74 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
         header::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     r
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::{
+        io::{Read, Write},
+        net::TcpStream,
+        time::Instant,
+    };
+
+    use super::*;
+
+    /// 1,000 clients and the server's sockets live in this one process.
+    fn raise_open_files(want: u64) {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit read and write the struct we own.
+        unsafe {
+            assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+            if limit.rlim_cur < want && limit.rlim_max >= want {
+                limit.rlim_cur = want;
+                assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+            }
+        }
+    }
+
+    fn probe(address: SocketAddr) -> (Duration, String) {
+        let started = Instant::now();
+        let mut s = TcpStream::connect(address).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        (started.elapsed(), answer)
+    }
+
+    /// The attack: 1,000 idle or slowloris connections from a local
+    /// user delayed /healthz by 2-15 s, when the endpoint stopped accepting
+    /// at 64 connections. The kubelet's default probe timeout is 1 s.
+    #[test]
+    fn probes_are_answered_while_a_thousand_idle_connections_are_open() {
+        raise_open_files(1500);
+        let address = start(
+            "127.0.0.1:0".parse().unwrap(),
+            Metrics::new(),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        let mut hostile = Vec::new();
+        for n in 0..1000 {
+            let mut s = TcpStream::connect(address).unwrap();
+            // Half say nothing, half trickle a request that never ends.
+            if n % 2 == 0 {
+                s.write_all(b"GET /metrics HTTP/1.1\r\nX-Slow: ").unwrap();
+            }
+            hostile.push(s);
+        }
+        let mut slowest = Duration::ZERO;
+        for _ in 0..20 {
+            let (took, answer) = probe(address);
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            assert!(answer.ends_with("ok\n"), "{answer}");
+            slowest = slowest.max(took);
+        }
+        println!("slowest of 20 probes under 1,000 hostile connections: {slowest:?}");
+        assert!(slowest < Duration::from_secs(1), "{slowest:?}");
+    }
 }
