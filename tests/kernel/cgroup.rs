@@ -7,7 +7,7 @@ use std::{
 use sensor_tests::{Sensor, text_bytes};
 
 /// Where cgroup2 is mounted: /sys/fs/cgroup on pure v2 hosts, /sys/fs/cgroup/unified on hybrid ones.
-fn cgroup2_root() -> PathBuf {
+pub(crate) fn cgroup2_root() -> PathBuf {
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
     mounts
         .lines()

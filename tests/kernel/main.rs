@@ -15,3 +15,4 @@ mod metrics;
 mod open;
 mod outputs;
 mod poll;
+mod storm;

@@ -211,6 +211,18 @@ impl Sensor {
         fs::read_to_string(self.dir.path().join("sensor.log")).unwrap_or_default()
     }
 
+    /// The sensor's peak resident memory so far (`VmHWM`), in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the sensor's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().strip_suffix(" kB")?.trim().parse::<u64>().ok())
+            .expect("VmHWM in /proc/PID/status")
+            * 1024
+    }
+
     /// Sends `signal` to the running sensor.
     pub fn signal(&self, signal: i32) {
         // SAFETY: kill(2) takes no pointers; the pid is our own unreaped
