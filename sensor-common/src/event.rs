@@ -62,6 +62,10 @@ event_kinds! {
     /// A process went over its rate limit: sent in place of the first
     /// record suppressed in a window, so the flood has a name and a place.
     RateLimited = 8,
+    /// Another process loaded, attached or detached a BPF program or link.
+    Bpf = 9,
+    /// Another process traced, read, wrote or signalled the sensor.
+    Tamper = 10,
 }
 
 /// Slots of arrays indexed by kind id: above the largest id, and a power
@@ -328,6 +332,119 @@ pub struct RateLimitedEvent {
     pub window_start_ns: u64,
 }
 
+/// bpf(2) commands reported ([`EventKind::Bpf`]): the ones that put
+/// programs in the kernel's paths or take them out. Map and query commands,
+/// which BPF-based agents issue all the time, are not.
+pub mod bpf_cmd {
+    /// BPF_PROG_LOAD.
+    pub const PROG_LOAD: u32 = 5;
+    /// BPF_PROG_ATTACH.
+    pub const PROG_ATTACH: u32 = 8;
+    /// BPF_PROG_DETACH.
+    pub const PROG_DETACH: u32 = 9;
+    /// BPF_RAW_TRACEPOINT_OPEN.
+    pub const RAW_TRACEPOINT_OPEN: u32 = 17;
+    /// BPF_LINK_CREATE.
+    pub const LINK_CREATE: u32 = 28;
+    /// BPF_LINK_UPDATE.
+    pub const LINK_UPDATE: u32 = 29;
+    /// BPF_LINK_DETACH.
+    pub const LINK_DETACH: u32 = 34;
+
+    /// Whether `cmd` is reported.
+    #[inline(always)]
+    pub fn reported(cmd: u32) -> bool {
+        matches!(
+            cmd,
+            PROG_LOAD
+                | PROG_ATTACH
+                | PROG_DETACH
+                | RAW_TRACEPOINT_OPEN
+                | LINK_CREATE
+                | LINK_UPDATE
+                | LINK_DETACH
+        )
+    }
+}
+
+/// Bytes of a program or tracepoint name kept in [`BpfEvent`].
+pub const BPF_NAME_LEN: usize = 32;
+
+/// Payload of [`EventKind::Bpf`]: read from the caller's `union bpf_attr`
+/// at syscall exit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct BpfEvent {
+    /// The syscall's return (an fd, 0, or a negative errno).
+    pub ret: i32,
+    /// [`bpf_cmd`].
+    pub cmd: u32,
+    /// `prog_type` of a BPF_PROG_LOAD; 0 otherwise.
+    pub prog_type: u32,
+    /// `attach_type` of BPF_PROG_ATTACH/DETACH and BPF_LINK_CREATE; 0
+    /// otherwise.
+    pub attach_type: u32,
+    /// [`flags::COMPAT_SYSCALL`].
+    pub flags: u32,
+    /// Keeps alignment.
+    pub _pad: u32,
+    /// NUL-padded: the `prog_name` of a BPF_PROG_LOAD, or the tracepoint
+    /// of a BPF_RAW_TRACEPOINT_OPEN.
+    pub name: [u8; BPF_NAME_LEN],
+}
+
+/// The syscalls of [`TamperEvent`].
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TamperSyscall {
+    /// ptrace(2); `arg` is the request.
+    Ptrace = 1,
+    /// process_vm_readv(2).
+    ProcessVmReadv = 2,
+    /// process_vm_writev(2).
+    ProcessVmWritev = 3,
+    /// kill(2); `arg` is the signal.
+    Kill = 4,
+    /// tkill(2); `arg` is the signal.
+    Tkill = 5,
+    /// tgkill(2); `arg` is the signal.
+    Tgkill = 6,
+}
+
+impl TryFrom<u32> for TamperSyscall {
+    type Error = u32;
+    fn try_from(v: u32) -> Result<Self, u32> {
+        Ok(match v {
+            1 => Self::Ptrace,
+            2 => Self::ProcessVmReadv,
+            3 => Self::ProcessVmWritev,
+            4 => Self::Kill,
+            5 => Self::Tkill,
+            6 => Self::Tgkill,
+            other => return Err(other),
+        })
+    }
+}
+
+/// Payload of [`EventKind::Tamper`]: a syscall by another process whose
+/// target is the sensor's process id (as the caller named it).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TamperEvent {
+    /// The syscall's return (0 or a negative errno, e.g. -EPERM).
+    pub ret: i32,
+    /// [`TamperSyscall`].
+    pub syscall: u32,
+    /// The pid (tid for ptrace and tkill, tgid for tgkill) named.
+    pub target: u32,
+    /// ptrace request or signal number; 0 for process_vm_*.
+    pub arg: u32,
+    /// [`flags::COMPAT_SYSCALL`].
+    pub flags: u32,
+    /// Keeps alignment.
+    pub _pad: u32,
+}
+
 /// Per-CPU counters of records the kernel could not hand to userspace.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -375,6 +492,8 @@ const _: () = assert!(core::mem::size_of::<OpenEvent>() == 40);
 const _: () = assert!(core::mem::size_of::<ConnectEvent>() == 40);
 const _: () = assert!(core::mem::size_of::<CgroupEvent>() == 24);
 const _: () = assert!(core::mem::size_of::<RateLimitedEvent>() == 16);
+const _: () = assert!(core::mem::size_of::<BpfEvent>() == 56);
+const _: () = assert!(core::mem::size_of::<TamperEvent>() == 24);
 const _: () = assert!(core::mem::size_of::<ConnectStash>() == 160);
 
 /// Per-CPU record assembly area.

@@ -13,6 +13,9 @@ pub mod hook_bits {
     pub const CGROUP: u32 = 1 << 3;
     /// Bytes sent per (cgroup, destination), from a cgroup_skb egress program.
     pub const EGRESS: u32 = 1 << 4;
+    /// Others' bpf(2) program and link commands, and ptrace,
+    /// process_vm_* and signals aimed at the sensor.
+    pub const TAMPER: u32 = 1 << 5;
 }
 
 /// Read-only global injected at load.

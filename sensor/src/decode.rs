@@ -4,8 +4,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use sensor_common::{
-    CgroupEvent, ConnectEvent, EventHeader, EventKind, ExecEvent, ExitEvent, ForkEvent, OpenEvent,
-    OpenSyscall, RateLimitedEvent, flags,
+    BpfEvent, CgroupEvent, ConnectEvent, EventHeader, EventKind, ExecEvent, ExitEvent, ForkEvent,
+    OpenEvent, OpenSyscall, RateLimitedEvent, TamperEvent, TamperSyscall, bpf_cmd, flags,
 };
 use thiserror::Error;
 
@@ -38,6 +38,9 @@ pub enum DecodeError {
     /// A rate-limit record naming a kind that is never limited.
     #[error("rate_limited record suppresses kind {0}, which is never limited")]
     UnlimitedKind(u32),
+    /// A tamper record naming a syscall the kernel side never reports.
+    #[error("tamper record names unknown syscall {0}")]
+    UnknownSyscall(u32),
 }
 
 fn read<T: Copy>(bytes: &[u8], at: usize, what: &'static str) -> Result<T, DecodeError> {
@@ -199,6 +202,21 @@ pub fn decode(bytes: &[u8], clock: &BootClock) -> Result<Record, DecodeError> {
                         limit: e.limit,
                         window_start_ns: e.window_start_ns,
                     },
+                },
+            ))
+        }
+        EventKind::Bpf => {
+            let e: BpfEvent = read(bytes, at, "bpf")?;
+            Body::Bpf(with_header(&h, Bpf { bpf: bpf_data(&e) }))
+        }
+        EventKind::Tamper => {
+            let e: TamperEvent = read(bytes, at, "tamper")?;
+            let syscall =
+                TamperSyscall::try_from(e.syscall).map_err(DecodeError::UnknownSyscall)?;
+            Body::Tamper(with_header(
+                &h,
+                Tamper {
+                    tamper: tamper_data(&e, syscall),
                 },
             ))
         }
@@ -377,6 +395,142 @@ pub fn protocol_name(p: i32) -> String {
         libc::IPPROTO_ICMPV6 => "icmpv6".to_owned(),
         libc::IPPROTO_SCTP => "sctp".to_owned(),
         n => format!("proto_{n}"),
+    }
+}
+
+fn bpf_data(e: &BpfEvent) -> BpfData {
+    let cmd = match e.cmd {
+        bpf_cmd::PROG_LOAD => "prog_load",
+        bpf_cmd::PROG_ATTACH => "prog_attach",
+        bpf_cmd::PROG_DETACH => "prog_detach",
+        bpf_cmd::RAW_TRACEPOINT_OPEN => "raw_tracepoint_open",
+        bpf_cmd::LINK_CREATE => "link_create",
+        bpf_cmd::LINK_UPDATE => "link_update",
+        bpf_cmd::LINK_DETACH => "link_detach",
+        _ => "",
+    };
+    let cmd: Name = if cmd.is_empty() {
+        format!("cmd_{}", e.cmd).into()
+    } else {
+        cmd.into()
+    };
+    let name_len = e.name.iter().position(|b| *b == 0).unwrap_or(e.name.len());
+    let takes_attach = matches!(
+        e.cmd,
+        bpf_cmd::PROG_ATTACH | bpf_cmd::PROG_DETACH | bpf_cmd::LINK_CREATE
+    );
+    BpfData {
+        cmd,
+        prog_type: (e.cmd == bpf_cmd::PROG_LOAD).then(|| prog_type_name(e.prog_type)),
+        attach_type: takes_attach.then_some(e.attach_type),
+        name: (name_len > 0).then(|| Text::from(&e.name[..name_len])),
+        ret: e.ret,
+        error: (e.ret < 0).then(|| errno_name(-e.ret)),
+        compat: e.flags & flags::COMPAT_SYSCALL != 0,
+    }
+}
+
+/// The kernel's `enum bpf_prog_type`, lower case without the prefix.
+fn prog_type_name(t: u32) -> Name {
+    const NAMES: [&str; 33] = [
+        "unspec",
+        "socket_filter",
+        "kprobe",
+        "sched_cls",
+        "sched_act",
+        "tracepoint",
+        "xdp",
+        "perf_event",
+        "cgroup_skb",
+        "cgroup_sock",
+        "lwt_in",
+        "lwt_out",
+        "lwt_xmit",
+        "sock_ops",
+        "sk_skb",
+        "cgroup_device",
+        "sk_msg",
+        "raw_tracepoint",
+        "cgroup_sock_addr",
+        "lwt_seg6local",
+        "lirc_mode2",
+        "sk_reuseport",
+        "flow_dissector",
+        "cgroup_sysctl",
+        "raw_tracepoint_writable",
+        "cgroup_sockopt",
+        "tracing",
+        "struct_ops",
+        "ext",
+        "lsm",
+        "sk_lookup",
+        "syscall",
+        "netfilter",
+    ];
+    match NAMES.get(t as usize) {
+        Some(n) => (*n).into(),
+        None => format!("prog_type_{t}").into(),
+    }
+}
+
+fn tamper_data(e: &TamperEvent, syscall: TamperSyscall) -> TamperData {
+    let (name, request, signal) = match syscall {
+        TamperSyscall::Ptrace => ("ptrace", Some(ptrace_request_name(e.arg)), None),
+        TamperSyscall::ProcessVmReadv => ("process_vm_readv", None, None),
+        TamperSyscall::ProcessVmWritev => ("process_vm_writev", None, None),
+        TamperSyscall::Kill => ("kill", None, Some(signal_name(e.arg))),
+        TamperSyscall::Tkill => ("tkill", None, Some(signal_name(e.arg))),
+        TamperSyscall::Tgkill => ("tgkill", None, Some(signal_name(e.arg))),
+    };
+    TamperData {
+        syscall: name.into(),
+        target_pid: e.target,
+        request,
+        signal,
+        ret: e.ret,
+        error: (e.ret < 0).then(|| errno_name(-e.ret)),
+        compat: e.flags & flags::COMPAT_SYSCALL != 0,
+    }
+}
+
+/// ptrace(2) requests by their names in <sys/ptrace.h>, lower case.
+fn ptrace_request_name(r: u32) -> Name {
+    let name = match r {
+        0 => "traceme",
+        1 => "peektext",
+        2 => "peekdata",
+        3 => "peekuser",
+        4 => "poketext",
+        5 => "pokedata",
+        6 => "pokeuser",
+        7 => "cont",
+        8 => "kill",
+        9 => "singlestep",
+        12 => "getregs",
+        13 => "setregs",
+        16 => "attach",
+        17 => "detach",
+        24 => "syscall",
+        0x4200 => "setoptions",
+        0x4202 => "getsiginfo",
+        0x4204 => "getregset",
+        0x4205 => "setregset",
+        0x4206 => "seize",
+        0x4207 => "interrupt",
+        0x4208 => "listen",
+        _ => return format!("request_{r}").into(),
+    };
+    name.into()
+}
+
+/// "SIGSTOP"; "SIG0" for the null signal (a probe that the pid exists).
+fn signal_name(n: u32) -> Name {
+    if n == 0 {
+        return "SIG0".into();
+    }
+    match nix::sys::signal::Signal::try_from(n as i32) {
+        Ok(s) => s.as_str().into(),
+        Err(_) => format!("SIG{n}").into(),
     }
 }
 

@@ -16,3 +16,4 @@ mod open;
 mod outputs;
 mod poll;
 mod storm;
+mod tamper;

@@ -211,6 +211,11 @@ impl Sensor {
         fs::read_to_string(self.dir.path().join("sensor.log")).unwrap_or_default()
     }
 
+    /// The sensor's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The sensor's peak resident memory so far (`VmHWM`), in bytes.
     pub fn peak_rss(&self) -> u64 {
         let status = fs::read_to_string(format!("/proc/{}/status", self.child.id()))

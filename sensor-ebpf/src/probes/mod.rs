@@ -10,6 +10,7 @@ mod lsm;
 mod open;
 mod process;
 mod syscall;
+mod tamper;
 
 /// Argument `n` of a tracepoint context.
 #[inline(always)]

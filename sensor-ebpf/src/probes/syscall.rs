@@ -8,9 +8,9 @@
 //! is `orig_ax` (offsets from BTF). A 32-bit caller (int 0x80 works from
 //! 64-bit code too) uses other numbers and registers; `TS_COMPAT` in
 //! `thread_info.status` is still set at this point and tells them apart.
-use sensor_common::{OpenSyscall, UNAVAILABLE, hook_bits};
+use sensor_common::{OpenSyscall, TamperSyscall, UNAVAILABLE, hook_bits};
 
-use super::{arg, connect, open, tiered};
+use super::{arg, connect, open, tamper, tiered};
 use crate::{
     globals::{filter, off},
     helpers::{args::Args, read::Mem},
@@ -28,11 +28,15 @@ pub enum Call {
     /// io_uring_enter(2): not reported here, but the LSM tier needs to know
     /// that an open or connect inside it was io_uring's.
     IoUringEnter,
+    /// bpf(2).
+    Bpf,
+    /// A syscall that can act on another process.
+    Tamper(TamperSyscall),
 }
 
 #[cfg(bpf_target_arch = "x86_64")]
 mod abi {
-    use super::{Call, OpenSyscall};
+    use super::{Call, OpenSyscall, TamperSyscall as T};
 
     /// x32 syscalls are the 64-bit numbers with this bit set.
     pub const X32_BIT: u64 = 0x4000_0000;
@@ -43,7 +47,33 @@ mod abi {
     /// case before the compat status is read.
     #[inline(always)]
     pub fn maybe_interesting(nr: u64) -> bool {
-        matches!(nr, 2 | 85 | 257 | 437 | 42 | 426 | 5 | 8 | 295 | 362 | 102)
+        matches!(
+            nr,
+            2 | 85
+                | 257
+                | 437
+                | 42
+                | 426
+                | 5
+                | 8
+                | 295
+                | 362
+                | 102
+                | 321
+                | 101
+                | 310
+                | 311
+                | 62
+                | 200
+                | 234
+                | 357
+                | 26
+                | 347
+                | 348
+                | 37
+                | 238
+                | 270
+        )
     }
 
     #[inline(always)]
@@ -55,6 +85,13 @@ mod abi {
             437 => Call::Open(OpenSyscall::Openat2),
             42 => Call::Connect,
             426 => Call::IoUringEnter,
+            321 => Call::Bpf,
+            101 => Call::Tamper(T::Ptrace),
+            310 => Call::Tamper(T::ProcessVmReadv),
+            311 => Call::Tamper(T::ProcessVmWritev),
+            62 => Call::Tamper(T::Kill),
+            200 => Call::Tamper(T::Tkill),
+            234 => Call::Tamper(T::Tgkill),
             _ => return None,
         })
     }
@@ -70,6 +107,13 @@ mod abi {
             362 => Call::Connect,
             102 => Call::Socketcall,
             426 => Call::IoUringEnter,
+            357 => Call::Bpf,
+            26 => Call::Tamper(T::Ptrace),
+            347 => Call::Tamper(T::ProcessVmReadv),
+            348 => Call::Tamper(T::ProcessVmWritev),
+            37 => Call::Tamper(T::Kill),
+            238 => Call::Tamper(T::Tkill),
+            270 => Call::Tamper(T::Tgkill),
             _ => return None,
         })
     }
@@ -77,14 +121,17 @@ mod abi {
 
 #[cfg(bpf_target_arch = "aarch64")]
 mod abi {
-    use super::{Call, OpenSyscall};
+    use super::{Call, OpenSyscall, TamperSyscall as T};
 
     pub const X32_BIT: u64 = 0;
     pub const TS_COMPAT: u32 = 0;
 
     #[inline(always)]
     pub fn maybe_interesting(nr: u64) -> bool {
-        matches!(nr, 56 | 437 | 203 | 426)
+        matches!(
+            nr,
+            56 | 437 | 203 | 426 | 280 | 117 | 270 | 271 | 129 | 130 | 131
+        )
     }
 
     /// arm64 has no open(2) or creat(2).
@@ -95,6 +142,13 @@ mod abi {
             437 => Call::Open(OpenSyscall::Openat2),
             203 => Call::Connect,
             426 => Call::IoUringEnter,
+            280 => Call::Bpf,
+            117 => Call::Tamper(T::Ptrace),
+            270 => Call::Tamper(T::ProcessVmReadv),
+            271 => Call::Tamper(T::ProcessVmWritev),
+            129 => Call::Tamper(T::Kill),
+            130 => Call::Tamper(T::Tkill),
+            131 => Call::Tamper(T::Tgkill),
             _ => return None,
         })
     }
@@ -127,7 +181,7 @@ pub fn classify<M: Mem>(regs: u64) -> Option<(Call, bool)> {
 
 fn sys_exit<M: Mem>(ctx: *const u64) {
     let hooks = filter!(hooks);
-    if hooks & (hook_bits::OPEN | hook_bits::CONNECT) == 0 {
+    if hooks & (hook_bits::OPEN | hook_bits::CONNECT | hook_bits::TAMPER) == 0 {
         return;
     }
     let regs = arg(ctx, 0);
@@ -138,6 +192,7 @@ fn sys_exit<M: Mem>(ctx: *const u64) {
     let wanted = match call {
         Call::Open(_) => hook_bits::OPEN,
         Call::Connect | Call::Socketcall => hook_bits::CONNECT,
+        Call::Bpf | Call::Tamper(_) => hook_bits::TAMPER,
         Call::IoUringEnter => return,
     };
     if hooks & wanted == 0 {
@@ -161,6 +216,8 @@ fn sys_exit<M: Mem>(ctx: *const u64) {
                 }
             }
         }
+        Call::Bpf => tamper::bpf_exit::<M>(&args, ret),
+        Call::Tamper(syscall) => tamper::access_exit::<M>(syscall, &args, ret),
         Call::IoUringEnter => {}
     }
 }

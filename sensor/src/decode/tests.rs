@@ -365,3 +365,73 @@ fn rate_limited_names_the_suppressed_kind_and_refuses_others() {
         DecodeError::UnlimitedKind(EventKind::Exec as u32)
     );
 }
+
+#[test]
+fn bpf_commands_name_the_command_program_type_and_name() {
+    let mut name = [0u8; sensor_common::BPF_NAME_LEN];
+    name[..7].copy_from_slice(b"hide_me");
+    let load = sensor_common::BpfEvent {
+        ret: -13,
+        cmd: sensor_common::bpf_cmd::PROG_LOAD,
+        prog_type: 2,
+        attach_type: 0,
+        flags: 0,
+        _pad: 0,
+        name,
+    };
+    let rec = decode(&record(EventKind::Bpf, &load, b""), &BootClock::new()).unwrap();
+    let line = serde_json::to_string(&rec).unwrap();
+    assert!(
+        line.contains(r#""bpf":{"cmd":"prog_load","prog_type":"kprobe","name":"hide_me","ret":-13,"error":"EACCES"}"#),
+        "{line}"
+    );
+    let detach = sensor_common::BpfEvent {
+        ret: 0,
+        cmd: sensor_common::bpf_cmd::PROG_DETACH,
+        prog_type: 0,
+        attach_type: 6,
+        flags: sensor_common::flags::COMPAT_SYSCALL,
+        _pad: 0,
+        name: [0; sensor_common::BPF_NAME_LEN],
+    };
+    let rec = decode(&record(EventKind::Bpf, &detach, b""), &BootClock::new()).unwrap();
+    let line = serde_json::to_string(&rec).unwrap();
+    assert!(
+        line.contains(r#""bpf":{"cmd":"prog_detach","attach_type":6,"ret":0,"compat":true}"#),
+        "{line}"
+    );
+}
+
+#[test]
+fn tamper_records_name_the_syscall_request_and_signal() {
+    let event = |syscall: u32, arg: u32, ret: i32| sensor_common::TamperEvent {
+        ret,
+        syscall,
+        target: 4242,
+        arg,
+        flags: 0,
+        _pad: 0,
+    };
+    let line = |e| {
+        let rec = decode(&record(EventKind::Tamper, &e, b""), &BootClock::new()).unwrap();
+        serde_json::to_string(&rec).unwrap()
+    };
+    let seize = line(event(1, 0x4206, 0));
+    assert!(
+        seize.contains(
+            r#""tamper":{"syscall":"ptrace","target_pid":4242,"request":"seize","ret":0}"#
+        ),
+        "{seize}"
+    );
+    let stop = line(event(6, 19, -1));
+    assert!(
+        stop.contains(r#""tamper":{"syscall":"tgkill","target_pid":4242,"signal":"SIGSTOP","ret":-1,"error":"EPERM"}"#),
+        "{stop}"
+    );
+    assert!(line(event(4, 0, 0)).contains(r#""signal":"SIG0""#));
+    let raw = record(EventKind::Tamper, &event(99, 0, 0), b"");
+    assert_eq!(
+        decode(&raw, &BootClock::new()).unwrap_err(),
+        DecodeError::UnknownSyscall(99)
+    );
+}

@@ -11,8 +11,8 @@ use sensor_common::EventKind;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Alert, Attributed, Cgroup, Connect, ContainerLifecycle, EgressRecord, Event, Exec, Exit, Fork,
-    Loss, Open, Process, RateLimited, Subject,
+    Alert, Attributed, Bpf, Cgroup, Connect, ContainerLifecycle, EgressRecord, Event, Exec, Exit,
+    Fork, Loss, Open, Process, RateLimited, Subject, Tamper,
 };
 use crate::container::ContainerRef;
 
@@ -110,6 +110,10 @@ kinds! {
     /// A process went over its rate limit (`--rate-limit`): its records of
     /// one kind are counted, not sent, for the rest of a one-second window.
     RateLimited(Event<RateLimited>) = "rate_limited", kernel: Some(EventKind::RateLimited), rules: true;
+    /// Another process loaded, attached or detached a BPF program or link.
+    Bpf(Event<Bpf>) = "bpf", kernel: Some(EventKind::Bpf), rules: true;
+    /// Another process traced, read, wrote or signalled the sensor.
+    Tamper(Event<Tamper>) = "tamper", kernel: Some(EventKind::Tamper), rules: true;
     /// Records lost since the previous loss record.
     Loss(Loss) = "loss", kernel: None, rules: false;
     /// The first process of a container exec'd (derived by the sensor).

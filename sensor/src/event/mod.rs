@@ -20,8 +20,9 @@ pub use alert::{Alert, RuleInfo, Severity, Technique};
 pub use derived::{ContainerLifecycle, EgressData, EgressRecord, Loss, LossData};
 pub use kind::{Body, Kind, RULED_KINDS};
 pub use payload::{
-    AddressSource, Cgroup, CgroupData, Connect, ConnectData, Exec, ExecData, Exit, ExitData, Fork,
-    ForkData, Open, OpenData, PathSource, RateLimited, RateLimitedData,
+    AddressSource, Bpf, BpfData, Cgroup, CgroupData, Connect, ConnectData, Exec, ExecData, Exit,
+    ExitData, Fork, ForkData, Open, OpenData, PathSource, RateLimited, RateLimitedData, Tamper,
+    TamperData,
 };
 
 use crate::{

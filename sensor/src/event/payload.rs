@@ -272,3 +272,67 @@ pub struct RateLimitedData {
     /// after it. The loss records count what it suppressed, by pid.
     pub window_start_ns: u64,
 }
+
+/// `bpf` fields: another process put a BPF program in the kernel's paths
+/// or took one out.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Bpf {
+    /// Details under `"bpf"`.
+    pub bpf: BpfData,
+}
+
+/// One bpf(2) program or link command.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BpfData {
+    /// prog_load, prog_attach, prog_detach, raw_tracepoint_open,
+    /// link_create, link_update or link_detach.
+    pub cmd: Name,
+    /// prog_load: the program type (kprobe, tracepoint, lsm, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prog_type: Option<Name>,
+    /// prog_attach, prog_detach, link_create: the kernel's `enum
+    /// bpf_attach_type` number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attach_type: Option<u32>,
+    /// prog_load: the program's name; raw_tracepoint_open: the tracepoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<Text>,
+    /// The syscall's return: an fd, 0, or a negative errno.
+    pub ret: i32,
+    /// errno name of a failed call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Name>,
+    /// Made through the 32-bit compat entry.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub compat: bool,
+}
+
+/// `tamper` fields: another process aimed a syscall at the sensor.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Tamper {
+    /// Details under `"tamper"`.
+    pub tamper: TamperData,
+}
+
+/// One syscall naming the sensor's process.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TamperData {
+    /// ptrace, process_vm_readv, process_vm_writev, kill, tkill or tgkill.
+    pub syscall: Name,
+    /// The pid named: the sensor's.
+    pub target_pid: u32,
+    /// ptrace: the request (attach, seize, peekdata, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Name>,
+    /// kill, tkill, tgkill: the signal (SIGSTOP, ...; SIG0 only probes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<Name>,
+    /// The syscall's return: 0 or a negative errno.
+    pub ret: i32,
+    /// errno name of a failed call (EPERM: the kernel refused it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Name>,
+    /// Made through the 32-bit compat entry.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub compat: bool,
+}

@@ -32,7 +32,7 @@ pub const HOOKS: &[Hook] = &[
     },
     Hook {
         tracepoint: "sys_exit",
-        families: hook_bits::OPEN | hook_bits::CONNECT,
+        families: hook_bits::OPEN | hook_bits::CONNECT | hook_bits::TAMPER,
     },
     Hook {
         tracepoint: "cgroup_mkdir",
@@ -166,7 +166,8 @@ impl HookSet {
             | hook_bits::OPEN
             | hook_bits::CONNECT
             | hook_bits::CGROUP
-            | hook_bits::EGRESS,
+            | hook_bits::EGRESS
+            | hook_bits::TAMPER,
     );
 }
 
@@ -182,9 +183,10 @@ impl FromStr for HookSet {
                 "connect" => hook_bits::CONNECT,
                 "cgroup" => hook_bits::CGROUP,
                 "egress" => hook_bits::EGRESS,
+                "tamper" => hook_bits::TAMPER,
                 other => {
                     return Err(format!(
-                        "unknown hook family {other:?} (expected exec, open, connect, cgroup, egress or all)"
+                        "unknown hook family {other:?} (expected exec, open, connect, cgroup, egress, tamper or all)"
                     ));
                 }
             };
@@ -204,6 +206,7 @@ impl fmt::Display for HookSet {
             (hook_bits::CONNECT, "connect"),
             (hook_bits::CGROUP, "cgroup"),
             (hook_bits::EGRESS, "egress"),
+            (hook_bits::TAMPER, "tamper"),
         ]
         .iter()
         .filter(|(b, _)| self.0 & b != 0)

@@ -64,7 +64,7 @@ macro_rules! fields {
 }
 
 fields! {
-    EvtType = "evt.type": Str, "record kind: exec, fork, exit, open, connect, cgroup_mkdir, cgroup_rmdir, container_start, container_stop, egress, rate_limited";
+    EvtType = "evt.type": Str, "record kind: exec, fork, exit, open, connect, cgroup_mkdir, cgroup_rmdir, container_start, container_stop, egress, rate_limited, bpf, tamper";
     ProcPid = "proc.pid": Int, "process id";
     ProcPpid = "proc.ppid": Int, "parent process id";
     ProcUid = "proc.uid": Int, "real uid";
@@ -118,6 +118,14 @@ fields! {
     EgressPackets = "egress.packets": Int, "packets sent there in the interval";
     RateLimitedSuppressed = "rate_limited.suppressed": Str, "kind of the records the rate limit now suppresses: open or connect";
     RateLimitedLimit = "rate_limited.limit": Int, "records of that kind the process may send per second";
+    BpfCmd = "bpf.cmd": Str, "prog_load, prog_attach, prog_detach, raw_tracepoint_open, link_create, link_update, link_detach";
+    BpfProgType = "bpf.prog_type": Str, "type of a loaded program: kprobe, tracepoint, raw_tracepoint, tracing, lsm, cgroup_device, ...";
+    BpfName = "bpf.name": Str, "the loaded program's name, or the raw tracepoint opened";
+    BpfSuccess = "bpf.success": Bool, "the bpf(2) call succeeded";
+    TamperSyscall = "tamper.syscall": Str, "ptrace, process_vm_readv, process_vm_writev, kill, tkill, tgkill (aimed at the sensor)";
+    TamperRequest = "tamper.request": Str, "ptrace request: attach, seize, peekdata, pokedata, ...";
+    TamperSignal = "tamper.signal": Str, "signal sent: SIGSTOP, SIGTERM, ...; SIG0 only probes";
+    TamperSuccess = "tamper.success": Bool, "the syscall succeeded (the kernel let it through)";
 }
 
 /// Looks a field up by name.
@@ -454,6 +462,30 @@ impl Field {
                 match self {
                     RateLimitedSuppressed => f(Val::Str(d.suppressed.as_bytes())),
                     _ => f(Val::Int(d.limit.into())),
+                }
+            }
+            BpfCmd | BpfProgType | BpfName | BpfSuccess => {
+                let Body::Bpf(e) = &rec.body else {
+                    return false;
+                };
+                let b = &e.data.bpf;
+                match self {
+                    BpfCmd => f(Val::Str(b.cmd.as_bytes())),
+                    BpfProgType => s(f, b.prog_type.as_deref().map(str::as_bytes)),
+                    BpfName => s(f, b.name.as_ref().map(|n| n.as_bytes())),
+                    _ => f(Val::Bool(b.ret >= 0)),
+                }
+            }
+            TamperSyscall | TamperRequest | TamperSignal | TamperSuccess => {
+                let Body::Tamper(e) = &rec.body else {
+                    return false;
+                };
+                let t = &e.data.tamper;
+                match self {
+                    TamperSyscall => f(Val::Str(t.syscall.as_bytes())),
+                    TamperRequest => s(f, t.request.as_deref().map(str::as_bytes)),
+                    TamperSignal => s(f, t.signal.as_deref().map(str::as_bytes)),
+                    _ => f(Val::Bool(t.ret == 0)),
                 }
             }
             ConnectFamily | ConnectAddress | ConnectPort | ConnectProtocol | ConnectUnixPath

@@ -46,6 +46,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../../rules/t1048.001-encrypted-exfiltration.yaml"),
     ),
     (
+        "rules/t1562.001-sensor-tamper.yaml",
+        include_str!("../../../rules/t1562.001-sensor-tamper.yaml"),
+    ),
+    (
         "rules/t1562.006-sensor-flood.yaml",
         include_str!("../../../rules/t1562.006-sensor-flood.yaml"),
     ),

@@ -369,6 +369,12 @@ pub(super) fn document<'a>(record: &'a Record, node: &'a str) -> impl Serialize 
                 doc.process = Some(process(&view, node, &mut exact));
             }
         }
+        Body::Tamper(e) => {
+            doc.error = e.data.tamper.error.as_deref().map(|code| ErrorDoc { code });
+        }
+        Body::Bpf(e) => {
+            doc.error = e.data.bpf.error.as_deref().map(|code| ErrorDoc { code });
+        }
         Body::Exec(_)
         | Body::Fork(_)
         | Body::RateLimited(_)
@@ -415,6 +421,23 @@ fn classify(record: &Record) -> Classes {
             let failed = c.ret != 0 && c.error.as_deref() != Some("EINPROGRESS");
             ("event", &["network"], &["connection", "start"], ok(failed))
         }
+        // A program entering or leaving the kernel's paths: ECS's category
+        // for operating system extensions.
+        Bpf(e) => {
+            let b = &e.data.bpf;
+            let types: &[&str] = match &*b.cmd {
+                "prog_load" => &["start"],
+                "prog_detach" | "link_detach" => &["end"],
+                _ => &["change"],
+            };
+            ("event", &["driver"], types, ok(b.ret < 0))
+        }
+        Tamper(e) => (
+            "event",
+            &["process"],
+            &["access"],
+            ok(e.data.tamper.ret < 0),
+        ),
         Egress(_) => ("metric", &["network"], &["info"], None),
         CgroupMkdir(_) => ("event", &["configuration"], &["creation"], None),
         CgroupRmdir(_) => ("event", &["configuration"], &["deletion"], None),

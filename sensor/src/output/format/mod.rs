@@ -9,8 +9,8 @@ use serde::Serialize;
 use crate::{
     container::ContainerRef,
     event::{
-        Body, Cgroup, CgroupRef, Connect, EgressData, Event, Exec, Exit, Fork, Loss, Open, Process,
-        RateLimited, Record,
+        Body, Bpf, Cgroup, CgroupRef, Connect, EgressData, Event, Exec, Exit, Fork, Loss, Open,
+        Process, RateLimited, Record, Tamper,
     },
     process::ExecImage,
     text::Text,
@@ -140,6 +140,8 @@ enum Native<'a> {
     Connect(KernelEvent<'a, Connect>),
     Cgroup(KernelEvent<'a, Cgroup>),
     RateLimited(KernelEvent<'a, RateLimited>),
+    Bpf(KernelEvent<'a, Bpf>),
+    Tamper(KernelEvent<'a, Tamper>),
     Loss(&'a Loss),
     Lifecycle {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -186,6 +188,8 @@ impl<'a> Native<'a> {
             Body::Connect(e) => Self::Connect(k(e)),
             Body::CgroupMkdir(e) | Body::CgroupRmdir(e) => Self::Cgroup(k(e)),
             Body::RateLimited(e) => Self::RateLimited(k(e)),
+            Body::Bpf(e) => Self::Bpf(k(e)),
+            Body::Tamper(e) => Self::Tamper(k(e)),
             Body::Loss(l) => Self::Loss(l),
             Body::ContainerStart(c) | Body::ContainerStop(c) => Self::Lifecycle { pid: c.pid },
             Body::Egress(e) => Self::Egress {

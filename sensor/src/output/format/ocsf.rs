@@ -414,6 +414,23 @@ pub(super) fn event<'a>(record: &'a Record, node: &'a str) -> impl Serialize + '
             }
             (DETECTION_FINDING, 1, "Create")
         }
+        // The sensor is the target; the caller acts.
+        Body::Tamper(e) => {
+            let t = &e.data.tamper;
+            ev.process = Some(ProcessObj::pid_only(t.target_pid));
+            status = Some((t.ret == 0, t.error.as_deref()));
+            match &*t.syscall {
+                "ptrace" | "process_vm_writev" => (PROCESS_ACTIVITY, 4, "Inject"),
+                "process_vm_readv" => (PROCESS_ACTIVITY, 3, "Open"),
+                _ => (PROCESS_ACTIVITY, 99, "Other"),
+            }
+        }
+        // OCSF has no class for BPF programs; the details go to unmapped.
+        Body::Bpf(e) => {
+            let b = &e.data.bpf;
+            status = Some((b.ret >= 0, b.error.as_deref()));
+            (BASE_EVENT, 99, "Other")
+        }
         // Both say records are missing from here on.
         Body::Loss(_) | Body::RateLimited(_) => {
             ev.severity_id = 3;

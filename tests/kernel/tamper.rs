@@ -1,0 +1,226 @@
+//! Self-protection: ptrace, memory reads and signals aimed at the sensor,
+//! and BPF programs loaded or links detached by other processes, each
+//! reported by the kernel and alerted by the built-in T1562.001 pack,
+//! through several channels (this process's own syscalls, an interpreter
+//! one-liner, a shell tool, a renamed binary). Routine look-alikes (a
+//! liveness probe, a reload, a socket filter, a container start) are
+//! recorded and stay quiet.
+use std::{os::unix::fs::PermissionsExt as _, process::Command};
+
+use sensor_tests::{RuncContainer, Sensor, container_id, unique_dir};
+use serde_json::Value;
+
+fn sh(script: &str) {
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "{script}");
+}
+
+/// A stand-in for an unknown tool: /usr/bin/kill under another name.
+fn renamed_kill(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("healthcheck");
+    std::fs::copy("/usr/bin/kill", &path).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[test]
+fn tracing_reading_and_stopping_the_sensor_alert_and_routine_signals_do_not() {
+    let mut sensor = Sensor::start(&["--hooks", "exec,tamper"]);
+    let pid = sensor.pid();
+
+    // An interpreter one-liner seizes it (no stop), and detaches on exit.
+    sh(&format!(
+        "python3 -c 'import ctypes; ctypes.CDLL(None).ptrace(0x4206, {pid}, 0, 0)'"
+    ));
+    // This process reads its memory; the address is unmapped, so the
+    // kernel refuses with EFAULT, and the attempt is what is reported.
+    let mut buf = [0u8; 8];
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: 0x10 as *mut _,
+        iov_len: buf.len(),
+    };
+    // SAFETY: both iovecs describe memory of the right length; the kernel
+    // writes only into `buf`.
+    let n = unsafe { libc::process_vm_readv(pid as i32, &local, 1, &remote, 1, 0) };
+    assert_eq!(n, -1);
+    // A shell tool freezes it, a renamed binary too; each is thawed.
+    let dir = unique_dir("tamper");
+    let tool = renamed_kill(dir.path());
+    sh(&format!("kill -STOP {pid}; sleep 0.2; kill -CONT {pid}"));
+    sh(&format!(
+        "{0} -s TSTP {pid}; sleep 0.2; {0} -s CONT {pid}",
+        tool.display()
+    ));
+    // Routine: a liveness probe and a reload.
+    sh(&format!("kill -0 {pid}; kill -HUP {pid}"));
+    sensor.wait_log("rules reloaded");
+
+    let traced = sensor.wait_for("alert", "the seize", |a| {
+        a["rule"]["id"] == "T1562.001-sensor-traced"
+            && a["evidence"][0]["tamper"]["request"] == "seize"
+    });
+    assert_eq!(traced["evidence"][0]["tamper"]["target_pid"], pid);
+    assert_eq!(traced["process"]["comm"], "python3");
+    sensor.wait_for("alert", "the memory read", |a| {
+        a["rule"]["id"] == "T1562.001-sensor-traced"
+            && a["evidence"][0]["tamper"]["syscall"] == "process_vm_readv"
+            && a["evidence"][0]["tamper"]["error"] == "EFAULT"
+    });
+    sensor.wait_for("alert", "SIGSTOP from a shell", |a| {
+        a["rule"]["id"] == "T1562.001-sensor-stopped"
+            && a["evidence"][0]["tamper"]["signal"] == "SIGSTOP"
+    });
+    sensor.wait_for("alert", "SIGTSTP from a renamed tool", |a| {
+        a["rule"]["id"] == "T1562.001-sensor-stopped"
+            && a["evidence"][0]["tamper"]["signal"] == "SIGTSTP"
+            && a["process"]["comm"] == "healthcheck"
+    });
+    // The probe and the reload are recorded, and alert nothing.
+    for signal in ["SIG0", "SIGHUP"] {
+        sensor.wait_for("tamper", signal, |r| r["tamper"]["signal"] == signal);
+    }
+    let records = sensor.stop().to_vec();
+    let noisy: Vec<&Value> = records
+        .iter()
+        .filter(|a| {
+            a["kind"] == "alert"
+                && a["rule"]["id"]
+                    .as_str()
+                    .is_some_and(|r| r.starts_with("T1562.001"))
+                && ["SIG0", "SIGHUP", "SIGCONT"]
+                    .iter()
+                    .any(|s| a["evidence"][0]["tamper"]["signal"] == *s)
+        })
+        .collect();
+    assert!(noisy.is_empty(), "routine signals alerted: {noisy:?}");
+}
+
+/// `bpf(BPF_PROG_LOAD)` of `r0 = 0; exit` as `prog_type`, named `name`:
+/// the fd, or the errno.
+fn load_program(prog_type: u32, name: &str, insn_cnt: u32) -> Result<i32, i32> {
+    let insns: [u64; 2] = [0x0000_0000_0000_00b7, 0x0000_0000_0000_0095];
+    let license = c"GPL";
+    let mut attr = [0u8; 128];
+    attr[0..4].copy_from_slice(&prog_type.to_ne_bytes());
+    attr[4..8].copy_from_slice(&insn_cnt.to_ne_bytes());
+    attr[8..16].copy_from_slice(&(insns.as_ptr() as u64).to_ne_bytes());
+    attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
+    attr[48..48 + name.len()].copy_from_slice(name.as_bytes());
+    // SAFETY: `attr` is a zeroed bpf_attr for BPF_PROG_LOAD whose pointers
+    // (instructions, license) outlive the call.
+    let r = unsafe { libc::syscall(libc::SYS_bpf, 5, attr.as_ptr(), attr.len()) };
+    if r < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        Ok(r as i32)
+    }
+}
+
+#[test]
+fn bpf_programs_loaded_and_links_detached_by_others_alert_and_routine_ones_do_not() {
+    const TRACEPOINT: u32 = 5;
+    const KPROBE: u32 = 2;
+    const SOCKET_FILTER: u32 = 1;
+    let mut sensor = Sensor::start(&["--hooks", "exec,tamper"]);
+
+    // This process: a tracepoint program, a refused kprobe load (no
+    // instructions), a socket filter (routine), a detach of a non-link.
+    let fd = load_program(TRACEPOINT, "hide_me", 2).expect("a tracepoint program loads");
+    let refused_with = match load_program(KPROBE, "broken", 0) {
+        Err(libc::E2BIG) => "E2BIG",
+        Err(libc::EINVAL) => "EINVAL",
+        other => panic!("a load without instructions: {other:?}"),
+    };
+    let filter = load_program(SOCKET_FILTER, "benign_filter", 2).expect("a socket filter loads");
+    let mut attr = [0u8; 16];
+    attr[0..4].copy_from_slice(&0u32.to_ne_bytes());
+    // SAFETY: a zeroed bpf_attr for BPF_LINK_DETACH naming fd 0.
+    let r = unsafe { libc::syscall(libc::SYS_bpf, 34, attr.as_ptr(), attr.len()) };
+    assert_eq!(r, -1);
+    // SAFETY: closing the fds the loads returned.
+    unsafe {
+        libc::close(fd);
+        libc::close(filter);
+    }
+    // An interpreter one-liner loads a kprobe program of its own.
+    sh(r#"python3 -c '
+import ctypes, struct
+insns = ctypes.create_string_buffer(struct.pack("<QQ", 0xb7, 0x95))
+lic = ctypes.create_string_buffer(b"GPL")
+attr = struct.pack("<IIQQIIQII16s", 2, 2, ctypes.addressof(insns), ctypes.addressof(lic), 0, 0, 0, 0, 0, b"py_probe")
+buf = ctypes.create_string_buffer(attr, 128)
+fd = ctypes.CDLL(None).syscall(321, 5, buf, 128)
+assert fd >= 0, fd
+'"#);
+    // A container start: runc loads its device-cgroup program.
+    let id = container_id(0x62);
+    RuncContainer::new(&id, &format!("/sensor-tamper-{id}"), "true").run();
+
+    let loaded = sensor.wait_for("alert", "the tracepoint program", |a| {
+        a["rule"]["id"] == "T1562.001-bpf-tracing-program-loaded"
+            && a["evidence"][0]["bpf"]["name"] == "hide_me"
+    });
+    assert_eq!(loaded["evidence"][0]["bpf"]["prog_type"], "tracepoint");
+    sensor.wait_for("alert", "the python kprobe", |a| {
+        a["rule"]["id"] == "T1562.001-bpf-tracing-program-loaded"
+            && a["evidence"][0]["bpf"]["name"] == "py_probe"
+            && a["evidence"][0]["bpf"]["prog_type"] == "kprobe"
+    });
+    sensor.wait_for("alert", "the link detach", |a| {
+        a["rule"]["id"] == "T1562.001-bpf-link-detached"
+    });
+    // Recorded, not alerted: the refused load and the socket filter.
+    let refused = sensor.wait_for("bpf", "the refused load", |r| r["bpf"]["name"] == "broken");
+    assert_eq!(refused["bpf"]["error"], refused_with);
+    sensor.wait_for("bpf", "the socket filter", |r| {
+        r["bpf"]["name"] == "benign_filter" && r["bpf"]["prog_type"] == "socket_filter"
+    });
+    let records = sensor.stop().to_vec();
+    // The sensor's own programs are never reported.
+    let own = records
+        .iter()
+        .filter(|r| r["kind"] == "bpf" && r["process"]["pid"] == sensor.pid())
+        .count();
+    assert_eq!(own, 0);
+    let loads: Vec<&Value> = records
+        .iter()
+        .filter(|a| {
+            a["kind"] == "alert" && a["rule"]["id"] == "T1562.001-bpf-tracing-program-loaded"
+        })
+        .collect();
+    assert!(
+        loads
+            .iter()
+            .all(|a| a["evidence"][0]["bpf"]["name"] != "benign_filter"
+                && a["evidence"][0]["bpf"]["name"] != "broken"),
+        "{loads:?}"
+    );
+    // On cgroup v2 hosts runc loads a cgroup_device program for each
+    // container (on v1 it writes the devices controller instead): recorded,
+    // never alerted.
+    let runc = records
+        .iter()
+        .filter(|r| {
+            r["kind"] == "bpf"
+                && r["process"]["comm"]
+                    .as_str()
+                    .is_some_and(|c| c.starts_with("runc"))
+        })
+        .count();
+    println!("bpf records from runc: {runc}");
+    assert!(
+        loads.iter().all(|a| !a["process"]["comm"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("runc"))),
+        "runc alerted: {loads:?}"
+    );
+}
