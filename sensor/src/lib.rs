@@ -31,6 +31,7 @@ pub mod loader;
 pub mod located;
 pub mod metrics;
 pub mod output;
+pub mod own_files;
 pub mod pipeline;
 pub mod process;
 pub mod rules;

@@ -224,3 +224,77 @@ assert fd >= 0, fd
         "runc alerted: {loads:?}"
     );
 }
+
+#[test]
+fn writes_to_the_sensors_own_files_alert_and_reads_do_not() {
+    let dir = unique_dir("ownfiles");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    // The built-in packs, from files: the rule directory is then the
+    // sensor's own too.
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../rules")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, rules.join(path.file_name().unwrap())).unwrap();
+    }
+    let second = dir.path().join("second.json");
+    let mut sensor = Sensor::start(&[
+        "--hooks",
+        "exec,open,tamper",
+        "--rules",
+        rules.to_str().unwrap(),
+        "--output",
+        second.to_str().unwrap(),
+    ]);
+    let tool = dir.path().join("updater");
+    std::fs::copy("/usr/bin/touch", &tool).unwrap();
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let local = rules.join("local.yaml");
+    // A shell appends to the output, an interpreter rewrites a rule file,
+    // a renamed binary creates one in the rule directory, and this
+    // process opens the output for writing.
+    sh(&format!("echo '{{}}' >> {}", second.display()));
+    sh(&format!(
+        "python3 -c 'open(\"{}\", \"a\").close()'",
+        rules.join("common.yaml").display()
+    ));
+    assert!(Command::new(&tool).arg(&local).status().unwrap().success());
+    drop(
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&second)
+            .unwrap(),
+    );
+    // Reading is what shippers do: no alert.
+    sh(&format!("cat {} > /dev/null", second.display()));
+
+    let written = |sensor: &Sensor, what: &str, path: &std::path::Path, comm: &str| {
+        let path = path.to_str().unwrap().to_owned();
+        sensor.wait_for("alert", what, |a| {
+            a["rule"]["id"] == "T1562.001-sensor-file-written"
+                && a["evidence"][0]["open"]["path"] == path.as_str()
+                && a["process"]["comm"] == comm
+        });
+    };
+    written(&sensor, "the shell's append", &second, "sh");
+    written(
+        &sensor,
+        "python's rewrite",
+        &rules.join("common.yaml"),
+        "python3",
+    );
+    written(&sensor, "the renamed tool", &local, "updater");
+    let me = std::process::id();
+    let path = second.to_str().unwrap().to_owned();
+    sensor.wait_for("alert", "this process's open", |a| {
+        a["rule"]["id"] == "T1562.001-sensor-file-written"
+            && a["evidence"][0]["open"]["path"] == path.as_str()
+            && a["process"]["pid"] == me
+    });
+    let records = sensor.stop().to_vec();
+    let by_cat = records
+        .iter()
+        .filter(|a| a["kind"] == "alert" && a["rule"]["id"] == "T1562.001-sensor-file-written")
+        .filter(|a| a["process"]["comm"] == "cat")
+        .count();
+    assert_eq!(by_cat, 0, "a read alerted");
+}

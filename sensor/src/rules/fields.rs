@@ -100,6 +100,7 @@ fields! {
     OpenDir = "open.dir": Str, "directory of the opened path";
     OpenOnHostMount = "open.on_host_mount": Bool, "the path lies in a read-write bind mount of a host path";
     OpenWrite = "open.write": Bool, "opened for writing, or with O_CREAT/O_TRUNC";
+    OpenSensorFile = "open.sensor_file": Bool, "the path is one of the running sensor's own files: its binary, configuration, rule files, output files";
     OpenCreate = "open.create": Bool, "opened with O_CREAT or O_TMPFILE";
     OpenFlags = "open.flags": Str, "each symbolic open flag (multi-valued)";
     OpenSuccess = "open.success": Bool, "the open returned a descriptor (or io_uring was allowed to open)";
@@ -419,8 +420,8 @@ impl Field {
                     .and_then(|c| c.pod_uid.as_deref())
                     .map(str::as_bytes),
             ),
-            OpenPath | OpenName | OpenDir | OpenOnHostMount | OpenWrite | OpenCreate
-            | OpenFlags | OpenSuccess | OpenError => {
+            OpenPath | OpenName | OpenDir | OpenOnHostMount | OpenWrite | OpenSensorFile
+            | OpenCreate | OpenFlags | OpenSuccess | OpenError => {
                 let Body::Open(e) = &rec.body else {
                     return false;
                 };
@@ -435,6 +436,7 @@ impl Field {
                         })
                     }))),
                     OpenWrite => f(Val::Bool(o.writes())),
+                    OpenSensorFile => f(Val::Bool(crate::own_files::contains(o.path.as_bytes()))),
                     OpenCreate => f(Val::Bool(o.creates())),
                     OpenFlags => o.flags.iter().any(|n| f(Val::Str(n.as_bytes()))),
                     OpenSuccess => f(Val::Bool(o.succeeded())),

@@ -151,6 +151,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
         let outputs = Outputs::open(&args.output, &output_options(&args, node), &metrics)
             .context("opening outputs (--output)")?;
         let mut sink = MeteredSink::new(Box::new(outputs) as Box<dyn Sink + Send>, metrics.clone());
+        sensor::own_files::protect(&own_files(&args));
         // Handlers first: a SIGTERM that arrives while the verifier is busy
         // (about a second) must still stop the sensor cleanly afterwards.
         let shutdown = stop_requested()?;
@@ -213,6 +214,19 @@ fn output_options(args: &RunArgs, node: String) -> OutputOptions {
         timeout: args.output_timeout,
         facility: args.syslog_facility,
     }
+}
+
+/// What nobody else should write (`open.sensor_file`): this binary, the
+/// configuration, the rule files, the output files.
+fn own_files(args: &RunArgs) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<std::path::PathBuf> = std::env::current_exe().into_iter().collect();
+    files.extend(args.config.iter().cloned());
+    files.extend(args.rules.rules.iter().cloned());
+    files.extend(args.output.iter().filter_map(|t| match t {
+        Target::File(p) => Some(p.clone()),
+        _ => None,
+    }));
+    files
 }
 
 /// The outputs, for logs.
