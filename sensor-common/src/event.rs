@@ -16,24 +16,35 @@ pub const COMM_LEN: usize = 16;
 /// Path component depth the kernel walk follows before flagging truncation.
 pub const PATH_DEPTH_MAX: u32 = 48;
 
-/// Defines [`EventKind`] and its `TryFrom<u32>` from one list of ids.
-macro_rules! event_kinds {
-    ($($(#[doc = $doc:literal])* $kind:ident = $id:literal,)+) => {
-        /// What a record is. Fixed ids: they are the wire format.
+/// A `repr(u32)` enum of wire ids and its `TryFrom<u32>`, from one list.
+macro_rules! wire_enum {
+    ($(#[doc = $edoc:literal])* $name:ident { $($(#[doc = $doc:literal])* $variant:ident = $id:literal,)+ }) => {
+        $(#[doc = $edoc])*
         #[repr(u32)]
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-        pub enum EventKind {
-            $($(#[doc = $doc])* $kind = $id,)+
+        pub enum $name {
+            $($(#[doc = $doc])* $variant = $id,)+
         }
 
-        impl TryFrom<u32> for EventKind {
+        impl TryFrom<u32> for $name {
             type Error = u32;
             fn try_from(v: u32) -> Result<Self, u32> {
                 match v {
-                    $($id => Ok(Self::$kind),)+
+                    $($id => Ok(Self::$variant),)+
                     other => Err(other),
                 }
             }
+        }
+    };
+}
+
+/// Defines [`EventKind`] from one list of ids, checked against
+/// [`EVENT_KIND_SLOTS`].
+macro_rules! event_kinds {
+    ($($(#[doc = $doc:literal])* $kind:ident = $id:literal,)+) => {
+        wire_enum! {
+            /// What a record is. Fixed ids: they are the wire format.
+            EventKind { $($(#[doc = $doc])* $kind = $id,)+ }
         }
 
         /// Every id is below [`EVENT_KIND_SLOTS`], so arrays indexed by
@@ -187,33 +198,19 @@ pub struct ExitEvent {
     pub start_boottime: u64,
 }
 
-/// Which syscall an open came through.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OpenSyscall {
-    /// open(2)
-    Open = 1,
-    /// openat(2)
-    Openat = 2,
-    /// openat2(2)
-    Openat2 = 3,
-    /// creat(2)
-    Creat = 4,
-    /// IORING_OP_OPENAT / IORING_OP_OPENAT2 (see [`flags::IO_URING`]).
-    IoUring = 5,
-}
-
-impl TryFrom<u32> for OpenSyscall {
-    type Error = u32;
-    fn try_from(v: u32) -> Result<Self, u32> {
-        Ok(match v {
-            1 => Self::Open,
-            2 => Self::Openat,
-            3 => Self::Openat2,
-            4 => Self::Creat,
-            5 => Self::IoUring,
-            other => return Err(other),
-        })
+wire_enum! {
+    /// Which syscall an open came through.
+    OpenSyscall {
+        /// open(2)
+        Open = 1,
+        /// openat(2)
+        Openat = 2,
+        /// openat2(2)
+        Openat2 = 3,
+        /// creat(2)
+        Creat = 4,
+        /// IORING_OP_OPENAT / IORING_OP_OPENAT2 (see [`flags::IO_URING`]).
+        IoUring = 5,
     }
 }
 
@@ -393,36 +390,21 @@ pub struct BpfEvent {
     pub name: [u8; BPF_NAME_LEN],
 }
 
-/// The syscalls of [`TamperEvent`].
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TamperSyscall {
-    /// ptrace(2); `arg` is the request.
-    Ptrace = 1,
-    /// process_vm_readv(2).
-    ProcessVmReadv = 2,
-    /// process_vm_writev(2).
-    ProcessVmWritev = 3,
-    /// kill(2); `arg` is the signal.
-    Kill = 4,
-    /// tkill(2); `arg` is the signal.
-    Tkill = 5,
-    /// tgkill(2); `arg` is the signal.
-    Tgkill = 6,
-}
-
-impl TryFrom<u32> for TamperSyscall {
-    type Error = u32;
-    fn try_from(v: u32) -> Result<Self, u32> {
-        Ok(match v {
-            1 => Self::Ptrace,
-            2 => Self::ProcessVmReadv,
-            3 => Self::ProcessVmWritev,
-            4 => Self::Kill,
-            5 => Self::Tkill,
-            6 => Self::Tgkill,
-            other => return Err(other),
-        })
+wire_enum! {
+    /// The syscalls of [`TamperEvent`].
+    TamperSyscall {
+        /// ptrace(2); `arg` is the request.
+        Ptrace = 1,
+        /// process_vm_readv(2).
+        ProcessVmReadv = 2,
+        /// process_vm_writev(2).
+        ProcessVmWritev = 3,
+        /// kill(2); `arg` is the signal.
+        Kill = 4,
+        /// tkill(2); `arg` is the signal.
+        Tkill = 5,
+        /// tgkill(2); `arg` is the signal.
+        Tgkill = 6,
     }
 }
 
