@@ -298,3 +298,99 @@ fn writes_to_the_sensors_own_files_alert_and_reads_do_not() {
         .count();
     assert_eq!(by_cat, 0, "a read alerted");
 }
+
+/// The sensor's BPF links, from its descriptors' fdinfo: (link type,
+/// link id, program id).
+fn links_of(pid: u32) -> Vec<(String, u64, u64)> {
+    let mut links = Vec::new();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fdinfo")).unwrap() {
+        let Ok(info) = std::fs::read_to_string(fd.unwrap().path()) else {
+            continue;
+        };
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse::<String>().ok())
+        };
+        if let (Some(kind), Some(link), Some(prog)) =
+            (field("link_type:"), field("link_id:"), field("prog_id:"))
+        {
+            links.push((kind, link.parse().unwrap(), prog.parse().unwrap()));
+        }
+    }
+    links
+}
+
+/// Whether a cgroup link attaches program `prog` (bpftool's JSON): the
+/// link ids that do.
+fn attached_cgroup_links(prog: u64) -> Vec<u64> {
+    let out = Command::new("bpftool")
+        .args(["--json", "link", "show"])
+        .output()
+        .expect("bpftool (Debian package bpftool)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let links: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    links
+        .iter()
+        .filter(|l| l["type"] == "cgroup" && l["prog_id"] == prog && l["cgroup_id"] != 0)
+        .filter_map(|l| l["id"].as_u64())
+        .collect()
+}
+
+fn bpftool_detach(link: u64) -> bool {
+    Command::new("bpftool")
+        .args(["link", "detach", "id", &link.to_string()])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn a_detached_egress_hook_is_reported_and_attached_again() {
+    let mut sensor = Sensor::start(&["--hooks", "exec,egress,tamper"]);
+    let links = links_of(sensor.pid());
+    let (_, link, prog) = links
+        .iter()
+        .find(|(kind, ..)| kind == "cgroup")
+        .cloned()
+        .expect("the egress link among the sensor's descriptors");
+    assert_eq!(attached_cgroup_links(prog), [link]);
+    // What an intruder would run to blind the egress accounting.
+    assert!(bpftool_detach(link), "bpftool link detach");
+    let lost = sensor.wait_for("alert", "the detached hook", |a| {
+        a["rule"]["id"] == "T1562.001-sensor-hook-detached"
+    });
+    assert_eq!(
+        lost["evidence"][0]["hook_lost"]["reattached"], true,
+        "{lost}"
+    );
+    // The attempt itself was seen too, and the hook is back on a new link.
+    sensor.wait_for("alert", "bpftool's detach", |a| {
+        a["rule"]["id"] == "T1562.001-bpf-link-detached" && a["process"]["comm"] == "bpftool"
+    });
+    let now = attached_cgroup_links(prog);
+    assert!(
+        now.len() == 1 && now[0] != link,
+        "not attached again: {now:?}"
+    );
+    // The kernel refuses to detach the tracepoint links: nothing to watch.
+    let (_, tracepoint, _) = links
+        .iter()
+        .find(|(kind, ..)| kind == "raw_tracepoint" || kind == "tracing")
+        .cloned()
+        .expect("a tracepoint link");
+    assert!(
+        !bpftool_detach(tracepoint),
+        "a tracepoint link was detached"
+    );
+    let records = sensor.stop().to_vec();
+    assert_eq!(
+        records.iter().filter(|r| r["kind"] == "hook_lost").count(),
+        1,
+        "one detach, one hook_lost"
+    );
+}

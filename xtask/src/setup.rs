@@ -72,6 +72,8 @@ const TEST_PACKAGES: &[&str] = &[
     "gcc",
     "make",
     "rsyslog",
+    // Detaches the sensor's own link, as an intruder would.
+    "bpftool",
 ];
 
 /// `cargo xtask setup` options.

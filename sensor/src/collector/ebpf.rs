@@ -21,8 +21,8 @@ use crate::{
     clock::BootClock,
     decode::decode,
     enrich::Enricher,
-    event::{Body, Loss, LossData, Record, SCHEMA_VERSION, Source},
-    loader::Loaded,
+    event::{Body, HookLost, HookLostData, Loss, LossData, Record, SCHEMA_VERSION, Source},
+    loader::{Loaded, watch::HookCheck},
     metrics::Metrics,
     output::Sink,
     pipeline::{Detection, write_and_detect},
@@ -285,7 +285,10 @@ impl EbpfCollector {
                     guard.clear_ready();
                 }
                 _ = poll.tick() => {}
-                _ = loss_tick.tick() => self.report_losses(sink)?,
+                _ = loss_tick.tick() => {
+                    self.report_losses(sink)?;
+                    self.check_hooks(sink)?;
+                }
                 _ = egress_tick.tick() => {
                     self.drain(sink)?;
                     self.report_egress(sink)?;
@@ -372,6 +375,37 @@ impl EbpfCollector {
             self.emit(sink, &record)?;
         }
         Ok(())
+    }
+
+    /// A hook of ours found detached is attached again, and says so in a
+    /// `hook_lost` record (rules alert on it: T1562.001).
+    fn check_hooks(&mut self, sink: &mut dyn Sink) -> anyhow::Result<()> {
+        let (reattached, error) = match self.loaded.check_egress() {
+            None | Some(HookCheck::Attached) => return Ok(()),
+            Some(HookCheck::Reattached) => (true, None),
+            Some(HookCheck::Lost(e)) => (false, Some(e)),
+        };
+        let hook = format!("cgroup_skb/egress on {}", self.loaded.egress_root_display());
+        if reattached {
+            warn!(%hook, "the egress counter was detached by another process; attached again");
+        } else {
+            error!(%hook, error = error.as_deref().unwrap_or(""), "the egress counter was detached by another process and cannot be attached again");
+        }
+        let now = BootClock::now_boot_ns();
+        let record = Record {
+            schema: SCHEMA_VERSION,
+            source: Source::Ebpf,
+            time: self.clock.rfc3339(now),
+            boot_ns: now,
+            body: Body::HookLost(HookLost {
+                hook_lost: HookLostData {
+                    hook,
+                    reattached,
+                    error,
+                },
+            }),
+        };
+        self.emit(sink, &record)
     }
 
     fn report_losses(&mut self, sink: &mut dyn Sink) -> anyhow::Result<()> {

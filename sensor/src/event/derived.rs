@@ -156,3 +156,27 @@ impl Attributed for ContainerLifecycle {
 
 /// Loss is the sensor's own: no process, no container.
 impl Attributed for Loss {}
+
+/// One of the sensor's own hooks was found detached by something else
+/// (`loader::watch`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HookLost {
+    /// Details under `"hook_lost"`.
+    pub hook_lost: HookLostData,
+}
+
+/// Which hook, and whether it is back.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HookLostData {
+    /// The program and where it was attached (`cgroup_skb/egress on
+    /// /sys/fs/cgroup`).
+    pub hook: String,
+    /// Attached again: what happened in between went uncounted.
+    pub reattached: bool,
+    /// Why attaching again failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The sensor's own: no process, no container.
+impl Attributed for HookLost {}

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Alert, Attributed, Bpf, Cgroup, Connect, ContainerLifecycle, EgressRecord, Event, Exec, Exit,
-    Fork, Loss, Open, Process, RateLimited, Subject, Tamper,
+    Fork, HookLost, Loss, Open, Process, RateLimited, Subject, Tamper,
 };
 use crate::container::ContainerRef;
 
@@ -124,6 +124,8 @@ kinds! {
     Alert(Box<Alert>) = "alert", kernel: None, rules: false;
     /// Bytes a cgroup sent to one destination during the last interval.
     Egress(EgressRecord) = "egress", kernel: None, rules: true;
+    /// One of the sensor's own hooks was found detached (derived by the sensor).
+    HookLost(HookLost) = "hook_lost", kernel: None, rules: true;
 }
 
 impl Kind {

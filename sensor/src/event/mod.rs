@@ -17,7 +17,9 @@ use std::{borrow::Cow, sync::Arc};
 use serde::{Deserialize, Serialize};
 
 pub use alert::{Alert, RuleInfo, Severity, Technique};
-pub use derived::{ContainerLifecycle, EgressData, EgressRecord, Loss, LossData};
+pub use derived::{
+    ContainerLifecycle, EgressData, EgressRecord, HookLost, HookLostData, Loss, LossData,
+};
 pub use kind::{Body, Kind, RULED_KINDS};
 pub use payload::{
     AddressSource, Bpf, BpfData, Cgroup, CgroupData, Connect, ConnectData, Exec, ExecData, Exit,

@@ -3,6 +3,7 @@
 pub mod hooks;
 pub mod offsets;
 pub mod preflight;
+pub mod watch;
 
 use std::path::Path;
 
@@ -130,6 +131,8 @@ pub struct Loaded {
     pub v1_controller: Option<&'static str>,
     /// Egress bytes are counted (the cgroup_skb program is attached).
     pub egress: bool,
+    /// The cgroup2 root the egress counter is attached to.
+    egress_root: Option<std::path::PathBuf>,
 }
 
 impl Loaded {
@@ -237,8 +240,9 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     }
     let (lsm, lsm_missing) = attach_lsm_tier(&mut ebpf, &btf, opts)?;
     let egress = opts.hooks.0 & hook_bits::EGRESS != 0;
+    let mut egress_root = None;
     if egress {
-        attach_egress(&mut ebpf)?;
+        egress_root = Some(attach_egress(&mut ebpf)?);
         info!(
             program = EGRESS_PROGRAM,
             "egress accounting attached to the cgroup2 root"
@@ -251,6 +255,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         lsm_missing,
         v1_controller: v1,
         egress,
+        egress_root,
     })
 }
 
@@ -314,7 +319,7 @@ fn attach_lsm(ebpf: &mut Ebpf, btf: &Btf, hook: &LsmHook) -> anyhow::Result<()> 
 /// (containers included) is counted. It is a BPF link, which coexists with
 /// other programs there; the kernel refuses attach flags on cgroup links, so
 /// the mode is the default one.
-fn attach_egress(ebpf: &mut Ebpf) -> Result<(), LoadError> {
+fn attach_egress(ebpf: &mut Ebpf) -> Result<std::path::PathBuf, LoadError> {
     let root = crate::container::cgroups::CgroupMounts::discover(None).v2;
     let fail = |root: &str, reason: String| LoadError::Egress {
         root: root.to_owned(),
@@ -339,7 +344,7 @@ fn attach_egress(ebpf: &mut Ebpf) -> Result<(), LoadError> {
     program
         .attach(dir, CgroupSkbAttachType::Egress, CgroupAttachMode::Single)
         .map_err(|e| fail(&shown, format!("{:#}", anyhow::Error::from(e))))?;
-    Ok(())
+    Ok(root)
 }
 
 fn attach(ebpf: &mut Ebpf, btf: &Btf, hook: &Hook, tier: Tier) -> anyhow::Result<()> {

@@ -64,7 +64,7 @@ macro_rules! fields {
 }
 
 fields! {
-    EvtType = "evt.type": Str, "record kind: exec, fork, exit, open, connect, cgroup_mkdir, cgroup_rmdir, container_start, container_stop, egress, rate_limited, bpf, tamper";
+    EvtType = "evt.type": Str, "record kind: exec, fork, exit, open, connect, cgroup_mkdir, cgroup_rmdir, container_start, container_stop, egress, rate_limited, bpf, tamper, hook_lost";
     ProcPid = "proc.pid": Int, "process id";
     ProcPpid = "proc.ppid": Int, "parent process id";
     ProcUid = "proc.uid": Int, "real uid";

@@ -382,6 +382,7 @@ pub(super) fn document<'a>(record: &'a Record, node: &'a str) -> impl Serialize 
         | Body::CgroupRmdir(_)
         | Body::ContainerStart(_)
         | Body::ContainerStop(_)
+        | Body::HookLost(_)
         | Body::Loss(_) => {}
     }
     doc.sensor.exact = exact;
@@ -444,6 +445,16 @@ fn classify(record: &Record) -> Classes {
         ContainerStart(_) => ("event", &["process"], &["start"], None),
         ContainerStop(_) => ("event", &["process"], &["end"], None),
         Loss(_) => ("metric", &["host"], &["info"], None),
+        HookLost(h) => (
+            "event",
+            &["driver"],
+            &["end"],
+            Some(if h.hook_lost.reattached {
+                "success"
+            } else {
+                "failure"
+            }),
+        ),
         Alert(_) => ("alert", &["intrusion_detection"], &["info"], None),
     }
 }

@@ -9,8 +9,8 @@ use serde::Serialize;
 use crate::{
     container::ContainerRef,
     event::{
-        Body, Bpf, Cgroup, CgroupRef, Connect, EgressData, Event, Exec, Exit, Fork, Loss, Open,
-        Process, RateLimited, Record, Tamper,
+        Body, Bpf, Cgroup, CgroupRef, Connect, EgressData, Event, Exec, Exit, Fork, HookLost, Loss,
+        Open, Process, RateLimited, Record, Tamper,
     },
     process::ExecImage,
     text::Text,
@@ -143,6 +143,7 @@ enum Native<'a> {
     Bpf(KernelEvent<'a, Bpf>),
     Tamper(KernelEvent<'a, Tamper>),
     Loss(&'a Loss),
+    HookLost(&'a HookLost),
     Lifecycle {
         #[serde(skip_serializing_if = "Option::is_none")]
         pid: Option<u32>,
@@ -191,6 +192,7 @@ impl<'a> Native<'a> {
             Body::Bpf(e) => Self::Bpf(k(e)),
             Body::Tamper(e) => Self::Tamper(k(e)),
             Body::Loss(l) => Self::Loss(l),
+            Body::HookLost(h) => Self::HookLost(h),
             Body::ContainerStart(c) | Body::ContainerStop(c) => Self::Lifecycle { pid: c.pid },
             Body::Egress(e) => Self::Egress {
                 egress: &e.egress,

@@ -431,6 +431,12 @@ pub(super) fn event<'a>(record: &'a Record, node: &'a str) -> impl Serialize + '
             status = Some((b.ret >= 0, b.error.as_deref()));
             (BASE_EVENT, 99, "Other")
         }
+        // Records are missing from here on, as for a loss.
+        Body::HookLost(h) => {
+            ev.severity_id = 4;
+            status = Some((h.hook_lost.reattached, h.hook_lost.error.as_deref()));
+            (BASE_EVENT, 99, "Other")
+        }
         // Both say records are missing from here on.
         Body::Loss(_) | Body::RateLimited(_) => {
             ev.severity_id = 3;
