@@ -320,10 +320,38 @@ fn epoch_ms(time: &str) -> Option<u64> {
 /// The product, as outputs name it.
 pub const PRODUCT: &str = "runtime-sensor";
 
-/// `{"name": ...}`: an object both standards use for an image, a tactic.
+/// `{"name": ...}`: ECS's image.
 #[derive(Serialize)]
 struct Name<'a> {
     name: &'a str,
+}
+
+/// ATT&CK Enterprise tactics (v15): the short name rules give, the name
+/// and the id both standards expect.
+const TACTICS: [(&str, &str, &str); 14] = [
+    ("reconnaissance", "Reconnaissance", "TA0043"),
+    ("resource-development", "Resource Development", "TA0042"),
+    ("initial-access", "Initial Access", "TA0001"),
+    ("execution", "Execution", "TA0002"),
+    ("persistence", "Persistence", "TA0003"),
+    ("privilege-escalation", "Privilege Escalation", "TA0004"),
+    ("defense-evasion", "Defense Evasion", "TA0005"),
+    ("credential-access", "Credential Access", "TA0006"),
+    ("discovery", "Discovery", "TA0007"),
+    ("lateral-movement", "Lateral Movement", "TA0008"),
+    ("collection", "Collection", "TA0009"),
+    ("command-and-control", "Command and Control", "TA0011"),
+    ("exfiltration", "Exfiltration", "TA0010"),
+    ("impact", "Impact", "TA0040"),
+];
+
+/// A rule's tactic as ATT&CK names it, and its id; one ATT&CK does not
+/// know (a local rule's own word) keeps its name and has no id.
+fn tactic(short: &str) -> (&str, Option<&'static str>) {
+    match TACTICS.iter().find(|(s, _, _)| *s == short) {
+        Some((_, name, id)) => (name, Some(id)),
+        None => (short, None),
+    }
 }
 
 #[cfg(test)]
