@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_with::skip_serializing_none;
 
 use super::{
-    Exact, Native, PRODUCT, ProcessView, base_name, command_line, container, directory, epoch_ms,
+    CommandLine, Exact, Native, PRODUCT, ProcessView, base_name, container, directory, epoch_ms,
     tactic,
 };
 use crate::{
@@ -109,7 +109,7 @@ struct ProcessObj<'a> {
     user: Option<User>,
     uid: Option<String>,
     file: Option<FileObj<'a>>,
-    cmd_line: Option<String>,
+    cmd_line: Option<CommandLine<'a>>,
     parent_process: Option<Box<ProcessObj<'a>>>,
     /// Nearest first, as OCSF orders it; only on the top-level process
     /// (OCSF's recommendation), not its parent.
@@ -139,14 +139,38 @@ impl<'a> ProcessObj<'a> {
     }
 }
 
-/// An ancestor, as OCSF's process entity.
+/// An ancestor, as OCSF's process entity. Up to eight per record: what
+/// can be written straight into the document is (`uid`, as `cmd_line`
+/// everywhere).
 #[derive(Serialize, Clone)]
 struct ProcessEntity<'a> {
     pid: u32,
-    uid: String,
+    #[serde(serialize_with = "serialize_display")]
+    uid: AncestorUid<'a>,
     name: Cow<'a, str>,
     path: Cow<'a, str>,
-    cmd_line: String,
+    cmd_line: CommandLine<'a>,
+}
+
+/// `node:pid:<start ticks>t`, as `uid` of a process known by its ticks.
+#[derive(Clone, Copy)]
+struct AncestorUid<'a> {
+    node: &'a str,
+    pid: u32,
+    start_ticks: u64,
+}
+
+impl std::fmt::Display for AncestorUid<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}t", self.node, self.pid, self.start_ticks)
+    }
+}
+
+fn serialize_display<S: serde::Serializer>(
+    v: &impl std::fmt::Display,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
 }
 
 #[derive(Serialize, Clone)]
@@ -350,9 +374,9 @@ pub(super) fn event<'a>(record: &'a Record, node: &'a str) -> impl Serialize + '
                 let mut p = ProcessObj::pid_only(ppid);
                 if let Some(image) = v.parent() {
                     let path = exact.text(format_args!("actor.process.file.path"), &image.exe);
-                    let args = exact.args(format_args!("actor.process.args"), &image.args);
+                    exact.keep_args(format_args!("actor.process.args"), &image.args);
                     p.name = Some(Cow::Owned(base_name(&path).to_owned()));
-                    p.cmd_line = Some(command_line(&args));
+                    p.cmd_line = Some(CommandLine(&image.args));
                     p.file = Some(file_obj(path));
                 }
                 p
@@ -511,7 +535,7 @@ pub(super) fn event<'a>(record: &'a Record, node: &'a str) -> impl Serialize + '
 /// An OCSF process object; `at` names where it goes, for exact bytes.
 fn process<'a>(
     view: &ProcessView<'a>,
-    node: &str,
+    node: &'a str,
     exact: &mut Exact,
     at: &str,
     container: Option<&ContainerObj<'a>>,
@@ -535,9 +559,10 @@ fn process<'a>(
         file: view
             .exe
             .map(|exe| file_obj(exact.text(format_args!("{at}.file.path"), exe))),
-        cmd_line: view
-            .args
-            .map(|args| command_line(&exact.args(format_args!("{at}.args"), args))),
+        cmd_line: view.args.map(|args| {
+            exact.keep_args(format_args!("{at}.args"), args);
+            CommandLine(args)
+        }),
         parent_process: parent,
         ancestry: p
             .ancestors
@@ -545,13 +570,16 @@ fn process<'a>(
             .enumerate()
             .map(|(i, a)| {
                 let path = exact.text(format_args!("{at}.ancestry.{i}.path"), &a.image.exe);
-                let args = exact.args(format_args!("{at}.ancestry.{i}.args"), &a.image.args);
+                exact.keep_args(format_args!("{at}.ancestry.{i}.args"), &a.image.args);
                 ProcessEntity {
                     pid: a.pid,
-                    // As `uid` of a process known by its start ticks.
-                    uid: format!("{node}:{}:{}t", a.pid, a.start_ticks),
+                    uid: AncestorUid {
+                        node,
+                        pid: a.pid,
+                        start_ticks: a.start_ticks,
+                    },
                     name: base_name_cow(&path),
-                    cmd_line: command_line(&args),
+                    cmd_line: CommandLine(&a.image.args),
                     path,
                 }
             })

@@ -253,6 +253,20 @@ fn command_lines_quote_what_a_shell_would_split() {
         r"echo 'it'\''s' ''"
     );
     assert_eq!(command_line(&args(&["a\nb"])), "'a\nb'");
+    // Written straight into a document, the same line.
+    for argv in [
+        &["sh", "-c", "a; b"][..],
+        &["echo", "it's", ""],
+        &["ls"],
+        &[],
+    ] {
+        let texts: Vec<Text> = argv.iter().map(|a| Text::from(a.as_bytes())).collect();
+        assert_eq!(
+            CommandLine(&texts).to_string(),
+            command_line(&args(argv)),
+            "{argv:?}"
+        );
+    }
 }
 
 #[test]
