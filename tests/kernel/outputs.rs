@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sensor_tests::{Sensor, patience, run_marker, unique_dir};
+use sensor_tests::{Sensor, patience, run_marker, unique_dir, validate_format};
 use serde_json::Value;
 
 /// A port nothing listens on (yet).
@@ -677,14 +677,25 @@ fn a_closed_stdout_is_counted_and_the_sensor_runs_on() {
     });
 }
 
+/// Live records in both encodings: a launch reads as it should, and every
+/// record of the stream (execs, an inet and a unix connect, whatever else
+/// the machine did meanwhile) validates against OCSF 1.4.0 and ECS 8.17
+/// (tests/validate/formats.py).
 #[test]
 fn ocsf_and_ecs_encode_the_live_stream() {
-    let mut ocsf = Sensor::start(&["--hooks", "exec", "--no-rules", "--format", "ocsf"]);
-    let mut ecs = Sensor::start(&["--hooks", "exec", "--no-rules", "--format", "ecs"]);
+    let hooks = ["--hooks", "exec,connect", "--no-rules"];
+    let mut ocsf = Sensor::start(&[&hooks[..], &["--format", "ocsf"]].concat());
+    let mut ecs = Sensor::start(&[&hooks[..], &["--format", "ecs"]].concat());
     run_marker("format-marker");
+    let refused = free_port();
+    assert!(TcpStream::connect(("127.0.0.1", refused)).is_err());
+    let dir = unique_dir("formats");
+    let socket = dir.path().join("s");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    std::os::unix::net::UnixStream::connect(&socket).unwrap();
     let me = std::process::id();
+    let ocsf = ocsf.stop();
     let launch = ocsf
-        .stop()
         .iter()
         .find(|e| e["class_uid"] == 1007 && e["process"]["cmd_line"] == "/bin/true format-marker")
         .cloned()
@@ -694,8 +705,18 @@ fn ocsf_and_ecs_encode_the_live_stream() {
     assert_eq!(launch["process"]["file"]["path"], "/usr/bin/true");
     assert_eq!(launch["actor"]["process"]["pid"], me);
     assert_eq!(launch["metadata"]["version"], "1.4.0");
+    let unix = ocsf
+        .iter()
+        .find(|e| e["class_uid"] == 4001 && e["unmapped"]["unix_path"] == socket.to_str().unwrap())
+        .expect("an OCSF unix connect");
+    assert!(unix.get("dst_endpoint").is_none(), "{unix}");
+    assert!(
+        ocsf.iter()
+            .any(|e| e["activity_id"] == 5 && e["dst_endpoint"]["port"] == refused),
+        "an OCSF refused connect"
+    );
+    let ecs = ecs.stop();
     let start = ecs
-        .stop()
         .iter()
         .find(|d| d["event"]["action"] == "exec" && d["process"]["args"][1] == "format-marker")
         .cloned()
@@ -704,6 +725,11 @@ fn ocsf_and_ecs_encode_the_live_stream() {
     assert_eq!(start["process"]["parent"]["pid"], me);
     assert_eq!(start["process"]["executable"], "/usr/bin/true");
     assert!(start["@timestamp"].as_str().unwrap().ends_with('Z'));
+    for (format, documents) in [("ocsf", &ocsf), ("ecs", &ecs)] {
+        if let Some(report) = validate_format(format, documents) {
+            eprintln!("{report}");
+        }
+    }
 }
 
 /// A CA and a certificate it signed for 127.0.0.1, made with openssl.

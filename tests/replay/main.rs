@@ -1,14 +1,26 @@
 //! Offline detection through the binary: `sensor replay` over recorded
 //! events (the seeds' Windows and macOS steps as the fallback collector
-//! records them), and `sensor rules check` on broken rule files. No root.
+//! records them), `sensor rules check` on broken rule files, and the OCSF
+//! and ECS encodings of recorded events checked by independent validators.
+//! No root.
 use std::{collections::BTreeSet, path::Path, process::Command};
 
-use sensor_tests::sensor_bin;
+use sensor::event::Kind;
+use sensor_tests::{sensor_bin, validate_format};
 
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/replay")
         .join(name)
+        .display()
+        .to_string()
+}
+
+/// Records of every kind, in and out of containers, that the replay
+/// fixtures lack (unix and other-family connects, egress, lifecycle, loss).
+fn formats_fixture() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/formats/records.jsonl")
         .display()
         .to_string()
 }
@@ -296,4 +308,78 @@ fn shipped_rules_check_clean() {
         String::from_utf8_lossy(&builtin.stdout).split(" (").next(),
         "the built-in set is the rules/ directory"
     );
+}
+
+/// Every replay fixture and the hand-made records of every kind, events and
+/// the alerts the built-in rules raise on them, as `sensor replay --format`
+/// writes them: each document must validate against OCSF 1.4.0 and ECS
+/// 8.17 (tests/validate/formats.py), and every kind must be among them, in
+/// a container and on the host, so the check cannot shrink unnoticed.
+#[test]
+fn replayed_records_validate_as_ocsf_and_ecs() {
+    let files = [
+        fixture("windows.jsonl"),
+        fixture("macos.jsonl"),
+        fixture("linux-variants.jsonl"),
+        formats_fixture(),
+    ];
+    for format in ["ocsf", "ecs"] {
+        let mut documents = Vec::new();
+        for file in &files {
+            let out = Command::new(sensor_bin())
+                .args([
+                    "replay",
+                    "--events",
+                    "--format",
+                    format,
+                    "--node-name",
+                    "node-1",
+                ])
+                .arg(file)
+                .output()
+                .expect("run sensor replay");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "replay failed: {stderr}");
+            assert!(stderr.contains("malformed=0"), "{file}: {stderr}");
+            for line in String::from_utf8(out.stdout).unwrap().lines() {
+                documents
+                    .push(serde_json::from_str::<serde_json::Value>(line).expect("JSON lines"));
+            }
+        }
+        // (kind, in a container) of each document, as the format says it.
+        let seen: BTreeSet<(String, bool)> = documents
+            .iter()
+            .map(|d| match format {
+                "ocsf" => (
+                    d["unmapped"]["kind"].as_str().unwrap_or("?").to_owned(),
+                    d["metadata"]["profiles"]
+                        .as_array()
+                        .is_some_and(|p| p.iter().any(|p| p == "container")),
+                ),
+                _ => (
+                    d["event"]["action"].as_str().unwrap_or("?").to_owned(),
+                    d.get("container").is_some(),
+                ),
+            })
+            .collect();
+        for kind in Kind::ALL {
+            assert!(
+                seen.iter().any(|(k, _)| k == kind.name()),
+                "{format}: no {} record to validate",
+                kind.name()
+            );
+        }
+        for kind in ["exec", "open", "connect", "alert"] {
+            for in_container in [true, false] {
+                assert!(
+                    seen.contains(&(kind.to_owned(), in_container)),
+                    "{format}: no {kind} record {} a container",
+                    if in_container { "in" } else { "outside" }
+                );
+            }
+        }
+        if let Some(report) = validate_format(format, &documents) {
+            eprintln!("{report}");
+        }
+    }
 }

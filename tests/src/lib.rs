@@ -759,3 +759,56 @@ pub fn run_marker(marker: &str) {
             .success()
     );
 }
+
+/// Runs tests/validate/formats.py (`format`: `ocsf` or `ecs`) over
+/// `documents` and returns its report; fails the test, with the report,
+/// when a document does not validate. `cargo xtask test` installs the
+/// validators and names their virtualenv in `$SENSOR_FORMAT_VALIDATOR`
+/// (`bin/python`, and ECS's field definitions as `ecs-8.17.0.json`).
+/// Without it the check is skipped with a note, except in CI, where it
+/// fails.
+pub fn validate_format(format: &str, documents: &[Value]) -> Option<String> {
+    let Some(venv) = std::env::var_os("SENSOR_FORMAT_VALIDATOR").map(PathBuf::from) else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "SENSOR_FORMAT_VALIDATOR is not set: run the tests through `cargo xtask test`, \
+             which installs the OCSF and ECS validators"
+        );
+        eprintln!(
+            "{format} not validated: SENSOR_FORMAT_VALIDATOR is not set (`cargo xtask test` sets it)"
+        );
+        return None;
+    };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = dir.path().join(format!("{format}.jsonl"));
+    let mut lines = String::new();
+    for d in documents {
+        lines.push_str(&d.to_string());
+        lines.push('\n');
+    }
+    fs::write(&file, lines).expect("writing the documents");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("validate/formats.py");
+    let mut cmd = Command::new(venv.join("bin/python"));
+    cmd.arg(&script).arg(format);
+    if format == "ecs" {
+        cmd.arg("--fields").arg(venv.join("ecs-8.17.0.json"));
+    }
+    let out = cmd
+        .arg(&file)
+        .output()
+        .expect("running tests/validate/formats.py");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() {
+        // Errors name lines of the file: keep it to read them.
+        let kept = dir.keep();
+        panic!(
+            "{format} does not validate ({} kept):\n{report}",
+            kept.display()
+        );
+    }
+    Some(report)
+}

@@ -3,11 +3,7 @@
 //! kubernetes-validate (PyPI, pinned, in its own virtualenv) in strict mode
 //! against several Kubernetes versions, and the systemd unit with
 //! `systemd-analyze verify`.
-use std::{
-    fs,
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::{fs, path::PathBuf, process::Command};
 
 use anyhow::{Context as _, Result, bail};
 
@@ -234,37 +230,9 @@ fn tempfile_with(text: &str) -> Result<PathBuf> {
 
 /// kubernetes-validate in a virtualenv under the tools directory.
 fn ensure_validator() -> Result<PathBuf> {
-    let venv = setup::tools_dir().join(format!("kubernetes-validate-{VALIDATOR_VERSION}"));
-    let bin = venv.join("bin/kubernetes-validate");
-    if bin.exists() {
-        return Ok(bin);
-    }
-    eprintln!("xtask: installing kubernetes-validate {VALIDATOR_VERSION}");
-    let python = python()?;
-    cmd::run(Command::new(&python).args(["-m", "venv"]).arg(&venv))?;
-    cmd::run(Command::new(venv.join("bin/pip")).args([
-        "install",
-        "--quiet",
-        &format!("kubernetes-validate=={VALIDATOR_VERSION}"),
-    ]))?;
-    Ok(bin)
-}
-
-/// A python3 that can make virtualenvs: the one on PATH, else Debian's
-/// with python3-venv installed.
-fn python() -> Result<PathBuf> {
-    let can_venv = |python: &str| {
-        Command::new(python)
-            .args(["-c", "import venv, ensurepip"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if can_venv("python3") {
-        return Ok(PathBuf::from("python3"));
-    }
-    setup::ensure_packages(&["python3", "python3-venv"])?;
-    if can_venv("/usr/bin/python3") {
-        return Ok(Path::new("/usr/bin/python3").to_path_buf());
-    }
-    bail!("no python3 that can create a virtualenv, even after installing python3-venv")
+    let venv = setup::ensure_venv(
+        &format!("kubernetes-validate-{VALIDATOR_VERSION}"),
+        &[&format!("kubernetes-validate=={VALIDATOR_VERSION}")],
+    )?;
+    Ok(venv.join("bin/kubernetes-validate"))
 }

@@ -4,12 +4,13 @@
 //! (see `setup`).
 //!
 //! The modules stand on each other one way only: `test` on the stages it
-//! runs (`lint`, `deploy`, `image`, `vm`), `lint` on `modules`, every task
-//! that installs something on `setup`, and everything on `cmd`, which
-//! imports none of them. `cargo xtask modules` checks that it stays so.
+//! runs (`lint`, `deploy`, `image`, `vm`) and on `formats` (the validators
+//! the tests use), `lint` on `modules`, every task that installs something
+//! on `setup`, and everything on `cmd`, which imports none of them. `cargo xtask modules` checks that it stays so.
 mod bench;
 mod cmd;
 mod deploy;
+mod formats;
 mod image;
 mod lint;
 mod modules;
@@ -68,6 +69,9 @@ enum Task {
     /// Build the container image offline (podman) and run it against this
     /// kernel with the DaemonSet's capabilities (as root; `test` does this).
     Image,
+    /// Install the OCSF and ECS validators the tests run (`test` does this)
+    /// and print their directory, for tests/validate/formats.py by hand.
+    Validators,
     /// Check that no crate's modules import each other in a loop (`test`
     /// runs this right after rustfmt).
     Modules(modules::Options),
@@ -88,6 +92,7 @@ fn main() -> Result<()> {
         Task::Image => image::task(),
         Task::Manifests { check: false } => deploy::generate(),
         Task::Manifests { check: true } => deploy::check(),
+        Task::Validators => formats::ensure().map(|dir| println!("{}", dir.display())),
         Task::Modules(opts) => modules::task(&opts),
         Task::Bench(opts) => bench::task(&opts),
     }

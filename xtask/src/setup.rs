@@ -302,3 +302,48 @@ fn check_runs(bin: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// A virtualenv under the tools directory with `requirements` (pinned
+/// `name==version`) installed; returns its directory. A marker written after
+/// the last install holds the requirements, so an interrupted install, or
+/// one of other versions, is done again.
+pub fn ensure_venv(name: &str, requirements: &[&str]) -> Result<PathBuf> {
+    let venv = tools_dir().join(name);
+    let marker = venv.join(".installed");
+    let wanted = requirements.join("\n");
+    if fs::read_to_string(&marker).is_ok_and(|m| m == wanted) {
+        return Ok(venv);
+    }
+    eprintln!(
+        "xtask: installing {} in {}",
+        requirements.join(" "),
+        venv.display()
+    );
+    cmd::run(Command::new(python()?).args(["-m", "venv"]).arg(&venv))?;
+    cmd::run(
+        Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .args(requirements),
+    )?;
+    fs::write(&marker, wanted).with_context(|| format!("writing {}", marker.display()))?;
+    Ok(venv)
+}
+
+/// A python3 that can make virtualenvs: the one on PATH, else Debian's
+/// with python3-venv installed.
+fn python() -> Result<PathBuf> {
+    let can_venv = |python: &str| {
+        Command::new(python)
+            .args(["-c", "import venv, ensurepip"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if can_venv("python3") {
+        return Ok(PathBuf::from("python3"));
+    }
+    ensure_packages(&["python3", "python3-venv"])?;
+    if can_venv("/usr/bin/python3") {
+        return Ok(PathBuf::from("/usr/bin/python3"));
+    }
+    bail!("no python3 that can create a virtualenv, even after installing python3-venv")
+}

@@ -4,7 +4,7 @@
 //! kernel, then once more in a guest on another kernel.
 use anyhow::Result;
 
-use crate::{cmd, deploy, image, lint, setup, vm};
+use crate::{cmd, deploy, formats, image, lint, setup, vm};
 
 /// Installs what the tests need, then runs every stage; stops at the first
 /// that fails. `args` go to the test binaries (e.g. a test name filter).
@@ -12,7 +12,11 @@ pub fn task(args: &[String]) -> Result<()> {
     // The only task besides `vm-test` that needs the container runtimes and
     // the tools the detection tests run.
     setup::ensure_test_packages()?;
-    let env = setup::ensure_build_tools()?;
+    let mut env = setup::ensure_build_tools()?;
+    // The OCSF and ECS validators the replay and kernel tests run; a
+    // failed install fails here, so no test can skip for want of them.
+    let validators = formats::ensure()?;
+    env.vars.push((formats::ENV.into(), validators.into()));
     lint::all(&env)?;
     // The kernel tests run the sensor binary; cargo test does not build it for them.
     cmd::cargo(&env, &["build", "--package", "sensor"])?;

@@ -20,7 +20,7 @@ use std::{
 
 use anyhow::{Context as _, Result, anyhow};
 
-use crate::{cmd, setup};
+use crate::{cmd, formats, setup};
 
 /// Debian packages the guests need on the host.
 const PACKAGES: &[&str] = &["qemu-system-x86", "cpio", "xz-utils", "zstd"];
@@ -108,6 +108,9 @@ pub fn run(env: &cmd::Env, opts: &Options) -> Result<()> {
 
     cmd::cargo(env, &["build", "--package", "sensor"])?;
     let tests = kernel_test_binary(env)?;
+    // The guests validate live OCSF and ECS records too, with the host's
+    // validators.
+    let validators = formats::ensure()?;
     let cache = setup::tools_dir().join("vm");
     let mut outcomes = Vec::new();
     for spec in &specs {
@@ -120,7 +123,7 @@ pub fn run(env: &cmd::Env, opts: &Options) -> Result<()> {
             .and_then(|k| {
                 release = k.release.clone();
                 eprintln!("xtask: guest {} ({}) boots", spec.id, k.package);
-                guest(&machine, spec, &k, &tests, &out_dir, opts)
+                guest(&machine, spec, &k, &tests, &validators, &out_dir, opts)
             })
             .with_context(|| format!("guest kernel {}", spec.id));
         if let Err(e) = &result {
@@ -185,6 +188,7 @@ fn guest(
     spec: &kernel::KernelSpec,
     k: &kernel::Kernel,
     tests: &Path,
+    validators: &Path,
     out: &Path,
     opts: &Options,
 ) -> Result<()> {
@@ -193,7 +197,7 @@ fn guest(
     initramfs::build(&k.modules, &initramfs)?;
     fs::write(
         out.join("run.sh"),
-        run_script(tests, &opts.tier, &opts.args, spec.lsm_tier),
+        run_script(tests, validators, &opts.tier, &opts.args, spec.lsm_tier),
     )?;
     let repo = cmd::root();
     fs::write(out.join("repo"), repo.as_os_str().as_encoded_bytes())?;
@@ -226,7 +230,13 @@ fn guest(
 
 /// The script the guest runs after mounting its root: one pass of the
 /// kernel tests per tier, then the result in `status` and power off.
-fn run_script(tests: &Path, tiers: &[String], args: &[String], lsm_tier: bool) -> String {
+fn run_script(
+    tests: &Path,
+    validators: &Path,
+    tiers: &[String],
+    args: &[String],
+    lsm_tier: bool,
+) -> String {
     let args: Vec<String> = args.iter().map(|a| quote(a)).collect();
     let mut s = String::from(
         "#!/bin/sh\n\
@@ -243,6 +253,12 @@ fn run_script(tests: &Path, tiers: &[String], args: &[String], lsm_tier: bool) -
         // The tests then fail, not shrug, if the LSM tier does not load.
         s.push_str("export SENSOR_TEST_EXPECT_LSM=1\n");
     }
+    let _ = writeln!(
+        s,
+        "export {}={}",
+        formats::ENV,
+        quote(&validators.display().to_string())
+    );
     s.push_str(&format!(
         "cd {}\n",
         quote(&cmd::root().display().to_string())
@@ -302,6 +318,7 @@ mod tests {
     fn run_script_runs_each_tier_and_reports() {
         let s = run_script(
             Path::new("/t/kernel-1"),
+            Path::new("/t/validators"),
             &["auto".into(), "raw-tp".into()],
             &["exec::".into()],
             true,
@@ -312,6 +329,10 @@ mod tests {
         );
         assert!(s.contains("SENSOR_TIER='raw-tp'"), "{s}");
         assert!(s.contains("export SENSOR_TEST_EXPECT_LSM=1"), "{s}");
+        assert!(
+            s.contains("export SENSOR_FORMAT_VALIDATOR='/t/validators'"),
+            "{s}"
+        );
         assert!(s.contains("echo \"$rc\" > /run/vm/status"), "{s}");
     }
 

@@ -94,6 +94,14 @@ pub(crate) struct ReplayArgs {
     /// Write the events too, not only the alerts.
     #[arg(long)]
     pub(crate) events: bool,
+    /// Encoding of what is written: native (docs/EVENTS.md), ecs or ocsf
+    /// (docs/OUTPUTS.md).
+    #[arg(long, default_value = "native")]
+    pub(crate) format: Format,
+    /// The node the records came from, named on each; default: none in the
+    /// native format, `unknown` in ECS and OCSF, which require one.
+    #[arg(long)]
+    pub(crate) node_name: Option<String>,
 }
 
 #[derive(Parser)]

@@ -1,12 +1,12 @@
 //! `sensor replay`: recorded events (JSON lines) through the same rules and
 //! the same write-then-detect step as a running sensor; alerts, and with
-//! `--events` the events too, to stdout.
+//! `--events` the events too, to stdout in the `--format` chosen.
 use std::io::{BufRead as _, BufReader};
 
 use anyhow::Context as _;
 use sensor::{
     event::Record,
-    output::{Encoder, Outputs, Sink as _},
+    output::{Encoder, Format, Outputs, Sink as _},
     pipeline::{Detection, write_and_detect},
 };
 use tracing::{info, warn};
@@ -26,7 +26,11 @@ pub(crate) fn replay(args: ReplayArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("opening {}", args.file.display()))?,
         )
     };
-    let mut sink = Outputs::writer(Box::new(std::io::stdout()), Encoder::plain());
+    let encoder = match (args.format, &args.node_name) {
+        (Format::Native, None) => Encoder::plain(),
+        (format, node) => Encoder::new(format, node.as_deref().unwrap_or("unknown")),
+    };
+    let mut sink = Outputs::writer(Box::new(std::io::stdout()), encoder);
     let (mut records, mut malformed, mut alerts) = (0u64, 0u64, 0u64);
     for (n, line) in BufReader::new(input).split(b'\n').enumerate() {
         let line = line.with_context(|| format!("reading {}", args.file.display()))?;

@@ -8,7 +8,9 @@ use std::borrow::Cow;
 use serde::Serialize;
 use serde_with::skip_serializing_none;
 
-use super::{Exact, Name, Native, ProcessView, base_name, command_line, container, directory};
+use super::{
+    Exact, Name, Native, ProcessView, base_name, command_line, container, directory, tactic,
+};
 use crate::{
     container::ContainerRef,
     event::{Body, Record, Severity, Source},
@@ -207,9 +209,11 @@ struct Technique<'a> {
     name: [&'a str; 1],
 }
 
+#[skip_serializing_none]
 #[derive(Serialize)]
 struct Tactic<'a> {
     name: [&'a str; 1],
+    id: Option<[&'static str; 1]>,
 }
 
 /// `sensor.*`: the record's own fields no ECS field holds.
@@ -351,6 +355,7 @@ pub(super) fn document<'a>(record: &'a Record, node: &'a str) -> impl Serialize 
                 category: &r.technique.tactic,
             });
             doc.event.severity = Some(severity(r.severity));
+            let (tactic, tactic_id) = tactic(&r.technique.tactic);
             doc.threat = Some(Threat {
                 framework: "MITRE ATT&CK",
                 technique: Technique {
@@ -358,7 +363,8 @@ pub(super) fn document<'a>(record: &'a Record, node: &'a str) -> impl Serialize 
                     name: [&r.technique.name],
                 },
                 tactic: Tactic {
-                    name: [&r.technique.tactic],
+                    name: [tactic],
+                    id: tactic_id.map(|id| [id]),
                 },
             });
             if let Some(p) = &a.process {

@@ -1,7 +1,14 @@
 //! How a record is written: the native schema (docs/EVENTS.md), Elastic
 //! Common Schema or OCSF (mappings in docs/OUTPUTS.md). One encoder serves
 //! every destination, so each record is encoded once.
-use std::{borrow::Cow, collections::BTreeMap, fmt, io, str::FromStr, sync::Arc};
+use std::{
+    borrow::Cow,
+    collections::BTreeMap,
+    fmt::{self, Write as _},
+    io,
+    str::FromStr,
+    sync::Arc,
+};
 
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use serde::Serialize;
@@ -119,6 +126,14 @@ impl Exact {
             .enumerate()
             .map(|(i, a)| self.text(format_args!("{field}.{i}"), a))
             .collect()
+    }
+
+    /// Keeps the exact bytes of those of `args` that are not UTF-8, for
+    /// argv written as a [`CommandLine`].
+    fn keep_args(&mut self, field: fmt::Arguments<'_>, args: &[Text]) {
+        for (i, a) in args.iter().enumerate() {
+            self.text(format_args!("{field}.{i}"), a);
+        }
     }
 
     fn is_empty(&self) -> bool {
@@ -281,21 +296,58 @@ impl<'a> ProcessView<'a> {
 
 /// argv as one line, each argument quoted only where it needs to be.
 fn command_line<S: AsRef<str>>(args: &[S]) -> String {
-    let quoted: Vec<Cow<'_, str>> = args
-        .iter()
-        .map(|a| {
-            let a = a.as_ref();
-            if !a.is_empty()
-                && a.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b))
-            {
-                Cow::Borrowed(a)
-            } else {
-                Cow::Owned(format!("'{}'", a.replace('\'', r"'\''")))
+    let mut line = String::new();
+    for (i, a) in args.iter().enumerate() {
+        if i > 0 {
+            line.push(' ');
+        }
+        quote(&mut line, a.as_ref()).expect("a String takes any text");
+    }
+    line
+}
+
+/// An argument as a shell reads it back as one word: bare when it is only
+/// characters no shell splits on or expands, else in single quotes.
+fn quote(out: &mut impl fmt::Write, a: &str) -> fmt::Result {
+    if !a.is_empty()
+        && a.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b))
+    {
+        return out.write_str(a);
+    }
+    out.write_char('\'')?;
+    for (i, part) in a.split('\'').enumerate() {
+        if i > 0 {
+            out.write_str(r"'\''")?;
+        }
+        out.write_str(part)?;
+    }
+    out.write_char('\'')
+}
+
+/// [`command_line`] of raw argv, written straight into the document rather
+/// than built first: ancestors' argv, many per record, would cost several
+/// allocations each. Text that is not UTF-8 reads with U+FFFD here; the
+/// caller keeps its exact bytes.
+#[derive(Clone, Copy)]
+struct CommandLine<'a>(&'a [Text]);
+
+impl fmt::Display for CommandLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, a) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_char(' ')?;
             }
-        })
-        .collect();
-    quoted.join(" ")
+            quote(f, &a.lossy())?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for CommandLine<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// The last component of a path.
@@ -326,10 +378,38 @@ fn epoch_ms(time: &str) -> Option<u64> {
 /// The product, as outputs name it.
 pub const PRODUCT: &str = "runtime-sensor";
 
-/// `{"name": ...}`: an object both standards use for an image, a tactic.
+/// `{"name": ...}`: ECS's image.
 #[derive(Serialize)]
 struct Name<'a> {
     name: &'a str,
+}
+
+/// ATT&CK Enterprise tactics (v15): the short name rules give, the name
+/// and the id both standards expect.
+const TACTICS: [(&str, &str, &str); 14] = [
+    ("reconnaissance", "Reconnaissance", "TA0043"),
+    ("resource-development", "Resource Development", "TA0042"),
+    ("initial-access", "Initial Access", "TA0001"),
+    ("execution", "Execution", "TA0002"),
+    ("persistence", "Persistence", "TA0003"),
+    ("privilege-escalation", "Privilege Escalation", "TA0004"),
+    ("defense-evasion", "Defense Evasion", "TA0005"),
+    ("credential-access", "Credential Access", "TA0006"),
+    ("discovery", "Discovery", "TA0007"),
+    ("lateral-movement", "Lateral Movement", "TA0008"),
+    ("collection", "Collection", "TA0009"),
+    ("command-and-control", "Command and Control", "TA0011"),
+    ("exfiltration", "Exfiltration", "TA0010"),
+    ("impact", "Impact", "TA0040"),
+];
+
+/// A rule's tactic as ATT&CK names it, and its id; one ATT&CK does not
+/// know (a local rule's own word) keeps its name and has no id.
+fn tactic(short: &str) -> (&str, Option<&'static str>) {
+    match TACTICS.iter().find(|(s, _, _)| *s == short) {
+        Some((_, name, id)) => (name, Some(id)),
+        None => (short, None),
+    }
 }
 
 #[cfg(test)]

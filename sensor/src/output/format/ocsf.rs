@@ -1,17 +1,19 @@
-//! OCSF events: Process Activity (1007), File System Activity (1001),
-//! Network Activity (4001) and, for alerts, Detection Finding (2004), with
-//! the host and container profiles. Records OCSF has no class for (cgroup
-//! and container lifecycle, loss) are Base Events (0). What no attribute
-//! holds goes to `unmapped`, OCSF's place for it, exact bytes of non-UTF-8
-//! text included (`unmapped.exact`). Typed and borrowing, as the ECS one.
-use std::borrow::Cow;
+//! OCSF 1.4.0 events: Process Activity (1007), File System Activity
+//! (1001), Network Activity (4001) and, for alerts, Detection Finding
+//! (2004), with the host and container profiles. Records OCSF has no class
+//! for (cgroup and container lifecycle, rate limits, loss) are Base Events
+//! (0). What no attribute holds goes to `unmapped`, OCSF's place for it,
+//! exact bytes of non-UTF-8 text included (`unmapped.exact`). Typed and
+//! borrowing, as the ECS one. tests/validate/formats.py checks the output
+//! against the schema's own export (the replay and kernel tests run it).
+use std::{borrow::Cow, sync::Arc};
 
 use serde::Serialize;
 use serde_with::skip_serializing_none;
 
 use super::{
-    Exact, Name, Native, PRODUCT, ProcessView, base_name, command_line, container, directory,
-    epoch_ms,
+    CommandLine, Exact, Native, PRODUCT, ProcessView, base_name, container, directory, epoch_ms,
+    tactic,
 };
 use crate::{
     container::ContainerRef,
@@ -54,15 +56,14 @@ struct Event<'a> {
     process: Option<ProcessObj<'a>>,
     exit_code: Option<u8>,
     file: Option<FileObj<'a>>,
-    src_endpoint: Option<Hostname<'a>>,
-    dst_endpoint: Option<Endpoint>,
+    src_endpoint: Option<Endpoint<'a>>,
+    dst_endpoint: Option<Endpoint<'a>>,
     connection_info: Option<ConnectionInfo<'a>>,
     traffic: Option<Traffic>,
     duration: Option<u64>,
     finding_info: Option<FindingInfo<'a>>,
     is_alert: Option<bool>,
     evidences: Option<[Evidence<'a>; 1]>,
-    container: Option<ContainerObj<'a>>,
     unmapped: Unmapped<'a>,
 }
 
@@ -82,17 +83,15 @@ struct Product {
     version: &'static str,
 }
 
+#[skip_serializing_none]
 #[derive(Serialize)]
 struct Device<'a> {
     hostname: &'a str,
     type_id: u32,
     #[serde(rename = "type")]
     kind: &'static str,
-}
-
-#[derive(Serialize)]
-struct Hostname<'a> {
-    hostname: &'a str,
+    /// Container profile: the container of a record without a process.
+    container: Option<ContainerObj<'a>>,
 }
 
 #[derive(Serialize)]
@@ -110,10 +109,16 @@ struct ProcessObj<'a> {
     user: Option<User>,
     uid: Option<String>,
     file: Option<FileObj<'a>>,
-    cmd_line: Option<String>,
+    cmd_line: Option<CommandLine<'a>>,
     parent_process: Option<Box<ProcessObj<'a>>>,
+    /// Nearest first, as OCSF orders it; only on the top-level process
+    /// (OCSF's recommendation), not its parent.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    lineage: Vec<Cow<'a, str>>,
+    ancestry: Vec<ProcessEntity<'a>>,
+    /// Container profile.
+    container: Option<ContainerObj<'a>>,
+    /// Container profile: the pid in the container's pid namespace.
+    namespace_pid: Option<u32>,
 }
 
 impl<'a> ProcessObj<'a> {
@@ -127,9 +132,45 @@ impl<'a> ProcessObj<'a> {
             file: None,
             cmd_line: None,
             parent_process: None,
-            lineage: Vec::new(),
+            ancestry: Vec::new(),
+            container: None,
+            namespace_pid: None,
         }
     }
+}
+
+/// An ancestor, as OCSF's process entity. Up to eight per record: what
+/// can be written straight into the document is (`uid`, as `cmd_line`
+/// everywhere).
+#[derive(Serialize, Clone)]
+struct ProcessEntity<'a> {
+    pid: u32,
+    #[serde(serialize_with = "serialize_display")]
+    uid: AncestorUid<'a>,
+    name: Cow<'a, str>,
+    path: Cow<'a, str>,
+    cmd_line: CommandLine<'a>,
+}
+
+/// `node:pid:<start ticks>t`, as `uid` of a process known by its ticks.
+#[derive(Clone, Copy)]
+struct AncestorUid<'a> {
+    node: &'a str,
+    pid: u32,
+    start_ticks: u64,
+}
+
+impl std::fmt::Display for AncestorUid<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}t", self.node, self.pid, self.start_ticks)
+    }
+}
+
+fn serialize_display<S: serde::Serializer>(
+    v: &impl std::fmt::Display,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
 }
 
 #[derive(Serialize, Clone)]
@@ -148,10 +189,13 @@ struct FileObj<'a> {
 }
 
 #[skip_serializing_none]
-#[derive(Serialize)]
-struct Endpoint {
+#[derive(Serialize, Default)]
+struct Endpoint<'a> {
+    hostname: Option<&'a str>,
     ip: Option<String>,
     port: Option<u16>,
+    /// Container profile: egress, which has no process, says it here.
+    container: Option<ContainerObj<'a>>,
 }
 
 #[skip_serializing_none]
@@ -192,7 +236,7 @@ struct Analytic<'a> {
 #[derive(Serialize)]
 struct Attack<'a> {
     technique: UidName<'a>,
-    tactic: Name<'a>,
+    tactic: TacticObj<'a>,
     version: &'static str,
 }
 
@@ -202,18 +246,27 @@ struct UidName<'a> {
     name: &'a str,
 }
 
+#[skip_serializing_none]
+#[derive(Serialize)]
+struct TacticObj<'a> {
+    name: &'a str,
+    uid: Option<&'static str>,
+}
+
 #[derive(Serialize)]
 struct Evidence<'a> {
     process: ProcessObj<'a>,
 }
 
+/// What of a container OCSF has attributes for. Not the image: OCSF's
+/// image object requires the image id, which the runtimes' state the
+/// sensor reads does not give; its reference stays in `unmapped.container`.
 #[skip_serializing_none]
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 struct ContainerObj<'a> {
     uid: &'a str,
     runtime: &'a str,
     name: Option<&'a str>,
-    image: Option<Name<'a>>,
     orchestrator: Option<&'static str>,
     pod_uuid: Option<&'a str>,
 }
@@ -228,7 +281,10 @@ struct Unmapped<'a> {
     source: Source,
     #[serde(flatten)]
     native: Native<'a>,
-    container: Option<&'a ContainerRef>,
+    /// The record's container whole (image, pod, mounts, privileges, or
+    /// why it is `unknown`), as the native schema writes it.
+    #[serde(serialize_with = "ContainerRef::cached")]
+    container: Option<Arc<ContainerRef>>,
     unix_path: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Exact::is_empty")]
     exact: Exact,
@@ -239,6 +295,11 @@ pub(super) fn event<'a>(record: &'a Record, node: &'a str) -> impl Serialize + '
     let mut exact = Exact::default();
     let kind = record.kind().name();
     let view = ProcessView::of(record);
+    let native_container = container(record);
+    // An `unknown` container names none: no profile, only `unmapped`.
+    let container = native_container
+        .filter(|c| c.id != "unknown")
+        .map(|c| container_obj(c));
     let mut ev = Event {
         class_uid: 0,
         class_name: "",
@@ -261,7 +322,11 @@ pub(super) fn event<'a>(record: &'a Record, node: &'a str) -> impl Serialize + '
                 vendor_name: PRODUCT,
                 version: env!("CARGO_PKG_VERSION"),
             },
-            profiles: &["host"],
+            profiles: if container.is_some() {
+                &["host", "container"]
+            } else {
+                &["host"]
+            },
             original_time: &record.time,
             log_name: kind,
         },
@@ -269,6 +334,7 @@ pub(super) fn event<'a>(record: &'a Record, node: &'a str) -> impl Serialize + '
             hostname: node,
             type_id: 0,
             kind: "Unknown",
+            container: None,
         },
         message: None,
         actor: None,
@@ -283,39 +349,34 @@ pub(super) fn event<'a>(record: &'a Record, node: &'a str) -> impl Serialize + '
         finding_info: None,
         is_alert: None,
         evidences: None,
-        container: None,
         unmapped: Unmapped {
             kind,
             schema: record.schema,
             boot_ns: record.boot_ns,
             source: record.source,
             native: Native::of(record),
-            container: None,
+            container: native_container.cloned(),
             unix_path: None,
             exact: Exact::default(),
         },
     };
-    if let Some(c) = container(record) {
-        if c.id == "unknown" {
-            ev.unmapped.container = Some(c);
-        } else {
-            ev.container = Some(container_obj(c));
-            ev.metadata.profiles = &["host", "container"];
-        }
-    }
     let mut status: Option<(bool, Option<&'a str>)> = None;
+    // Where the container profile puts the container: on the process that
+    // acted, else on the endpoint that sent (egress), else on the device.
+    let mut placed = false;
     let (class, activity_id, activity_name) = match &record.body {
         Body::Exec(_) | Body::Fork(_) => {
             // The new process is the target; its creator, the parent, acts.
             let v = view.as_ref().expect("a kernel event has a process");
-            ev.process = Some(process(v, node, &mut exact, "process"));
+            ev.process = Some(process(v, node, &mut exact, "process", container.as_ref()));
+            placed = true;
             let parent = v.ppid.map(|ppid| {
                 let mut p = ProcessObj::pid_only(ppid);
                 if let Some(image) = v.parent() {
                     let path = exact.text(format_args!("actor.process.file.path"), &image.exe);
-                    let args = exact.args(format_args!("actor.process.args"), &image.args);
+                    exact.keep_args(format_args!("actor.process.args"), &image.args);
                     p.name = Some(Cow::Owned(base_name(&path).to_owned()));
-                    p.cmd_line = Some(command_line(&args));
+                    p.cmd_line = Some(CommandLine(&image.args));
                     p.file = Some(file_obj(path));
                 }
                 p
@@ -326,7 +387,7 @@ pub(super) fn event<'a>(record: &'a Record, node: &'a str) -> impl Serialize + '
         }
         Body::Exit(e) => {
             let v = view.as_ref().expect("a kernel event has a process");
-            ev.process = Some(process(v, node, &mut exact, "process"));
+            ev.process = Some(process(v, node, &mut exact, "process", container.as_ref()));
             ev.exit_code = e.data.exit.code;
             (PROCESS_ACTIVITY, 2, "Terminate")
         }
@@ -344,15 +405,22 @@ pub(super) fn event<'a>(record: &'a Record, node: &'a str) -> impl Serialize + '
         }
         Body::Connect(e) => {
             let c = &e.data.connect;
-            ev.dst_endpoint = Some(Endpoint {
-                ip: c.address.map(|a| a.to_string()),
+            // Only IP destinations are network endpoints; a unix socket's
+            // path has no attribute (it goes to `unmapped`), and an empty
+            // endpoint would not be one.
+            ev.dst_endpoint = c.address.map(|a| Endpoint {
+                ip: Some(a.to_string()),
                 port: c.port,
+                ..Endpoint::default()
             });
             ev.unmapped.unix_path = c
                 .unix_path
                 .as_ref()
                 .map(|p| exact.text(format_args!("unmapped.unix_path"), p));
-            ev.src_endpoint = Some(Hostname { hostname: node });
+            ev.src_endpoint = Some(Endpoint {
+                hostname: Some(node),
+                ..Endpoint::default()
+            });
             ev.connection_info = Some(connection_info(&c.family, c.protocol.as_deref()));
             let ok = c.ret == 0 || c.error.as_deref() == Some("EINPROGRESS");
             status = Some((ok, c.error.as_deref()));
@@ -367,8 +435,14 @@ pub(super) fn event<'a>(record: &'a Record, node: &'a str) -> impl Serialize + '
             ev.dst_endpoint = Some(Endpoint {
                 ip: Some(g.address.to_string()),
                 port: g.port,
+                ..Endpoint::default()
             });
-            ev.src_endpoint = Some(Hostname { hostname: node });
+            ev.src_endpoint = Some(Endpoint {
+                hostname: Some(node),
+                container: container.clone(),
+                ..Endpoint::default()
+            });
+            placed = true;
             ev.connection_info = Some(connection_info(&g.family, Some(&g.protocol)));
             ev.traffic = Some(Traffic {
                 bytes_out: g.bytes,
@@ -381,6 +455,7 @@ pub(super) fn event<'a>(record: &'a Record, node: &'a str) -> impl Serialize + '
             let r = &a.rule;
             ev.severity_id = severity(r.severity);
             ev.message = Some(&r.title);
+            let (tactic, tactic_uid) = tactic(&r.technique.tactic);
             ev.finding_info = Some(FindingInfo {
                 uid: format!("{node}:{}:{}", r.id, record.boot_ns),
                 title: &r.title,
@@ -397,8 +472,9 @@ pub(super) fn event<'a>(record: &'a Record, node: &'a str) -> impl Serialize + '
                         uid: &r.technique.id,
                         name: &r.technique.name,
                     },
-                    tactic: Name {
-                        name: &r.technique.tactic,
+                    tactic: TacticObj {
+                        name: tactic,
+                        uid: tactic_uid,
                     },
                     version: "15",
                 }],
@@ -406,7 +482,8 @@ pub(super) fn event<'a>(record: &'a Record, node: &'a str) -> impl Serialize + '
             ev.is_alert = Some(true);
             if let Some(p) = &a.process {
                 let v = ProcessView::new(p, record);
-                let process = process(&v, node, &mut exact, "actor.process");
+                let process = process(&v, node, &mut exact, "actor.process", container.as_ref());
+                placed = true;
                 ev.evidences = Some([Evidence {
                     process: process.clone(),
                 }]);
@@ -452,8 +529,12 @@ pub(super) fn event<'a>(record: &'a Record, node: &'a str) -> impl Serialize + '
         && let Some(v) = &view
     {
         ev.actor = Some(Actor {
-            process: process(v, node, &mut exact, "actor.process"),
+            process: process(v, node, &mut exact, "actor.process", container.as_ref()),
         });
+        placed = true;
+    }
+    if !placed {
+        ev.device.container = container;
     }
     let Class(class_uid, class_name, category_uid, category_name) = class;
     ev.class_uid = class_uid;
@@ -462,11 +543,7 @@ pub(super) fn event<'a>(record: &'a Record, node: &'a str) -> impl Serialize + '
     ev.category_name = category_name;
     ev.activity_id = activity_id;
     ev.activity_name = activity_name;
-    ev.type_uid = if class_uid == 0 {
-        99
-    } else {
-        class_uid * 100 + activity_id
-    };
+    ev.type_uid = class_uid * 100 + activity_id;
     ev.type_name = format!("{class_name}: {activity_name}");
     ev.severity = severity_name(ev.severity_id);
     if let Some((ok, detail)) = status {
@@ -479,7 +556,13 @@ pub(super) fn event<'a>(record: &'a Record, node: &'a str) -> impl Serialize + '
 }
 
 /// An OCSF process object; `at` names where it goes, for exact bytes.
-fn process<'a>(view: &ProcessView<'a>, node: &str, exact: &mut Exact, at: &str) -> ProcessObj<'a> {
+fn process<'a>(
+    view: &ProcessView<'a>,
+    node: &'a str,
+    exact: &mut Exact,
+    at: &str,
+    container: Option<&ContainerObj<'a>>,
+) -> ProcessObj<'a> {
     let p = view.process;
     let parent = view.ppid.map(|ppid| {
         let mut parent = ProcessObj::pid_only(ppid);
@@ -499,16 +582,41 @@ fn process<'a>(view: &ProcessView<'a>, node: &str, exact: &mut Exact, at: &str) 
         file: view
             .exe
             .map(|exe| file_obj(exact.text(format_args!("{at}.file.path"), exe))),
-        cmd_line: view
-            .args
-            .map(|args| command_line(&exact.args(format_args!("{at}.args"), args))),
+        cmd_line: view.args.map(|args| {
+            exact.keep_args(format_args!("{at}.args"), args);
+            CommandLine(args)
+        }),
         parent_process: parent,
-        lineage: p
+        ancestry: p
             .ancestors
             .iter()
             .enumerate()
-            .map(|(i, a)| exact.text(format_args!("{at}.lineage.{i}"), &a.image.exe))
+            .map(|(i, a)| {
+                let path = exact.text(format_args!("{at}.ancestry.{i}.path"), &a.image.exe);
+                exact.keep_args(format_args!("{at}.ancestry.{i}.args"), &a.image.args);
+                ProcessEntity {
+                    pid: a.pid,
+                    uid: AncestorUid {
+                        node,
+                        pid: a.pid,
+                        start_ticks: a.start_ticks,
+                    },
+                    name: base_name_cow(&path),
+                    cmd_line: CommandLine(&a.image.args),
+                    path,
+                }
+            })
             .collect(),
+        container: container.cloned(),
+        namespace_pid: container.and(view.ns_pid),
+    }
+}
+
+/// The base name of a path, borrowed when the path is.
+fn base_name_cow<'a>(path: &Cow<'a, str>) -> Cow<'a, str> {
+    match path {
+        Cow::Borrowed(p) => Cow::Borrowed(base_name(p)),
+        Cow::Owned(p) => Cow::Owned(base_name(p).to_owned()),
     }
 }
 
@@ -528,12 +636,20 @@ fn container_obj(c: &ContainerRef) -> ContainerObj<'_> {
         uid: &c.id,
         runtime: &c.runtime,
         name: meta.and_then(|m| m.name.as_deref()),
-        image: meta
-            .and_then(|m| m.image.as_deref())
-            .map(|name| Name { name }),
         orchestrator: c.pod_uid.as_ref().map(|_| "Kubernetes"),
-        pod_uuid: c.pod_uid.as_deref(),
+        // OCSF types it a UUID, as Kubernetes makes pod uids; anything
+        // else (a hand-made record) stays in `unmapped.container` only.
+        pod_uuid: c.pod_uid.as_deref().filter(|u| is_uuid(u)),
     }
+}
+
+/// 8-4-4-4-12 hex digits.
+fn is_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn connection_info<'a>(family: &str, protocol: Option<&'a str>) -> ConnectionInfo<'a> {

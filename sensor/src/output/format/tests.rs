@@ -14,7 +14,7 @@ fn encode(format: Format, r: &Record) -> Value {
 }
 
 fn container() -> Value {
-    json!({"id": "4f1c", "runtime": "containerd", "pod_uid": "9b0e-uid",
+    json!({"id": "4f1c", "runtime": "containerd", "pod_uid": "9b0e6a2c-1f3d-4e5a-8b7c-0d1e2f3a4b5c",
            "name": "web", "image": "nginx:1.27", "pod_name": "web-0", "pod_namespace": "shop"})
 }
 
@@ -90,7 +90,10 @@ fn ecs_exec_is_a_process_start_in_a_pod() {
     assert_eq!(d["container"]["image"]["name"], "nginx:1.27");
     assert_eq!(d["orchestrator"]["namespace"], "shop");
     assert_eq!(d["orchestrator"]["resource"]["name"], "web-0");
-    assert_eq!(d["orchestrator"]["resource"]["id"], "9b0e-uid");
+    assert_eq!(
+        d["orchestrator"]["resource"]["id"],
+        "9b0e6a2c-1f3d-4e5a-8b7c-0d1e2f3a4b5c"
+    );
     // What ECS has no field for stays, under `sensor`.
     assert_eq!(d["sensor"]["exec"]["mnt_ns"], 2);
     assert_eq!(d["sensor"]["boot_ns"], 5);
@@ -124,6 +127,12 @@ fn ecs_connect_and_alert() {
     assert_eq!(a["event"]["severity"], 47);
     assert_eq!(a["rule"]["id"], "T1105-download-in-container");
     assert_eq!(a["threat"]["technique"]["id"], json!(["T1105"]));
+    assert_eq!(
+        a["threat"]["tactic"]["name"],
+        json!(["Command and Control"])
+    );
+    assert_eq!(a["threat"]["tactic"]["id"], json!(["TA0011"]));
+    assert_eq!(a["rule"]["category"], "command-and-control");
     assert_eq!(a["process"]["executable"], "/usr/bin/curl");
     assert_eq!(a["container"]["id"], "4f1c");
 }
@@ -158,12 +167,26 @@ fn ocsf_exec_is_a_launch_by_the_parent_with_the_container_profile() {
     assert_eq!(e["process"]["pid"], 41);
     assert_eq!(e["process"]["file"]["path"], "/usr/bin/curl");
     assert_eq!(e["process"]["cmd_line"], "curl -o '/tmp/x y' http://e/x");
-    assert_eq!(e["process"]["lineage"], json!(["/bin/sh"]));
+    assert_eq!(
+        e["process"]["ancestry"],
+        json!([{"pid": 40, "uid": "node-1:40:70t", "name": "sh", "path": "/bin/sh",
+                "cmd_line": "sh -c curl"}])
+    );
+    assert!(e["process"].get("lineage").is_none(), "deprecated in 1.4.0");
     assert_eq!(e["actor"]["process"]["pid"], 40);
     assert_eq!(e["actor"]["process"]["file"]["path"], "/bin/sh");
-    assert_eq!(e["container"]["uid"], "4f1c");
-    assert_eq!(e["container"]["pod_uuid"], "9b0e-uid");
-    assert_eq!(e["container"]["image"]["name"], "nginx:1.27");
+    // The container profile puts the container on the process, not at the
+    // top; the image needs an id the sensor does not have, so its
+    // reference stays with the whole container in `unmapped`.
+    assert!(e.get("container").is_none());
+    let c = &e["process"]["container"];
+    assert_eq!(c["uid"], "4f1c");
+    assert_eq!(c["pod_uuid"], "9b0e6a2c-1f3d-4e5a-8b7c-0d1e2f3a4b5c");
+    assert!(c.get("image").is_none());
+    assert_eq!(e["process"]["namespace_pid"], 7);
+    assert!(e["actor"]["process"].get("container").is_none());
+    assert_eq!(e["unmapped"]["container"]["image"], "nginx:1.27");
+    assert_eq!(e["unmapped"]["container"]["pod_name"], "web-0");
     assert_eq!(e["metadata"]["profiles"], json!(["host", "container"]));
 }
 
@@ -176,12 +199,15 @@ fn ocsf_open_connect_alert_classes() {
     assert_eq!(e["file"]["path"], "/tmp/\u{fffd}");
     assert_eq!(e["unmapped"]["exact"]["file.path"], "L3RtcC//");
     assert_eq!(e["actor"]["process"]["pid"], 41);
-    assert!(e.get("container").is_none());
+    assert!(e["actor"]["process"].get("container").is_none());
+    assert!(e["unmapped"].get("container").is_none(), "the host");
     assert_eq!(e["metadata"]["profiles"], json!(["host"]));
 
     let e = encode(Format::Ocsf, &connect());
     assert_ocsf(&e, 4001, 1);
     assert_eq!(e["dst_endpoint"], json!({"ip": "203.0.113.9", "port": 443}));
+    assert_eq!(e["src_endpoint"], json!({"hostname": "node-1"}));
+    assert_eq!(e["actor"]["process"]["container"]["uid"], "4f1c");
     assert_eq!(e["connection_info"]["protocol_num"], 6);
     assert_eq!(e["connection_info"]["direction_id"], 2);
 
@@ -193,7 +219,12 @@ fn ocsf_open_connect_alert_classes() {
         "T1105-download-in-container"
     );
     assert_eq!(e["finding_info"]["attacks"][0]["technique"]["uid"], "T1105");
+    assert_eq!(
+        e["finding_info"]["attacks"][0]["tactic"],
+        json!({"name": "Command and Control", "uid": "TA0011"})
+    );
     assert_eq!(e["evidences"][0]["process"]["pid"], 41);
+    assert_eq!(e["actor"]["process"]["container"]["uid"], "4f1c");
 }
 
 #[test]
@@ -222,6 +253,20 @@ fn command_lines_quote_what_a_shell_would_split() {
         r"echo 'it'\''s' ''"
     );
     assert_eq!(command_line(&args(&["a\nb"])), "'a\nb'");
+    // Written straight into a document, the same line.
+    for argv in [
+        &["sh", "-c", "a; b"][..],
+        &["echo", "it's", ""],
+        &["ls"],
+        &[],
+    ] {
+        let texts: Vec<Text> = argv.iter().map(|a| Text::from(a.as_bytes())).collect();
+        assert_eq!(
+            CommandLine(&texts).to_string(),
+            command_line(&args(argv)),
+            "{argv:?}"
+        );
+    }
 }
 
 #[test]
@@ -238,4 +283,70 @@ fn non_utf8_arguments_keep_their_bytes_under_their_index() {
         e["process"]["cmd_line"],
         "curl '\u{fffd}' '/tmp/x y' http://e/x"
     );
+}
+
+fn connect_unix() -> Record {
+    record(json!({
+        "schema": 1, "time": "2026-12-04T10:00:05Z", "boot_ns": 10, "kind": "connect",
+        "process": process(41), "cgroup": {"id": 9}, "container": {"id": "host", "runtime": "host"},
+        "connect": {"family": "unix", "sock_type": "stream", "unix_path": "/run/docker.sock",
+                    "fd": 3, "ret": 0}
+    }))
+}
+
+#[test]
+fn ocsf_unix_connects_name_no_empty_endpoint_and_keep_the_path() {
+    let e = encode(Format::Ocsf, &connect_unix());
+    assert_ocsf(&e, 4001, 1);
+    assert!(e.get("dst_endpoint").is_none(), "{e}");
+    assert_eq!(e["src_endpoint"]["hostname"], "node-1");
+    assert_eq!(e["unmapped"]["unix_path"], "/run/docker.sock");
+}
+
+#[test]
+fn ocsf_puts_a_container_without_a_process_on_the_endpoint_or_the_device() {
+    let egress = record(json!({
+        "schema": 1, "time": "2026-12-04T10:00:06Z", "boot_ns": 11, "kind": "egress",
+        "cgroup": {"id": 9}, "container": container(),
+        "egress": {"family": "inet6", "protocol": "udp", "address": "2001:db8::1", "port": 53,
+                   "bytes": 100, "packets": 1, "interval_ms": 10000}
+    }));
+    let e = encode(Format::Ocsf, &egress);
+    assert_ocsf(&e, 4001, 6);
+    assert_eq!(e["src_endpoint"]["container"]["uid"], "4f1c");
+    assert!(e["device"].get("container").is_none());
+    let start = record(json!({
+        "schema": 1, "time": "2026-12-04T10:00:07Z", "boot_ns": 12, "kind": "container_start",
+        "container": container(), "pid": 41
+    }));
+    let e = encode(Format::Ocsf, &start);
+    assert_eq!(e["class_uid"], 0);
+    assert_eq!(e["device"]["container"]["uid"], "4f1c");
+    assert_eq!(e["metadata"]["profiles"], json!(["host", "container"]));
+    assert_eq!(e["unmapped"]["container"]["pod_namespace"], "shop");
+}
+
+#[test]
+fn ocsf_unknown_containers_and_odd_pod_uids_stay_in_unmapped() {
+    let mut v = serde_json::to_value(exec()).unwrap();
+    v["container"] = json!({"id": "unknown", "runtime": "unknown", "reason": "not indexed"});
+    let e = encode(Format::Ocsf, &record(v.clone()));
+    assert!(e["process"].get("container").is_none());
+    assert_eq!(e["metadata"]["profiles"], json!(["host"]));
+    assert_eq!(e["unmapped"]["container"]["reason"], "not indexed");
+    v["container"] = json!({"id": "4f1c", "runtime": "cri", "pod_uid": "not-a-uuid"});
+    let e = encode(Format::Ocsf, &record(v));
+    assert!(e["process"]["container"].get("pod_uuid").is_none());
+    assert_eq!(e["process"]["container"]["orchestrator"], "Kubernetes");
+    assert_eq!(e["unmapped"]["container"]["pod_uid"], "not-a-uuid");
+}
+
+#[test]
+fn tactics_are_named_as_attack_names_them() {
+    for (short, name, id) in TACTICS {
+        assert_eq!(tactic(short), (name, Some(id)));
+        // ATT&CK's URL slugs are the short names rules use.
+        assert_eq!(short, name.to_lowercase().replace(' ', "-"));
+    }
+    assert_eq!(tactic("my-own"), ("my-own", None));
 }
