@@ -377,6 +377,18 @@ impl EbpfCollector {
         Ok(())
     }
 
+    /// A record the sensor makes itself, stamped now.
+    fn record_now(&self, body: Body) -> Record {
+        let now = BootClock::now_boot_ns();
+        Record {
+            schema: SCHEMA_VERSION,
+            source: Source::Ebpf,
+            time: self.clock.rfc3339(now),
+            boot_ns: now,
+            body,
+        }
+    }
+
     /// A hook of ours found detached is attached again, and says so in a
     /// `hook_lost` record (rules alert on it: T1562.001).
     fn check_hooks(&mut self, sink: &mut dyn Sink) -> anyhow::Result<()> {
@@ -391,20 +403,13 @@ impl EbpfCollector {
         } else {
             error!(%hook, error = error.as_deref().unwrap_or(""), "the egress counter was detached by another process and cannot be attached again");
         }
-        let now = BootClock::now_boot_ns();
-        let record = Record {
-            schema: SCHEMA_VERSION,
-            source: Source::Ebpf,
-            time: self.clock.rfc3339(now),
-            boot_ns: now,
-            body: Body::HookLost(HookLost {
-                hook_lost: HookLostData {
-                    hook,
-                    reattached,
-                    error,
-                },
-            }),
-        };
+        let record = self.record_now(Body::HookLost(HookLost {
+            hook_lost: HookLostData {
+                hook,
+                reattached,
+                error,
+            },
+        }));
         self.emit(sink, &record)
     }
 
@@ -442,14 +447,7 @@ impl EbpfCollector {
                 total = loss.total_since_start,
                 "events lost"
             );
-            let now = BootClock::now_boot_ns();
-            let record = Record {
-                schema: SCHEMA_VERSION,
-                source: Source::Ebpf,
-                time: self.clock.rfc3339(now),
-                boot_ns: now,
-                body: Body::Loss(Loss { loss }),
-            };
+            let record = self.record_now(Body::Loss(Loss { loss }));
             sink.write(&record).context("writing a loss record")?;
         }
         Ok(())
