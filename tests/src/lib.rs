@@ -766,8 +766,14 @@ pub fn run_marker(marker: &str) {
 /// validators and names their virtualenv in `$SENSOR_FORMAT_VALIDATOR`
 /// (`bin/python`, and ECS's field definitions as `ecs-8.17.0.json`).
 /// Without it the check is skipped with a note, except in CI, where it
-/// fails.
+/// fails; and in the guests of `cargo xtask vm-test` (`$SENSOR_TEST_GUEST`),
+/// whose /root, where the tools live, is a tmpfs: the same records of the
+/// host's passes were validated.
 pub fn validate_format(format: &str, documents: &[Value]) -> Option<String> {
+    if std::env::var_os("SENSOR_TEST_GUEST").is_some() {
+        eprintln!("{format} not validated in the guest: the validators are the host's");
+        return None;
+    }
     let Some(venv) = std::env::var_os("SENSOR_FORMAT_VALIDATOR").map(PathBuf::from) else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
