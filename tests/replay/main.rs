@@ -6,7 +6,7 @@
 use std::{collections::BTreeSet, path::Path, process::Command};
 
 use sensor::event::Kind;
-use sensor_tests::{sensor_bin, validate_format};
+use sensor_tests::{format_verdict, sensor_bin, validate_format};
 
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -381,5 +381,45 @@ fn replayed_records_validate_as_ocsf_and_ecs() {
         if let Some(report) = validate_format(format, &documents) {
             eprintln!("{report}");
         }
+        refuses_what_the_encoders_once_wrote(format, &documents);
+    }
+}
+
+/// The validator is alive: what the old OCSF encoder wrote (a top-level
+/// container, lineage), a missing required attribute, and a field ECS
+/// does not have or of the wrong type fail it, named by line and field.
+fn refuses_what_the_encoders_once_wrote(format: &str, documents: &[serde_json::Value]) {
+    let mut doc = documents[0].clone();
+    let wants: &[&str] = if format == "ocsf" {
+        doc["container"] = serde_json::json!({"uid": "4f1c"});
+        doc["process"]["lineage"] = serde_json::json!(["/bin/sh"]);
+        doc.as_object_mut().unwrap().remove("time");
+        &[
+            ": container: not an attribute",
+            ": process.lineage: deprecated",
+            ": time: required, missing",
+        ]
+    } else {
+        doc["process"]["pid"] = "41".into();
+        doc["process"]["lineage"] = serde_json::json!(["/bin/sh"]);
+        &[
+            ": process.pid: \"41\" is not of type long",
+            ": process.lineage: not a field of ECS 8.17.0",
+        ]
+    };
+    let Some((valid, report, _dir)) = format_verdict(format, &[doc]) else {
+        return;
+    };
+    assert!(
+        !valid,
+        "{format}: the validator took a broken document:\n{report}"
+    );
+    for want in wants {
+        assert!(
+            report
+                .lines()
+                .any(|l| l.contains(":1: ") && l.contains(want)),
+            "{format}: no {want:?} in:\n{report}"
+        );
     }
 }

@@ -767,9 +767,28 @@ pub fn run_marker(marker: &str) {
 /// (`bin/python`, and ECS's field definitions as `ecs-8.17.0.json`).
 /// Without it the check is skipped with a note, except in CI, where it
 /// fails; and in the guests of `cargo xtask vm-test` (`$SENSOR_TEST_GUEST`),
-/// whose /root, where the tools live, is a tmpfs: the same records of the
-/// host's passes were validated.
+/// whose /root, where the tools live, is a tmpfs: the same test's passes on
+/// the host validate.
 pub fn validate_format(format: &str, documents: &[Value]) -> Option<String> {
+    let (valid, report, dir) = format_verdict(format, documents)?;
+    if !valid {
+        // Errors name lines of the file: keep it to read them.
+        let kept = dir.keep();
+        panic!(
+            "{format} does not validate ({} kept):\n{report}",
+            kept.display()
+        );
+    }
+    Some(report)
+}
+
+/// Whether tests/validate/formats.py accepts `documents`, its report, and
+/// the directory of the file it read; `None` where [`validate_format`]
+/// skips.
+pub fn format_verdict(
+    format: &str,
+    documents: &[Value],
+) -> Option<(bool, String, tempfile::TempDir)> {
     if std::env::var_os("SENSOR_TEST_GUEST").is_some() {
         eprintln!("{format} not validated in the guest: the validators are the host's");
         return None;
@@ -808,13 +827,5 @@ pub fn validate_format(format: &str, documents: &[Value]) -> Option<String> {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    if !out.status.success() {
-        // Errors name lines of the file: keep it to read them.
-        let kept = dir.keep();
-        panic!(
-            "{format} does not validate ({} kept):\n{report}",
-            kept.display()
-        );
-    }
-    Some(report)
+    Some((out.status.success(), report, dir))
 }

@@ -118,7 +118,8 @@ def ocsf(files):
             continue
         cls = export["classes"][name]
         # The record as a reader would find it: class, then the sensor's kind.
-        kind = doc.get("unmapped", {}).get("kind", "?") if isinstance(doc.get("unmapped"), dict) else "?"
+        unmapped = doc.get("unmapped") if isinstance(doc.get("unmapped"), dict) else {}
+        kind = unmapped.get("kind", "?")
         record = f"{cls['caption']} ({uid}) of {kind}"
         report.documents[f"{cls['caption']} ({uid})"] += 1
         metadata = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
@@ -127,9 +128,11 @@ def ocsf(files):
             profiles = []
         for p in profiles:
             if p not in cls.get("profiles", []):
-                report.error(where, record, "metadata.profiles", f"{name} does not take the {p!r} profile")
+                message = f"{name} does not take the {p!r} profile"
+                report.error(where, record, "metadata.profiles", message)
         if metadata.get("version") != OCSF_VERSION:
-            report.error(where, record, "metadata.version", f"{short(metadata.get('version'))}, not {OCSF_VERSION}")
+            message = f"{short(metadata.get('version'))}, not {OCSF_VERSION}"
+            report.error(where, record, "metadata.version", message)
         key = (name, tuple(sorted(set(p for p in profiles if isinstance(p, str)))))
         if key not in validators:
             validators[key] = Validator(generator.get_class_schema(name, list(key[1])))
@@ -138,7 +141,8 @@ def ocsf(files):
             report.error(where, record, field, message)
         activity = doc.get("activity_id")
         if isinstance(activity, int) and doc.get("type_uid") != uid * 100 + activity:
-            report.error(where, record, "type_uid", f"{short(doc.get('type_uid'))}, not class_uid * 100 + activity_id = {uid * 100 + activity}")
+            message = f"{short(doc.get('type_uid'))}, not class_uid * 100 + activity_id"
+            report.error(where, record, "type_uid", f"{message} = {uid * 100 + activity}")
         siblings(export, cls["attributes"], doc, "", where, record, report)
     return report.finish("ocsf")
 
@@ -177,7 +181,9 @@ def siblings(export, attributes, value, path, where, record, report):
         if enum and sibling and sibling in value and str(v) in enum and str(v) != "99":
             want = enum[str(v)].get("caption")
             if value[sibling] != want:
-                report.error(where, record, f"{path + '.' if path else ''}{sibling}", f"{short(value[sibling])}, but {here} {v} is {want!r}")
+                field = f"{path}.{sibling}" if path else sibling
+                message = f"{short(value[sibling])}, but {here} {v} is {want!r}"
+                report.error(where, record, field, message)
         if spec.get("type") == "object_t":
             obj = export["objects"].get(spec.get("object_type"), {}).get("attributes", {})
             items = v if isinstance(v, list) else [v]
@@ -253,7 +259,10 @@ def ecs(files, definitions):
     version, fields = data["version"], data["fields"]
     opaque = {name for name, f in fields.items() if f.get("type") in OPAQUE}
     required = {name for name, f in fields.items() if f.get("required")}
-    categories = {a["name"]: set(a.get("expected_event_types", [])) for a in fields["event.category"]["allowed_values"]}
+    categories = {
+        a["name"]: set(a.get("expected_event_types", []))
+        for a in fields["event.category"]["allowed_values"]
+    }
     report = Report()
     for where, doc in documents(files, report):
         event = doc.get("event") if isinstance(doc.get("event"), dict) else {}
@@ -261,7 +270,8 @@ def ecs(files, definitions):
         report.documents[f"{event.get('kind', '?')}/{event.get('dataset', '?')}"] += 1
         claimed = doc.get("ecs", {}).get("version") if isinstance(doc.get("ecs"), dict) else None
         if claimed != version:
-            report.error(where, record, "ecs.version", f"{short(claimed)}, validated against {version}")
+            message = f"{short(claimed)}, validated against {version}"
+            report.error(where, record, "ecs.version", message)
         present = set()
         for name, value in leaves(doc, "", opaque):
             present.add(name)
@@ -278,13 +288,16 @@ def ecs(files, definitions):
             allowed = {a["name"] for a in spec.get("allowed_values", [])}
             for v in values if allowed else []:
                 if v not in allowed:
-                    report.error(where, record, name, f"{short(v)} is not one of its allowed values")
+                    message = f"{short(v)} is not one of its allowed values"
+                    report.error(where, record, name, message)
             if name == "event.type":
                 cats = event.get("category", [])
-                expected = set().union(*(categories.get(c, set()) for c in (cats if isinstance(cats, list) else [cats])))
+                cats = cats if isinstance(cats, list) else [cats]
+                expected = set().union(*(categories.get(c, set()) for c in cats))
                 for v in values:
                     if v not in expected:
-                        report.error(where, record, name, f"{short(v)} is not a type that event.category {short(cats)} expects")
+                        message = f"{short(v)} is not a type event.category {short(cats)} expects"
+                        report.error(where, record, name, message)
         for name in sorted(required - present):
             report.error(where, record, name, "required, missing")
     print(f"ecs: field definitions of ECS {version}")
