@@ -365,3 +365,22 @@ fn rate_limited_names_the_suppressed_kind_and_refuses_others() {
         DecodeError::UnlimitedKind(EventKind::Exec as u32)
     );
 }
+
+/// Found by the decode fuzz target (fuzz/seeds/decode/regression-*): a
+/// return value of `i32::MIN` was negated to name its errno, which
+/// overflows. Such a record is still decoded, its error named by number.
+#[test]
+fn most_negative_return_value_is_named_not_negated() {
+    let raw = record(EventKind::Open, &open_payload(i32::MIN, 0, 4, 0), b"/tmp");
+    let Body::Open(e) = decode(&raw, &BootClock::new()).unwrap().body else {
+        panic!()
+    };
+    assert_eq!(e.data.open.error.as_deref(), Some("E2147483648"));
+    let mut payload = connect_payload(libc::AF_INET, 80, [0; 16], 0);
+    payload.ret = i32::MIN;
+    let raw = record(EventKind::Connect, &payload, b"");
+    let Body::Connect(e) = decode(&raw, &BootClock::new()).unwrap().body else {
+        panic!()
+    };
+    assert_eq!(e.data.connect.error.as_deref(), Some("E2147483648"));
+}
