@@ -337,7 +337,7 @@ fn open_data(e: &OpenEvent, rel: &[u8], path: &[u8]) -> OpenData {
         flags_raw: e.open_flags,
         mode: creates.then(|| format!("{:04o}", e.mode & 0o7777)),
         fd: (e.ret >= 0 && !io_uring).then_some(e.ret),
-        error: (e.ret < 0).then(|| errno_name(-e.ret)),
+        error: (e.ret < 0).then(|| errno_name(e.ret.unsigned_abs())),
         ino: (e.ret >= 0 && e.ino != 0).then_some(e.ino),
     }
 }
@@ -425,7 +425,7 @@ fn bpf_data(e: &BpfEvent) -> BpfData {
         attach_type: takes_attach.then_some(e.attach_type),
         name: (name_len > 0).then(|| Text::from(&e.name[..name_len])),
         ret: e.ret,
-        error: (e.ret < 0).then(|| errno_name(-e.ret)),
+        error: (e.ret < 0).then(|| errno_name(e.ret.unsigned_abs())),
         compat: e.flags & flags::COMPAT_SYSCALL != 0,
     }
 }
@@ -488,7 +488,7 @@ fn tamper_data(e: &TamperEvent, syscall: TamperSyscall) -> TamperData {
         request,
         signal,
         ret: e.ret,
-        error: (e.ret < 0).then(|| errno_name(-e.ret)),
+        error: (e.ret < 0).then(|| errno_name(e.ret.unsigned_abs())),
         compat: e.flags & flags::COMPAT_SYSCALL != 0,
     }
 }
@@ -534,8 +534,10 @@ fn signal_name(n: u32) -> Name {
     }
 }
 
-/// Symbolic errno ("ENOENT"), or "E<n>" for numbers the table lacks.
-pub fn errno_name(n: i32) -> Name {
+/// Symbolic errno ("ENOENT"), or "E<n>" for numbers the table lacks. Takes
+/// the magnitude of a failed call's return value: negating `i32::MIN`, which
+/// a corrupt record can carry, would overflow.
+pub fn errno_name(n: u32) -> Name {
     // Kernel-internal codes a syscall exit shows when a signal interrupted
     // it: the call is restarted (another event follows) or fails EINTR.
     const RESTART: [&str; 5] = [
@@ -548,7 +550,7 @@ pub fn errno_name(n: i32) -> Name {
     if let Some(name) = n.checked_sub(512).and_then(|i| RESTART.get(i as usize)) {
         return (*name).into();
     }
-    let e = nix::errno::Errno::from_raw(n);
+    let e = i32::try_from(n).map_or(nix::errno::Errno::UnknownErrno, nix::errno::Errno::from_raw);
     if e == nix::errno::Errno::UnknownErrno {
         format!("E{n}").into()
     } else {
@@ -598,7 +600,7 @@ fn connect_data(e: &ConnectEvent, unix: &[u8]) -> ConnectData {
         unix_path,
         fd: e.fd,
         ret: e.ret,
-        error: (e.ret < 0).then(|| errno_name(-e.ret)),
+        error: (e.ret < 0).then(|| errno_name(e.ret.unsigned_abs())),
         compat: e.flags & flags::COMPAT_SYSCALL != 0,
         io_uring: e.flags & flags::IO_URING != 0,
         address_source: if e.flags & flags::ADDR_FROM_KERNEL != 0 {

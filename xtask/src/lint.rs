@@ -16,12 +16,37 @@ pub const CROSS_TARGETS: &[&str] = &[
     "aarch64-apple-darwin",
 ];
 
+/// The fuzz targets' manifest: a workspace of its own, so the workspace
+/// lints above do not reach it.
+const FUZZ_MANIFEST: &str = "fuzz/Cargo.toml";
+
 /// Every lint, in order: rustfmt, module cycles (milliseconds, before any
-/// compiling), clippy on the host, for BPF and for the polling-only systems.
+/// compiling), clippy on the host (the fuzz targets too), for BPF and for
+/// the polling-only systems.
 pub fn all(env: &Env) -> Result<()> {
     cmd::cargo(env, &["fmt", "--all", "--", "--check"])?;
+    cmd::cargo(
+        env,
+        &["fmt", "--manifest-path", FUZZ_MANIFEST, "--", "--check"],
+    )?;
     modules::check(&cmd::root())?;
     cmd::cargo(env, &["clippy", "--all-targets", "--", "-D", "warnings"])?;
+    // Into the workspace's target directory, where the sensor and its
+    // dependencies are already checked.
+    cmd::cargo(
+        env,
+        &[
+            "clippy",
+            "--manifest-path",
+            FUZZ_MANIFEST,
+            "--target-dir",
+            "target",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
     clippy_ebpf(env)?;
     clippy_cross(env)
 }

@@ -4,13 +4,15 @@
 //! (see `setup`).
 //!
 //! The modules stand on each other one way only: `test` on the stages it
-//! runs (`lint`, `deploy`, `image`, `vm`) and on `formats` (the validators
-//! the tests use), `lint` on `modules`, every task that installs something
-//! on `setup`, and everything on `cmd`, which imports none of them. `cargo xtask modules` checks that it stays so.
+//! runs (`lint`, `deploy`, `fuzz`, `image`, `vm`) and on `formats` (the
+//! validators the tests use), `lint` on `modules`, every task that installs
+//! something on `setup`, and everything on `cmd`, which imports none of
+//! them. `cargo xtask modules` checks that it stays so.
 mod bench;
 mod cmd;
 mod deploy;
 mod formats;
+mod fuzz;
 mod image;
 mod lint;
 mod modules;
@@ -44,9 +46,9 @@ enum Task {
     },
     /// Install the build tools and the test packages, check formatting and
     /// lints (for Linux, BPF, Windows and macOS), validate the deployment
-    /// files, build and run the container image, then run every test, the
-    /// kernel tests included (as root), on this kernel and in one guest
-    /// kernel.
+    /// files, run every fuzz target briefly, build and run the container
+    /// image, then run every test, the kernel tests included (as root), on
+    /// this kernel and in one guest kernel.
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -80,6 +82,10 @@ enum Task {
     /// The kernel tests inside qemu guests running Debian's 5.10, 6.1 and
     /// 6.12 kernels (as root).
     VmTest(vm::Options),
+    /// Build the fuzz targets (fuzz/, libFuzzer via cargo-fuzz) and run
+    /// each for `--time`; corpora, crashes and logs go to target/fuzz
+    /// (docs/FUZZING.md).
+    Fuzz(fuzz::Options),
 }
 
 fn main() -> Result<()> {
@@ -95,5 +101,6 @@ fn main() -> Result<()> {
         Task::Validators => formats::ensure().map(|dir| println!("{}", dir.display())),
         Task::Modules(opts) => modules::task(&opts),
         Task::Bench(opts) => bench::task(&opts),
+        Task::Fuzz(opts) => fuzz::task(&opts),
     }
 }

@@ -14,6 +14,8 @@
 //!   use the host's.
 //! - Clippy for the nightly, only for the lints of `test` (and `setup
 //!   --tests`): building the kernel crate needs rust-src alone.
+//! - cargo-fuzz, only for `fuzz` and the fuzz smoke of `test` (and `setup
+//!   --tests`), built from crates.io at a pinned version.
 //!
 //! The tasks with packages of their own (`image`, `static`, `bench`,
 //! `vm-test`, `manifests --check`) install them where they run, through
@@ -34,6 +36,11 @@ use crate::cmd::{self, Env};
 
 /// bpf-linker release; its `llvm-<major>` feature must match the nightly.
 const BPF_LINKER_VERSION: &str = "0.13.0";
+
+/// cargo-fuzz release. It only drives cargo (the fuzz targets are built by
+/// the eBPF nightly, the one nightly the project pins), so any toolchain
+/// builds it.
+pub const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 /// The eBPF nightly channel.
 pub fn nightly() -> Result<String> {
@@ -79,9 +86,10 @@ const TEST_PACKAGES: &[&str] = &[
 /// `cargo xtask setup` options.
 #[derive(clap::Args)]
 pub struct Options {
-    /// Also install the Debian packages the tests use and clippy for the
-    /// eBPF nightly. (The image's, the guest's and the lint targets' own
-    /// needs are still installed by the `test` stages that use them.)
+    /// Also install the Debian packages the tests use, clippy for the eBPF
+    /// nightly and cargo-fuzz. (The image's, the guest's and the lint
+    /// targets' own needs are still installed by the `test` stages that
+    /// use them.)
     #[arg(long)]
     tests: bool,
 }
@@ -95,6 +103,7 @@ pub fn task(opts: &Options) -> Result<()> {
     ensure_build_tools()?;
     if opts.tests {
         ensure_nightly_clippy()?;
+        ensure_cargo_fuzz()?;
     }
     Ok(())
 }
@@ -289,6 +298,37 @@ fn ensure_bpf_linker(nightly: &str) -> Result<PathBuf> {
     )?;
     check_runs(&bin_dir.join("bpf-linker"))?;
     Ok(bin_dir)
+}
+
+/// Returns a working cargo-fuzz of [`CARGO_FUZZ_VERSION`], installing it
+/// under the tools directory if it is missing (about 35 s on 2 cores).
+pub fn ensure_cargo_fuzz() -> Result<PathBuf> {
+    let root = tools_dir().join(format!("cargo-fuzz-{CARGO_FUZZ_VERSION}"));
+    let bin = root.join("bin/cargo-fuzz");
+    let works = Command::new(&bin)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if works {
+        return Ok(bin);
+    }
+    eprintln!("xtask: installing cargo-fuzz {CARGO_FUZZ_VERSION}");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    cmd::run(
+        Command::new(cargo)
+            .args([
+                "install",
+                "cargo-fuzz",
+                "--locked",
+                "--version",
+                CARGO_FUZZ_VERSION,
+                "--root",
+            ])
+            .arg(&root)
+            .current_dir(std::env::temp_dir()),
+    )?;
+    check_runs(&bin)?;
+    Ok(bin)
 }
 
 fn check_runs(bin: &Path) -> Result<()> {

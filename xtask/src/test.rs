@@ -1,10 +1,11 @@
 //! `cargo xtask test`: the whole suite, cheapest first. The lints, the
-//! deployment files and the container image before the test suite (a
-//! broken image fails fast), the kernel tests in both program tiers on this
-//! kernel, then once more in a guest on another kernel.
+//! deployment files, a short run of every fuzz target and the container
+//! image before the test suite (a broken image fails fast), the kernel
+//! tests in both program tiers on this kernel, then once more in a guest on
+//! another kernel.
 use anyhow::Result;
 
-use crate::{cmd, deploy, formats, image, lint, setup, vm};
+use crate::{cmd, deploy, formats, fuzz, image, lint, setup, vm};
 
 /// Installs what the tests need, then runs every stage; stops at the first
 /// that fails. `args` go to the test binaries (e.g. a test name filter).
@@ -21,6 +22,9 @@ pub fn task(args: &[String]) -> Result<()> {
     // The kernel tests run the sensor binary; cargo test does not build it for them.
     cmd::cargo(&env, &["build", "--package", "sensor"])?;
     deploy::check()?;
+    // Seconds per target once built: the seeds, the reproducers of fixed
+    // crashes among them, and a little fuzzing.
+    fuzz::smoke(&env)?;
     // The image is built and run against this kernel before the
     // suite: a broken image fails fast.
     image::build_and_check(&env)?;

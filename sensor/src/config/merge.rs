@@ -34,8 +34,28 @@ pub fn options(cli: &clap::Command) -> Vec<OptionSpec> {
 /// A file's settings, each value checked by its flag's parser; all errors,
 /// in file order.
 pub fn checked(cli: &clap::Command, path: &Path) -> (Vec<Setting>, Vec<ConfigError>) {
-    let (settings, mut errors) = load(path, &options(cli));
-    let file = path.display().to_string();
+    let (settings, errors) = load(path, &options(cli));
+    check_values(cli, path.display().to_string(), settings, errors)
+}
+
+/// [`checked`] on the text of a file named `file`.
+pub fn checked_text(
+    cli: &clap::Command,
+    file: &str,
+    text: &str,
+) -> (Vec<Setting>, Vec<ConfigError>) {
+    let (settings, errors) = super::parse(file, text, &options(cli));
+    check_values(cli, file.to_owned(), settings, errors)
+}
+
+/// Runs each setting's words, then all of them together, through the
+/// command line's parsers; adds what they refuse to `errors`.
+fn check_values(
+    cli: &clap::Command,
+    file: String,
+    settings: Vec<Setting>,
+    mut errors: Vec<ConfigError>,
+) -> (Vec<Setting>, Vec<ConfigError>) {
     let parse = |words: &mut dyn Iterator<Item = &String>| {
         let argv = ["sensor", RUN]
             .map(OsString::from)

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use marked_yaml::{LoaderOptions, Marker, Node};
 
-pub use merge::{checked, merged_argv, options};
+pub use merge::{checked, checked_text, merged_argv, options};
 
 use crate::located::start;
 

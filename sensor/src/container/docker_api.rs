@@ -70,19 +70,24 @@ pub fn inspect(socket: &Path, id: &str, timeout: Duration) -> Result<(String, St
         .take(MAX_RESPONSE)
         .read_to_end(&mut response)
         .map_err(io)?;
+    parse_inspect_response(&response)
+        .map_err(|reason| protocol(format!("GET /containers/{id}/json: {reason}")))
+}
+
+/// (name, image) from the bytes of an HTTP/1.0 answer to a container
+/// inspect, headers included.
+pub fn parse_inspect_response(response: &[u8]) -> Result<(String, String), String> {
     let split = response
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| protocol("no HTTP header end".into()))?;
+        .ok_or("no HTTP header end")?;
     let head = String::from_utf8_lossy(&response[..split]);
     let status = head.lines().next().unwrap_or_default();
     if status.split_whitespace().nth(1) != Some("200") {
-        return Err(protocol(format!(
-            "GET /containers/{id}/json answered {status:?}"
-        )));
+        return Err(format!("answered {status:?}"));
     }
-    let body: serde_json::Value = serde_json::from_slice(&response[split + 4..])
-        .map_err(|e| protocol(format!("bad JSON: {e}")))?;
+    let body: serde_json::Value =
+        serde_json::from_slice(&response[split + 4..]).map_err(|e| format!("bad JSON: {e}"))?;
     let name = body["Name"]
         .as_str()
         .unwrap_or_default()

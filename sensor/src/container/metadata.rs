@@ -88,13 +88,17 @@ pub enum MetaError {
     },
 }
 
-fn read_json(path: &Path) -> Result<Value, MetaError> {
+/// Reads `path` and parses it with `parse`; either failing names the file.
+fn read_with<T>(
+    path: &Path,
+    parse: impl FnOnce(&[u8]) -> Result<T, String>,
+) -> Result<T, MetaError> {
     let bad = |reason: String| MetaError::Bad {
         path: path.to_owned(),
         reason,
     };
-    let text = fs::read(path).map_err(|e| bad(e.to_string()))?;
-    serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))
+    let bytes = fs::read(path).map_err(|e| bad(e.to_string()))?;
+    parse(&bytes).map_err(bad)
 }
 
 /// A container that only runtime state identifies: runc with a cgroup path
@@ -155,17 +159,22 @@ pub const DOCKER_DATA_ROOT: &str = "/var/lib/docker";
 /// Name and image from Docker's own container record, if present.
 fn docker_names(id: &str, data_roots: &[&str]) -> Option<(String, String)> {
     data_roots.iter().find_map(|root| {
-        let v = read_json(
-            &Path::new(root)
-                .join("containers")
-                .join(id)
-                .join("config.v2.json"),
-        )
-        .ok()?;
-        let name = v["Name"].as_str()?.trim_start_matches('/').to_owned();
-        let image = v["Config"]["Image"].as_str().unwrap_or_default().to_owned();
-        Some((name, image))
+        let path = Path::new(root)
+            .join("containers")
+            .join(id)
+            .join("config.v2.json");
+        parse_docker_config(&fs::read(path).ok()?)
     })
+}
+
+/// Name and image from the bytes of Docker's `config.v2.json` (the same
+/// fields the Engine API's container inspect answers with); `None` if
+/// it is not JSON or names no container.
+pub fn parse_docker_config(bytes: &[u8]) -> Option<(String, String)> {
+    let v: Value = serde_json::from_slice(bytes).ok()?;
+    let name = v["Name"].as_str()?.trim_start_matches('/').to_owned();
+    let image = v["Config"]["Image"].as_str().unwrap_or_default().to_owned();
+    Some((name, image))
 }
 
 /// containers/storage (podman, CRI-O): `overlay-containers/containers.json`
@@ -175,18 +184,25 @@ pub const CONTAINERS_STORAGE_ROOT: &str = "/var/lib/containers/storage";
 /// Name and image from containers/storage's container list, if present.
 fn storage_names(id: &str, storage_roots: &[&str]) -> Option<(String, String)> {
     storage_roots.iter().find_map(|root| {
-        let list = read_json(&Path::new(root).join("overlay-containers/containers.json")).ok()?;
-        let entry = list.as_array()?.iter().find(|c| c["id"] == id)?;
-        let name = entry["names"][0].as_str()?.to_owned();
-        let meta: Value = entry["metadata"]
-            .as_str()
-            .and_then(|m| serde_json::from_str(m).ok())
-            .unwrap_or_default();
-        Some((
-            name,
-            meta["image-name"].as_str().unwrap_or_default().to_owned(),
-        ))
+        let path = Path::new(root).join("overlay-containers/containers.json");
+        parse_storage_containers(&fs::read(path).ok()?, id)
     })
+}
+
+/// Name and image of container `id` from the bytes of containers/storage's
+/// `containers.json`; `None` if it is not JSON or does not list `id`.
+pub fn parse_storage_containers(bytes: &[u8], id: &str) -> Option<(String, String)> {
+    let list: Value = serde_json::from_slice(bytes).ok()?;
+    let entry = list.as_array()?.iter().find(|c| c["id"] == id)?;
+    let name = entry["names"][0].as_str()?.to_owned();
+    let meta: Value = entry["metadata"]
+        .as_str()
+        .and_then(|m| serde_json::from_str(m).ok())
+        .unwrap_or_default();
+    Some((
+        name,
+        meta["image-name"].as_str().unwrap_or_default().to_owned(),
+    ))
 }
 
 /// True for the runtime's own setup process inside a new container (`runc
@@ -320,18 +336,27 @@ fn strs(v: &[String]) -> Vec<&str> {
 
 fn lookup_runtime_state(id: &str, roots: &[&str]) -> Result<ContainerMeta, MetaError> {
     let state_path = state_file(id, roots).ok_or_else(|| MetaError::NotFound(id.to_owned()))?;
-    let state = read_json(&state_path)?;
-    let bundle = state["config"]["labels"]
+    let bundle = read_with(&state_path, parse_runc_state)?;
+    read_with(&Path::new(&bundle).join("config.json"), parse_oci_config)
+}
+
+/// The OCI bundle directory a runc-family `state.json` names (its
+/// `bundle=` label), from the file's bytes.
+pub fn parse_runc_state(bytes: &[u8]) -> Result<String, String> {
+    let state: Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    state["config"]["labels"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
         .find_map(|l| l.strip_prefix("bundle="))
-        .ok_or_else(|| MetaError::Bad {
-            path: state_path.clone(),
-            reason: "no bundle= label".into(),
-        })?;
-    let config = read_json(&Path::new(bundle).join("config.json"))?;
+        .map(str::to_owned)
+        .ok_or_else(|| "no bundle= label".into())
+}
+
+/// [`from_oci_config`] on the bytes of a bundle's `config.json`.
+pub fn parse_oci_config(bytes: &[u8]) -> Result<ContainerMeta, String> {
+    let config: Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     Ok(from_oci_config(&config))
 }
 

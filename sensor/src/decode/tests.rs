@@ -435,3 +435,225 @@ fn tamper_records_name_the_syscall_request_and_signal() {
         DecodeError::UnknownSyscall(99)
     );
 }
+
+/// One record of every kernel kind, and of each way an open's path comes,
+/// as the kernel writes them: the decode fuzz target's seeds.
+fn fuzz_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let exec_tail = b"true\0bin\0usr\0/usr/bin/true\0-x\0\xff\0";
+    let resolved = b"out.txt\0work\0tmp\0";
+    let mut joined = b"missing".to_vec();
+    joined.extend_from_slice(b"work\0tmp\0");
+    let d_path = b"/tmp/ring/x\0";
+    let mut v6 = [0u8; 16];
+    v6[..2].copy_from_slice(&[0x20, 0x01]);
+    v6[15] = 1;
+    let cgroup = b"/system.slice/docker-3f4e8d2a1b0c9e7f6a5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a39.scope";
+    let cgroup_event = |path_len: usize| CgroupEvent {
+        id: 4242,
+        hierarchy_id: 0,
+        level: 2,
+        path_len: path_len as u32,
+        _pad: 0,
+    };
+    let mut io_uring_connect = connect_payload(
+        libc::AF_INET,
+        80,
+        [10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        0,
+    );
+    io_uring_connect.flags = flags::IO_URING | flags::ADDR_FROM_KERNEL;
+    io_uring_connect.ret = 0;
+    vec![
+        (
+            "exec",
+            record(
+                EventKind::Exec,
+                &exec_payload(13, exec_tail.len() - 13, flags::PATH_COMPONENTS),
+                exec_tail,
+            ),
+        ),
+        (
+            "fork",
+            record(
+                EventKind::Fork,
+                &ForkEvent {
+                    ppid: 1,
+                    parent_tid: 1,
+                    start_boottime: 700,
+                },
+                b"",
+            ),
+        ),
+        (
+            "exit",
+            record(
+                EventKind::Exit,
+                &ExitEvent {
+                    exit_code: 9,
+                    _pad: 0,
+                    start_boottime: 500,
+                },
+                b"",
+            ),
+        ),
+        (
+            "open-resolved",
+            record(
+                EventKind::Open,
+                &open_payload(
+                    3,
+                    flags::PATH_RESOLVED | flags::PATH_COMPONENTS,
+                    0,
+                    resolved.len(),
+                ),
+                resolved,
+            ),
+        ),
+        (
+            "open-joined",
+            record(
+                EventKind::Open,
+                &open_payload(-2, flags::PATH_JOINED | flags::PATH_COMPONENTS, 7, 9),
+                &joined,
+            ),
+        ),
+        (
+            "open-d-path",
+            record(
+                EventKind::Open,
+                &open_payload(0, flags::PATH_D_PATH | flags::IO_URING, 0, d_path.len()),
+                d_path,
+            ),
+        ),
+        (
+            "connect-inet6",
+            record(
+                EventKind::Connect,
+                &connect_payload(libc::AF_INET6, 443, v6, 0),
+                b"",
+            ),
+        ),
+        (
+            "connect-io-uring",
+            record(EventKind::Connect, &io_uring_connect, b""),
+        ),
+        (
+            "connect-unix-abstract",
+            record(
+                EventKind::Connect,
+                &connect_payload(libc::AF_UNIX, 0, [0; 16], 7),
+                b"\0hidden",
+            ),
+        ),
+        (
+            "cgroup-mkdir",
+            record(EventKind::CgroupMkdir, &cgroup_event(cgroup.len()), cgroup),
+        ),
+        (
+            "cgroup-rmdir",
+            record(EventKind::CgroupRmdir, &cgroup_event(cgroup.len()), cgroup),
+        ),
+        (
+            "rate-limited",
+            record(
+                EventKind::RateLimited,
+                &RateLimitedEvent {
+                    suppressed: EventKind::Open as u32,
+                    limit: 100,
+                    window_start_ns: 5,
+                },
+                b"",
+            ),
+        ),
+        (
+            "bpf-prog-load",
+            record(
+                EventKind::Bpf,
+                &sensor_common::BpfEvent {
+                    ret: 7,
+                    cmd: sensor_common::bpf_cmd::PROG_LOAD,
+                    prog_type: 2,
+                    attach_type: 0,
+                    flags: 0,
+                    _pad: 0,
+                    name: *b"hide_me\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+                },
+                b"",
+            ),
+        ),
+        (
+            "tamper-ptrace",
+            record(
+                EventKind::Tamper,
+                &sensor_common::TamperEvent {
+                    ret: -1,
+                    syscall: sensor_common::TamperSyscall::Ptrace as u32,
+                    target: 4012,
+                    arg: 0x4206,
+                    flags: 0,
+                    _pad: 0,
+                },
+                b"",
+            ),
+        ),
+    ]
+}
+
+/// The decode fuzz target starts from fuzz/seeds/decode: every seed is a
+/// record that decodes, byte for byte what the fixtures build, so a change
+/// of the record layout cannot leave the fuzzer starting from bytes it
+/// rejects at once. `SENSOR_WRITE_FUZZ_SEEDS=1 cargo test -p sensor
+/// fuzz_seeds` rewrites them.
+#[test]
+fn fuzz_seeds_are_current_records() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let dir = root.join("fuzz/seeds/decode");
+    let write = std::env::var_os("SENSOR_WRITE_FUZZ_SEEDS").is_some();
+    let seeds = fuzz_seeds();
+    let kinds: std::collections::BTreeSet<u32> = seeds
+        .iter()
+        .map(|(_, raw)| u32::from_ne_bytes(raw[..4].try_into().unwrap()))
+        .collect();
+    let every: std::collections::BTreeSet<u32> = (0..sensor_common::EVENT_KIND_SLOTS as u32)
+        .filter(|&id| EventKind::try_from(id).is_ok())
+        .collect();
+    assert_eq!(kinds, every, "a seed of every kind");
+    for (name, raw) in seeds {
+        if let Err(e) = decode(&raw, &BootClock::new()) {
+            panic!("seed {name} does not decode: {e}");
+        }
+        let path = dir.join(format!("{name}.bin"));
+        if write {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &raw).unwrap();
+        } else {
+            let on_disk = std::fs::read(&path).unwrap_or_default();
+            assert!(
+                on_disk == raw,
+                "{} is not the record the fixtures build: SENSOR_WRITE_FUZZ_SEEDS=1 cargo test -p sensor fuzz_seeds",
+                path.display()
+            );
+        }
+    }
+}
+
+/// Found by the decode fuzz target (fuzz/seeds/decode/regression-*): a
+/// return value of `i32::MIN` was negated to name its errno, which
+/// overflows. Such a record is still decoded, its error named by number.
+#[test]
+fn most_negative_return_value_is_named_not_negated() {
+    let raw = record(EventKind::Open, &open_payload(i32::MIN, 0, 4, 0), b"/tmp");
+    let Body::Open(e) = decode(&raw, &BootClock::new()).unwrap().body else {
+        panic!()
+    };
+    assert_eq!(e.data.open.error.as_deref(), Some("E2147483648"));
+    let mut payload = connect_payload(libc::AF_INET, 80, [0; 16], 0);
+    payload.ret = i32::MIN;
+    let raw = record(EventKind::Connect, &payload, b"");
+    let Body::Connect(e) = decode(&raw, &BootClock::new()).unwrap().body else {
+        panic!()
+    };
+    assert_eq!(e.data.connect.error.as_deref(), Some("E2147483648"));
+}
