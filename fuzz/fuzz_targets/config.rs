@@ -24,7 +24,7 @@ fuzz_target!(|text: &[u8]| {
     };
     let (_, errors) = sensor::config::checked_text(&CLI, "fuzz.yaml", text);
     // Every error is in file order and points into the file, or just past
-    // it: the YAML scanner reports an unexpected end of a file without a
+    // it: the YAML scanner reports an error at the end of a file without a
     // final newline on the line after its last. YAML breaks lines at more
     // than '\n'; counting every such character bounds its lines.
     let breaks = ['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}'];

@@ -20,14 +20,21 @@ use sensor::{
 use sensor_fuzz::{RECORDED, check_record, open_of};
 
 /// Paths the opens are tried on: the ones the rule text names (where its
-/// conditions are likely to match), then system paths.
-fn paths(text: &str) -> Vec<&str> {
+/// conditions are likely to match), a file ending in each suffix it names
+/// (`.zip`), then system paths.
+fn paths(text: &str) -> Vec<String> {
     let named = text
         .split(|c: char| c.is_whitespace() || "\"'[](),=".contains(c))
-        .filter(|t| t.contains('/'))
+        .filter_map(|t| {
+            if t.contains('/') {
+                Some(t.to_owned())
+            } else {
+                t.starts_with('.').then(|| format!("/tmp/x{t}"))
+            }
+        })
         .take(16);
     named
-        .chain(["/etc/passwd", "/var/mail/root", "/tmp/x.zip"])
+        .chain(["/etc/passwd", "/var/mail/root", "/tmp/x.zip"].map(String::from))
         .collect()
 }
 
@@ -39,6 +46,7 @@ fuzz_target!(|text: &[u8]| {
     let Ok(set) = compile_files(vec![("fuzz.yaml".into(), text.into())], "fuzz") else {
         return;
     };
+    // The filters as the collector writes them into the kernel's maps.
     let opens = OpenFilter::of_rules(&set);
     let _ = opens.to_kernel();
     let _ = ConnectFilter::of_rules(&set).to_kernel();
@@ -48,7 +56,7 @@ fuzz_target!(|text: &[u8]| {
     // the recorded opens and on opens of the paths above.
     let made: Vec<Record> = paths(text)
         .into_iter()
-        .flat_map(|p| (0..3).map(move |shape| open_of(p, shape)))
+        .flat_map(|p| (0..3).map(move |shape| open_of(&p, shape)))
         .collect();
     let mut prepared = Prepared::new(set.memo_slots);
     for rec in RECORDED.iter().chain(&made) {
