@@ -122,11 +122,7 @@ pub fn task(opts: &Options) -> Result<()> {
 pub fn smoke(env: &Env) -> Result<()> {
     let cargo_fuzz = match supported().and_then(|()| setup::ensure_cargo_fuzz()) {
         Ok(bin) => bin,
-        Err(e) if !in_ci() => {
-            eprintln!("xtask: fuzz smoke SKIPPED, it cannot run here: {e:#}");
-            return Ok(());
-        }
-        Err(e) => return Err(e.context("the fuzz smoke cannot run (CI=true: not skipped)")),
+        Err(e) => return cannot_run(e, in_ci()),
     };
     let started = Instant::now();
     let bins = build(env, &cargo_fuzz, Profile::Dev)?;
@@ -148,6 +144,15 @@ pub fn smoke(env: &Env) -> Result<()> {
         started.elapsed()
     );
     failed(&results)
+}
+
+/// The smoke cannot run here: skipped with the reason, or in CI an error.
+fn cannot_run(why: anyhow::Error, ci: bool) -> Result<()> {
+    if ci {
+        return Err(why.context("the fuzz smoke cannot run (CI=true: not skipped)"));
+    }
+    eprintln!("xtask: fuzz smoke SKIPPED, it cannot run here: {why:#}");
+    Ok(())
 }
 
 fn in_ci() -> bool {
@@ -359,4 +364,35 @@ fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_smoke_that_cannot_run_fails_in_ci_and_is_skipped_elsewhere() {
+        let why = || anyhow!("cargo-fuzz cannot be installed");
+        let err = cannot_run(why(), true).unwrap_err();
+        assert!(format!("{err:#}").contains("cargo-fuzz cannot be installed"));
+        assert!(cannot_run(why(), false).is_ok());
+    }
+
+    #[test]
+    fn every_target_of_the_fuzz_crate_is_run() {
+        let manifest = fs::read_to_string(cmd::root().join("fuzz/Cargo.toml")).unwrap();
+        let mut bins: Vec<&str> = manifest
+            .split("[[bin]]")
+            .skip(1)
+            .filter_map(|bin| {
+                bin.lines()
+                    .find_map(|l| l.strip_prefix("name = "))
+                    .map(|n| n.trim_matches('"'))
+            })
+            .collect();
+        bins.sort_unstable();
+        let mut targets = TARGETS.to_vec();
+        targets.sort_unstable();
+        assert_eq!(bins, targets);
+    }
 }
